@@ -1,0 +1,443 @@
+"""Typed configuration: model, data, train and run sections, profiles and overrides.
+
+A configuration is resolved once, before any work starts:
+
+    profile YAML (with ``extends:`` chains)  ->  ``--set a.b=c`` overrides  ->  validation
+
+Every error names the bad key or value in one line and, for an unknown key, suggests the
+nearest valid one. This module is stdlib + PyYAML only: the CLI imports it without torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A user-facing configuration error: one line, naming the key or value at fault."""
+
+
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with its documentation attached (shown by ``describe_fields``)."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class ModelConfig:
+    """The architecture. Defaults are MiniMind's 25.8M dense model; key names are MiniMind2's."""
+
+    hidden_size: int = _f(512, "width of the residual stream (d_model)")
+    num_hidden_layers: int = _f(8, "number of transformer blocks")
+    num_attention_heads: int = _f(8, "query heads; head_dim = hidden_size / num_attention_heads")
+    num_key_value_heads: int = _f(2, "key/value heads (grouped-query attention); divides num_attention_heads")
+    vocab_size: int = _f(6400, "tokenizer vocabulary size; must match the dataset's tokenizer")
+    intermediate_size: int | None = _f(None, "feed-forward width; null = 64 * ceil(8 * hidden / 3 / 64)")
+    rope_theta: float = _f(1e6, "RoPE base frequency")
+    rms_norm_eps: float = _f(1e-5, "RMSNorm epsilon (norms are computed in float32)")
+    max_position_embeddings: int = _f(32768, "longest sequence the RoPE table covers")
+    dropout: float = _f(0.0, "dropout probability on attention and residual outputs")
+    use_moe: bool = _f(False, "replace each feed-forward with a Mixture-of-Experts layer")
+    n_routed_experts: int = _f(4, "MoE: routed experts per layer")
+    num_experts_per_tok: int = _f(2, "MoE: experts chosen per token (top-k)")
+    n_shared_experts: int = _f(1, "MoE: always-on shared experts per layer")
+    aux_loss_alpha: float = _f(0.01, "MoE: weight of the load-balance loss (MiniMind's first release used 0.1)")
+    seq_aux: bool = _f(True, "MoE: balance loss per sequence (true) or over the whole batch (false)")
+    norm_topk_prob: bool = _f(True, "MoE: renormalise the chosen experts' weights to sum to 1")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def ffn_size(self) -> int:
+        """The feed-forward width actually used (``intermediate_size`` or MiniMind's rule)."""
+        if self.intermediate_size:
+            return self.intermediate_size
+        return 64 * math.ceil((8 * self.hidden_size / 3) / 64)
+
+    def validate(self) -> None:
+        _positive(self, "model", ["hidden_size", "num_hidden_layers", "num_attention_heads",
+                                  "num_key_value_heads", "vocab_size", "max_position_embeddings"])
+        if self.hidden_size % self.num_attention_heads:
+            raise ConfigError(
+                f"model.hidden_size={self.hidden_size} is not divisible by "
+                f"model.num_attention_heads={self.num_attention_heads}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ConfigError(
+                f"model.num_attention_heads={self.num_attention_heads} is not a multiple of "
+                f"model.num_key_value_heads={self.num_key_value_heads}")
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim={self.head_dim} must be even for RoPE")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
+        if self.intermediate_size is not None and self.intermediate_size <= 0:
+            raise ConfigError(f"model.intermediate_size={self.intermediate_size} must be > 0 or null")
+        if self.use_moe:
+            _positive(self, "model", ["n_routed_experts", "num_experts_per_tok"])
+            if self.n_shared_experts < 0:
+                raise ConfigError(f"model.n_shared_experts={self.n_shared_experts} must be >= 0")
+            if self.num_experts_per_tok > self.n_routed_experts:
+                raise ConfigError(
+                    f"model.num_experts_per_tok={self.num_experts_per_tok} exceeds "
+                    f"model.n_routed_experts={self.n_routed_experts}")
+            if self.num_experts_per_tok == 1 and self.norm_topk_prob:
+                # The single chosen weight renormalises to exactly 1, so the router would get no
+                # gradient from the language-model loss.
+                raise ConfigError(
+                    "model.num_experts_per_tok=1 with model.norm_topk_prob=true leaves the router "
+                    "without gradient; set model.norm_topk_prob=false or use top-k >= 2")
+
+
+@dataclass
+class DataConfig:
+    """Where the training tokens come from and how they are cut into samples."""
+
+    path: str | None = _f(None, "dataset directory made by `minimind prepare` (or a .jsonl to prepare first)")
+    max_seq_len: int = _f(512, "tokens per training sample")
+    packing: bool = _f(True, "pack documents into full windows (no padding); false = MiniMind's padded rows")
+    num_workers: int = _f(0, "data-loading worker processes (0 = in the trainer process)")
+
+    def validate(self) -> None:
+        _positive(self, "data", ["max_seq_len"])
+        if self.num_workers < 0:
+            raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
+
+
+SCHEDULES = ("minimind", "cosine", "constant")
+DTYPES = ("auto", "bf16", "fp16", "fp32")
+
+
+@dataclass
+class TrainConfig:
+    """The optimisation loop."""
+
+    epochs: int = _f(1, "passes over the training data")
+    max_steps: int | None = _f(None, "stop after this many optimizer steps (null = run all epochs)")
+    batch_size: int = _f(32, "samples per micro-batch per process")
+    accumulation_steps: int = _f(8, "micro-batches per optimizer step")
+    learning_rate: float = _f(5e-4, "peak learning rate")
+    schedule: str = _f("minimind", "lr schedule: minimind (lr/10 + cosine, starts at 1.1*lr), cosine, constant")
+    warmup_steps: int = _f(0, "linear warm-up steps (cosine and constant schedules)")
+    min_lr_ratio: float = _f(0.1, "cosine: final lr as a fraction of the peak")
+    weight_decay: float = _f(0.0, "AdamW weight decay, applied to matrices only")
+    beta1: float = _f(0.9, "AdamW beta1")
+    beta2: float = _f(0.95, "AdamW beta2")
+    grad_clip: float = _f(1.0, "clip gradients to this global norm (0 = off)")
+    dtype: str = _f("auto", "precision: auto, bf16, fp16 or fp32 (auto picks the fastest supported)")
+    device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    seed: int = _f(42, "seed for weights, data order and dropout")
+    log_interval: int = _f(10, "optimizer steps between step events / log lines")
+    eval_interval: int = _f(0, "optimizer steps between validation passes (0 = only at the end)")
+    eval_batches: int = _f(20, "micro-batches per validation pass")
+    save_interval: int = _f(500, "optimizer steps between checkpoints (0 = only at the end and on signals)")
+    keep_last: int = _f(3, "checkpoints to keep in the run directory")
+
+    def validate(self) -> None:
+        _positive(self, "train", ["epochs", "batch_size", "accumulation_steps", "log_interval",
+                                  "eval_batches", "keep_last"])
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise ConfigError(f"train.max_steps={self.max_steps} must be > 0 or null")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"train.learning_rate={self.learning_rate} must be > 0")
+        for name, allowed in (("schedule", SCHEDULES), ("dtype", DTYPES)):
+            value = getattr(self, name)
+            if value not in allowed:
+                raise ConfigError(f"train.{name}={value!r} is not one of {', '.join(allowed)}"
+                                  + _suggest(value, allowed))
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"train.device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        for name in ("warmup_steps", "eval_interval", "save_interval"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
+        for name in ("weight_decay", "grad_clip"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ConfigError(f"train.min_lr_ratio={self.min_lr_ratio} must be in [0, 1]")
+        for name in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ConfigError(f"train.{name}={getattr(self, name)} must be in [0, 1)")
+
+
+@dataclass
+class RunConfig:
+    """Where a run writes and what it is called."""
+
+    out_dir: str = _f("out", "output root: runs go to <out_dir>/runs/<name>, weights to <out_dir>/pretrain_*.pth")
+    name: str | None = _f(None, "run name (null = <profile>-<date>-<time>)")
+    profile: str | None = _f(None, "the profile this config came from (filled in automatically)")
+
+    def validate(self) -> None:
+        if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):
+            raise ConfigError(f"run.name={self.name!r} must be a plain directory name")
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def validate(self) -> Config:
+        for section in SECTIONS:
+            getattr(self, section).validate()
+        if self.data.max_seq_len > self.model.max_position_embeddings:
+            raise ConfigError(
+                f"data.max_seq_len={self.data.max_seq_len} exceeds "
+                f"model.max_position_embeddings={self.model.max_position_embeddings}")
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> Config:
+        """Build and validate a config; unknown sections/keys and wrong types are errors."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        sections: dict[str, Any] = {}
+        for name, values in data.items():
+            if name not in SECTIONS:
+                raise ConfigError(f"{source}: unknown section {name!r}" + _suggest(name, SECTIONS))
+            if values is None:
+                values = {}
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: section {name!r} must be a mapping, got {type(values).__name__}")
+            section_cls = SECTIONS[name]
+            known = {f.name: f for f in dataclasses.fields(section_cls)}
+            kwargs = {}
+            for key, value in values.items():
+                if key not in known:
+                    raise ConfigError(f"{source}: unknown key {name}.{key}"
+                                      + _suggest(key, known, prefix=f"{name}."))
+                kwargs[key] = _check_type(f"{name}.{key}", value, _field_type(section_cls, key), source)
+            sections[name] = section_cls(**kwargs)
+        return cls(**sections).validate()
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "run": RunConfig}
+
+
+def describe_fields() -> list[tuple[str, str, Any, str]]:
+    """(key, type, default, doc) for every config key, for help texts and docs."""
+    rows = []
+    for section, cls in SECTIONS.items():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            rows.append((f"{section}.{f.name}", _type_name(hints[f.name]), default, f.metadata.get("doc", "")))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Profiles
+
+def profile_dirs() -> list[Path]:
+    """Where shipped profiles live: inside the installed package, or the repo's ``profiles/``."""
+    here = Path(__file__).resolve().parent
+    return [d for d in (here / "profiles", here.parent / "profiles") if d.is_dir()]
+
+
+def available_profiles() -> list[str]:
+    names: set[str] = set()
+    for d in profile_dirs():
+        names.update(p.stem for p in d.glob("*.yaml"))
+    return sorted(names)
+
+
+def find_profile(name_or_path: str) -> Path:
+    """A profile name (``moe``) or a path to a YAML file."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"profile file {name_or_path} does not exist")
+        return candidate
+    for d in profile_dirs():
+        path = d / f"{name_or_path}.yaml"
+        if path.is_file():
+            return path
+    names = available_profiles()
+    raise ConfigError(f"unknown profile {name_or_path!r} (available: {', '.join(names)})"
+                      + _suggest(name_or_path, names))
+
+
+def load_profile_dict(name_or_path: str, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a profile and the chain it ``extends:``, merged section by section (child wins)."""
+    path = find_profile(name_or_path).resolve()
+    if path in _seen:
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise ConfigError(f"profile {path.name}: circular extends ({chain})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"profile {path}{where}: invalid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"profile {path}: expected a mapping at the top level")
+    parent = data.pop("extends", None)
+    merged: dict[str, Any] = {}
+    if parent is not None:
+        base = str(parent)
+        if base.endswith((".yaml", ".yml")) and not Path(base).is_absolute():
+            base = str(path.parent / base)
+        merged = load_profile_dict(base, (*_seen, path))
+    for section, values in data.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section] = {**merged[section], **values}
+        else:
+            merged[section] = values
+    return merged
+
+
+def parse_override(text: str) -> tuple[str, str, str]:
+    """``model.hidden_size=256`` -> ("model", "hidden_size", "256")."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set model.hidden_size=256")
+    section, dot, name = key.partition(".")
+    if not dot or not name:
+        raise ConfigError(f"--set {text!r}: the key must be SECTION.NAME, e.g. train.learning_rate")
+    if section not in SECTIONS:
+        raise ConfigError(f"--set {key}: unknown section {section!r}" + _suggest(section, SECTIONS))
+    known = [f.name for f in dataclasses.fields(SECTIONS[section])]
+    if name not in known:
+        raise ConfigError(f"--set {key}: unknown key" + _suggest(name, known, prefix=f"{section}."))
+    return section, name, value.strip()
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``--set`` strings to a profile dict, converting each value to its field's type."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for text in overrides:
+        section, name, raw = parse_override(text)
+        typ = _field_type(SECTIONS[section], name)
+        out.setdefault(section, {})
+        if not isinstance(out[section], dict):
+            out[section] = {}
+        out[section][name] = convert_string(f"{section}.{name}", raw, typ)
+    return out
+
+
+def resolve(profile: str = "default", overrides: list[str] | None = None) -> Config:
+    """Profile + overrides -> a validated Config (``run.profile`` records the profile)."""
+    data = apply_overrides(load_profile_dict(profile), overrides or [])
+    data.setdefault("run", {})
+    if isinstance(data["run"], dict) and not data["run"].get("profile"):
+        data["run"]["profile"] = Path(profile).stem if profile.endswith((".yaml", ".yml")) else profile
+    return Config.from_dict(data, source=f"profile {profile}")
+
+
+def save_config(config: Config, path: Path) -> None:
+    """Write a resolved config as YAML (what the trainer reads from the run directory)."""
+    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def load_config(path: Path) -> Config:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: invalid YAML ({exc})") from None
+    return Config.from_dict(data or {}, source=str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Types and suggestions
+
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
+_NULL = {"null", "none", "~", ""}
+
+
+def _field_type(cls: type, name: str) -> Any:
+    return typing.get_type_hints(cls)[name]
+
+
+def _unwrap_optional(typ: Any) -> tuple[Any, bool]:
+    args = typing.get_args(typ)
+    if typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        return rest[0], True
+    return typ, False
+
+
+def _type_name(typ: Any) -> str:
+    base, optional = _unwrap_optional(typ)
+    return base.__name__ + (" or null" if optional else "")
+
+
+def convert_string(key: str, raw: str, typ: Any) -> Any:
+    """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null)."""
+    base, optional = _unwrap_optional(typ)
+    low = raw.strip().lower()
+    if optional and low in _NULL:
+        return None
+    try:
+        if base is bool:
+            if low in _TRUE:
+                return True
+            if low in _FALSE:
+                return False
+            raise ValueError
+        if base is int:
+            value = float(raw) if any(c in raw for c in ".eE") else int(raw)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError
+                value = int(value)
+            return value
+        if base is float:
+            return float(raw)
+        return raw
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r} is not a valid {_type_name(typ)}") from None
+
+
+def _check_type(key: str, value: Any, typ: Any, source: str) -> Any:
+    base, optional = _unwrap_optional(typ)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source}: {key} must be a {_type_name(typ)}, got null")
+    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if base is float and isinstance(value, str):
+        # YAML reads 5e-4 (no dot) as a string; accept numeric strings for floats.
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if base is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, base) and not (base is int and isinstance(value, bool)):
+        return value
+    raise ConfigError(f"{source}: {key} must be a {_type_name(typ)}, got {value!r}")
+
+
+def _positive(obj: Any, section: str, names: list[str]) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise ConfigError(f"{section}.{name}={getattr(obj, name)} must be > 0")
+
+
+def _suggest(word: str, choices: Any, prefix: str = "") -> str:
+    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean {prefix}{match[0]}?)" if match else ""

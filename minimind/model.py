@@ -1,0 +1,351 @@
+"""The MiniMind language model, dense and Mixture-of-Experts, in one file.
+
+Read top to bottom in the order data flows: RMSNorm -> RoPE -> Attention -> FeedForward / MoE
+-> Block -> MiniMindLM (with ``generate``). Module attribute names give exactly MiniMind2's
+state-dict keys (DESIGN.md 3.1), so ``pretrain_*.pth`` loads strictly into MiniMind's own model.
+
+Shape suffixes in the MoE code: B batch, T time, D hidden, N = B*T tokens, E routed experts,
+K experts per token (top-k).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from minimind.config import ModelConfig
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Normalise in float32 whatever the autocast dtype: bf16 loses too much in the mean square.
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * normed.type_as(x)
+
+
+def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos/sin of shape (max_len, head_dim): the half-frequency table concatenated twice."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+    angles = torch.outer(torch.arange(max_len, dtype=torch.float32), inv_freq)  # (max_len, head_dim/2)
+    angles = torch.cat([angles, angles], dim=-1)  # (max_len, head_dim)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half RoPE. x: (B, T, H, hd); cos/sin: (T, hd)."""
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+KVCache = tuple[torch.Tensor, torch.Tensor]
+
+
+class Attention(nn.Module):
+    """Grouped-query causal self-attention through ``scaled_dot_product_attention``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv_heads = cfg.num_key_value_heads
+        self.head_dim = cfg.head_dim
+        self.q_proj = nn.Linear(cfg.hidden_size, self.n_heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(self.n_heads * self.head_dim, cfg.hidden_size, bias=False)
+        self.dropout = cfg.dropout
+        self.resid_dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)  # (B, T, H, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # (B, T, Hkv, hd)
+        v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=1)  # (B, T_past + T, Hkv, hd)
+            v = torch.cat([past[1], v], dim=1)
+        present = (k, v)
+
+        groups = self.n_heads // self.n_kv_heads
+        q = q.transpose(1, 2)  # (B, H, T, hd)
+        k = k.transpose(1, 2).repeat_interleave(groups, dim=1)  # (B, H, S, hd)
+        v = v.transpose(1, 2).repeat_interleave(groups, dim=1)
+        S = k.shape[2]
+        mask, causal = None, True
+        if S != T:
+            causal = False
+            if T > 1:  # several new tokens after a cache: each sees the past and its own prefix
+                mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=causal,
+            dropout_p=self.dropout if self.training else 0.0)  # (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.head_dim)
+        return self.resid_dropout(self.o_proj(y)), present
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.ffn_size, bias=False)
+        self.down_proj = nn.Linear(cfg.ffn_size, cfg.hidden_size, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
+
+
+class MoEGate(nn.Module):
+    """Softmax router choosing the top-k experts per token, with the balance loss."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.top_k = cfg.num_experts_per_tok
+        self.n_experts = cfg.n_routed_experts
+        self.norm_topk_prob = cfg.norm_topk_prob
+        self.alpha = cfg.aux_loss_alpha
+        self.seq_aux = cfg.seq_aux
+        self.weight = nn.Parameter(torch.empty(self.n_experts, cfg.hidden_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x_BTD: torch.Tensor, valid_BT: torch.Tensor | None = None):
+        """Returns (topk_idx_NK, topk_weight_NK, aux_loss). ``valid_BT`` masks out padding."""
+        B, T, D = x_BTD.shape
+        E, K = self.n_experts, self.top_k
+        logits_NE = F.linear(x_BTD.reshape(-1, D).float(), self.weight.float())
+        scores_NE = logits_NE.softmax(dim=-1)
+        topk_weight_NK, topk_idx_NK = torch.topk(scores_NE, K, dim=-1, sorted=False)
+        if K > 1 and self.norm_topk_prob:
+            topk_weight_NK = topk_weight_NK / (topk_weight_NK.sum(dim=-1, keepdim=True) + 1e-20)
+
+        aux_loss = scores_NE.new_zeros(())
+        if self.training and self.alpha > 0:
+            valid_N = (torch.ones(B * T, device=x_BTD.device) if valid_BT is None
+                       else valid_BT.reshape(-1).to(scores_NE.dtype))
+            picks_NE = torch.zeros_like(scores_NE).scatter_(1, topk_idx_NK, 1.0) * valid_N[:, None]
+            masked_scores_NE = scores_NE * valid_N[:, None]
+            if self.seq_aux:
+                n_valid_B = valid_N.view(B, T).sum(1).clamp(min=1)  # tokens per sequence
+                # ce[b, e] = picks of e in sequence b / (T * K / E): 1 for a perfectly even router
+                ce_BE = picks_NE.view(B, T, E).sum(1) / (n_valid_B[:, None] * K / E)
+                mean_score_BE = masked_scores_NE.view(B, T, E).sum(1) / n_valid_B[:, None]
+                aux_loss = (ce_BE * mean_score_BE).sum(dim=1).mean() * self.alpha
+            else:
+                n_valid = valid_N.sum().clamp(min=1)
+                fraction_E = picks_NE.sum(0) / (n_valid * K)  # share of all picks per expert
+                mean_score_E = masked_scores_NE.sum(0) / n_valid
+                aux_loss = (mean_score_E * fraction_E * E).sum() * self.alpha
+        return topk_idx_NK, topk_weight_NK.to(x_BTD.dtype), aux_loss
+
+
+class MoEFeedForward(nn.Module):
+    """Routed experts plus always-on shared experts. Loops over experts, never over tokens."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.experts = nn.ModuleList(FeedForward(cfg) for _ in range(cfg.n_routed_experts))
+        self.gate = MoEGate(cfg)
+        self.shared_experts = nn.ModuleList(FeedForward(cfg) for _ in range(cfg.n_shared_experts))
+        # Tokens routed to each expert since the trainer last read them (training mode only).
+        self.register_buffer("expert_counts", torch.zeros(cfg.n_routed_experts), persistent=False)
+        self.aux_loss: torch.Tensor | None = None
+
+    def forward(self, x_BTD: torch.Tensor, valid_BT: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x_BTD.shape
+        topk_idx_NK, topk_weight_NK, self.aux_loss = self.gate(x_BTD, valid_BT)
+        x_ND = x_BTD.reshape(-1, D)
+        K = topk_idx_NK.shape[1]
+        flat_expert = topk_idx_NK.reshape(-1)  # (N*K,) expert of each (token, slot)
+        tokens_per_expert_E = torch.bincount(flat_expert, minlength=len(self.experts))
+        if self.training:
+            with torch.no_grad():
+                if valid_BT is None:
+                    self.expert_counts += tokens_per_expert_E.to(self.expert_counts.dtype)
+                else:
+                    valid_NK = valid_BT.reshape(-1, 1).expand(-1, K).reshape(-1).to(self.expert_counts.dtype)
+                    self.expert_counts.index_add_(0, flat_expert, valid_NK)
+
+        out_ND = torch.zeros_like(x_ND)
+        order = torch.argsort(flat_expert, stable=True)  # (token, slot) pairs grouped by expert
+        token_of_pair = order // K
+        weight_of_pair = topk_weight_NK.reshape(-1)[order]
+        counts = tokens_per_expert_E.tolist()
+        start = 0
+        for e, count in enumerate(counts):
+            if count == 0:
+                continue
+            tokens = token_of_pair[start:start + count]
+            y = self.experts[e](x_ND[tokens]) * weight_of_pair[start:start + count, None]
+            out_ND.index_add_(0, tokens, y.to(out_ND.dtype))
+            start += count
+        out_BTD = out_ND.view(B, T, D)
+        for shared in self.shared_experts:
+            out_BTD = out_BTD + shared(x_BTD)
+        return out_BTD
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.self_attn = Attention(cfg)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MoEFeedForward(cfg) if cfg.use_moe else FeedForward(cfg)
+
+    def forward(self, x, cos, sin, past=None, valid=None):
+        attn_out, present = self.self_attn(self.input_layernorm(x), cos, sin, past)
+        x = x + attn_out
+        h = self.post_attention_layernorm(x)
+        x = x + (self.mlp(h, valid) if isinstance(self.mlp, MoEFeedForward) else self.mlp(h))
+        return x, present
+
+
+class Backbone(nn.Module):
+    """``model.*`` in the state dict: embeddings, blocks, final norm."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.layers = nn.ModuleList(Block(cfg) for _ in range(cfg.num_hidden_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        cos, sin = rope_tables(cfg.head_dim, cfg.max_position_embeddings, cfg.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, T, vocab)
+    loss: torch.Tensor | None  # masked-mean cross entropy (without the aux loss)
+    aux_loss: torch.Tensor  # MoE balance loss summed over layers (0 for dense)
+    past: list[KVCache] | None = None
+
+
+class MiniMindLM(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.model = Backbone(cfg)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        self.lm_head.weight = self.model.embed_tokens.weight  # tied: one tensor, two names
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None,
+                loss_mask: torch.Tensor | None = None, past: list[KVCache] | None = None,
+                use_cache: bool = False) -> ModelOutput:
+        """input_ids (B, T). targets (B, T) enable the loss; loss_mask (B, T) weights it and marks
+        the positions that count for MoE routing statistics (padding = 0)."""
+        B, T = input_ids.shape
+        start = past[0][0].shape[1] if past else 0
+        if start + T > self.config.max_position_embeddings:
+            raise ValueError(f"sequence of {start + T} tokens exceeds max_position_embeddings="
+                             f"{self.config.max_position_embeddings}")
+        cos = self.model.rope_cos[start:start + T]
+        sin = self.model.rope_sin[start:start + T]
+        x = self.model.dropout(self.model.embed_tokens(input_ids))  # (B, T, D)
+        valid = loss_mask.bool() if loss_mask is not None else None
+        presents = []
+        for i, layer in enumerate(self.model.layers):
+            x, present = layer(x, cos, sin, past[i] if past else None, valid)
+            presents.append(present)
+        logits = self.lm_head(self.model.norm(x))
+
+        loss = None
+        if targets is not None:
+            per_token = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
+                                        reduction="none")
+            if loss_mask is None:
+                loss = per_token.mean()
+            else:
+                mask = loss_mask.reshape(-1).to(per_token.dtype)
+                loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
+        return ModelOutput(logits, loss, self.aux_loss(), presents if use_cache else None)
+
+    def moe_layers(self) -> list[MoEFeedForward]:
+        return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, MoEFeedForward)]
+
+    def aux_loss(self) -> torch.Tensor:
+        device = self.model.embed_tokens.weight.device
+        losses = [m.aux_loss for m in self.moe_layers() if m.aux_loss is not None]
+        return torch.stack(losses).sum() if losses else torch.zeros((), device=device)
+
+    def read_expert_counts(self, reset: bool = True) -> list[list[float]]:
+        """Per-layer per-expert token counts since the last read (training mode only)."""
+        counts = [m.expert_counts.tolist() for m in self.moe_layers()]
+        if reset:
+            for m in self.moe_layers():
+                m.expert_counts.zero_()
+        return counts
+
+    def num_parameters(self) -> dict[str, int]:
+        """Unique parameters (the tied head counts once); ``active`` = used per token."""
+        total = sum(p.numel() for p in self.parameters())
+        active = total
+        cfg = self.config
+        for moe in self.moe_layers():
+            per_expert = sum(p.numel() for p in moe.experts[0].parameters())
+            active -= per_expert * (cfg.n_routed_experts - cfg.num_experts_per_tok)
+        return {"total": total, "active": active}
+
+    def flops_per_token(self, seq_len: int) -> float:
+        """Training FLOPs per token (6 x active matmul params + attention), PaLM appendix B."""
+        cfg = self.config
+        matmul_params = self.num_parameters()["active"]
+        attn = 12 * cfg.num_hidden_layers * cfg.hidden_size * seq_len / 2  # causal: half the scores
+        return 6 * matmul_params + attn
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 0.0,
+                 top_p: float = 1.0, eos_token_id: int | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Sample with a KV cache. temperature 0 = greedy. Returns prompt + new tokens (B, T')."""
+        was_training = self.training
+        self.eval()
+        try:
+            out = input_ids
+            past = None
+            next_input = input_ids
+            for _ in range(max_new_tokens):
+                if out.shape[1] >= self.config.max_position_embeddings:
+                    break
+                result = self(next_input, past=past, use_cache=True)
+                past = result.past
+                logits = result.logits[:, -1, :].float()
+                if temperature <= 0:
+                    next_token = logits.argmax(dim=-1, keepdim=True)
+                else:
+                    probs = (logits / temperature).softmax(dim=-1)
+                    if top_p < 1.0:
+                        sorted_probs, sorted_idx = probs.sort(dim=-1, descending=True)
+                        drop = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p
+                        sorted_probs = sorted_probs.masked_fill(drop, 0.0)
+                        probs = torch.zeros_like(probs).scatter_(-1, sorted_idx, sorted_probs)
+                    next_token = torch.multinomial(probs, 1, generator=generator)
+                out = torch.cat([out, next_token], dim=1)
+                next_input = next_token
+                if eos_token_id is not None and bool((next_token == eos_token_id).all()):
+                    break
+            return out
+        finally:
+            self.train(was_training)

@@ -1,0 +1,87 @@
+"""The ``minimind`` Typer app: one module per command under ``minimind_cli/commands``.
+
+Start-up stays fast (``minimind --help`` never imports torch): command modules import the heavy
+parts of the core library inside their functions.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from minimind import __version__
+from minimind_cli.commands import export, inspect, prepare, pretrain, resume, watch
+from minimind_cli.errors import EXIT_USAGE, print_error, user_error_types
+
+HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
+
+Examples:
+
+  minimind prepare --sample              (the built-in sample corpus -> out/data)
+
+  minimind prepare data.jsonl            (your corpus -> out/data)
+
+  minimind pretrain --profile tiny       (a tiny model, minutes on a CPU)
+
+  minimind pretrain --profile moe --set train.max_steps=100
+
+  minimind resume out/runs/RUN           (continue exactly where it stopped)
+
+  minimind inspect out/pretrain_512.pth  (what is in a checkpoint)
+"""
+
+app = typer.Typer(
+    name="minimind",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"minimind {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks for errors."),
+) -> None:
+    _STATE["debug"] = debug
+
+
+_STATE = {"debug": False}
+
+app.command("prepare", help=prepare.HELP)(prepare.prepare)
+app.command("pretrain", help=pretrain.HELP)(pretrain.pretrain)
+app.command("resume", help=resume.HELP)(resume.resume)
+app.command("inspect", help=inspect.HELP)(inspect.inspect)
+app.command("watch", help=watch.HELP)(watch.watch)
+app.command("export", help=export.HELP)(export.export)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the app and turns user errors into one red line, exit 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if _STATE["debug"] or "--debug" in sys.argv:
+            raise
+        if isinstance(exc, user_error_types()):
+            print_error(getattr(exc, "message", str(exc)), getattr(exc, "hint", None))
+            sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+        print_error(f"internal error: {type(exc).__name__}: {exc}",
+                    "run again with --debug for the traceback, and please report it")
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The live Textual dashboard. Reads only ``events.jsonl``; never imports torch."""

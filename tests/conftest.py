@@ -1,0 +1,22 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600,
+            env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``python -m minimind_cli ARGS`` as a real subprocess (the way a user runs it)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                "COLUMNS": "120", "NO_COLOR": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "minimind_cli", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+@pytest.fixture
+def cli():
+    return run_cli

@@ -1,0 +1,135 @@
+import pytest
+
+from minimind.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    available_profiles,
+    describe_fields,
+    load_config,
+    load_profile_dict,
+    resolve,
+    save_config,
+)
+
+
+def test_every_shipped_profile_loads():
+    names = available_profiles()
+    assert {"default", "moe", "tiny", "large"} <= set(names)
+    for name in names:
+        cfg = resolve(name)
+        assert cfg.run.profile == name
+
+
+def test_default_is_the_seed_recipe():
+    cfg = resolve("default")
+    assert (cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.model.ffn_size) == (512, 8, 1408)
+    assert (cfg.data.max_seq_len, cfg.train.batch_size, cfg.train.accumulation_steps) == (512, 32, 8)
+    assert cfg.train.learning_rate == 5e-4 and cfg.train.schedule == "minimind"
+    assert cfg.train.grad_clip == 1.0 and cfg.train.epochs == 1 and not cfg.model.use_moe
+
+
+def test_moe_extends_default():
+    cfg = resolve("moe")
+    assert cfg.model.use_moe and cfg.model.n_routed_experts == 4 and cfg.model.num_experts_per_tok == 2
+    assert cfg.train.learning_rate == 5e-4  # inherited
+
+
+def test_large_profile():
+    cfg = resolve("large")
+    assert (cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.data.max_seq_len) == (1024, 16, 2048)
+    assert cfg.model.use_moe
+
+
+def test_overrides_convert_types():
+    cfg = resolve("tiny", ["model.hidden_size=256", "train.learning_rate=1e-3", "model.use_moe=yes",
+                           "train.max_steps=null", "run.name=abc"])
+    assert cfg.model.hidden_size == 256 and cfg.train.learning_rate == 1e-3
+    assert cfg.model.use_moe is True and cfg.train.max_steps is None and cfg.run.name == "abc"
+
+
+def test_typo_suggests_nearest_key():
+    with pytest.raises(ConfigError, match=r"did you mean train\.learning_rate\?"):
+        resolve("default", ["train.learing_rate=1e-3"])
+    with pytest.raises(ConfigError) as info:
+        resolve("default", ["modle.hidden_size=3"])
+    assert "did you mean model" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_wrong_type_names_key():
+    with pytest.raises(ConfigError, match=r"train\.batch_size='abc' is not a valid int"):
+        resolve("default", ["train.batch_size=abc"])
+    with pytest.raises(ConfigError, match=r"model\.use_moe"):
+        resolve("default", ["model.use_moe=maybe"])
+
+
+def test_yaml_profile_errors_name_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("extends: tiny\ntrain:\n  learing_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown key train\.learing_rate \(did you mean train\.learning_rate\?\)"):
+        resolve(str(bad))
+    bad.write_text("extends: tiny\ntrain:\n  batch_size: lots\n")
+    with pytest.raises(ConfigError, match=r"train\.batch_size must be a int, got 'lots'"):
+        resolve(str(bad))
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"invalid YAML"):
+        resolve(str(bad))
+
+
+def test_user_profile_extends_shipped_one(tmp_path):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("extends: moe\nmodel:\n  num_hidden_layers: 2\n")
+    cfg = resolve(str(mine))
+    assert cfg.model.use_moe and cfg.model.num_hidden_layers == 2 and cfg.model.hidden_size == 512
+    assert cfg.run.profile == "mine"
+
+
+def test_circular_extends_is_refused(tmp_path):
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(ConfigError, match="circular"):
+        load_profile_dict(str(tmp_path / "a.yaml"))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.num_attention_heads=7", "not divisible"),
+    ("model.num_key_value_heads=3", "not a multiple"),
+    ("train.dtype=bf61", "did you mean bf16"),
+    ("train.schedule=cosin", "did you mean cosine"),
+    ("train.batch_size=0", "must be > 0"),
+    ("data.max_seq_len=40000", "exceeds model.max_position_embeddings"),
+])
+def test_cross_field_validation(override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("default", [override])
+
+
+def test_top1_with_normalisation_is_refused():
+    with pytest.raises(ConfigError, match="without gradient"):
+        resolve("moe", ["model.num_experts_per_tok=1"])
+    assert resolve("moe", ["model.num_experts_per_tok=1", "model.norm_topk_prob=false"]).model.use_moe
+
+
+def test_unknown_profile_suggests():
+    with pytest.raises(ConfigError, match="did you mean tiny"):
+        resolve("tiyn")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = resolve("moe", ["train.max_steps=7"])
+    save_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["train.batch_size"])
+    with pytest.raises(ConfigError, match="SECTION.NAME"):
+        apply_overrides({}, ["batch_size=3"])
+
+
+def test_every_field_is_documented():
+    rows = describe_fields()
+    assert len(rows) > 40
+    assert all(doc for _, _, _, doc in rows)
+    assert Config().to_dict()["model"]["hidden_size"] == 512
