@@ -144,6 +144,11 @@ class Trainer:
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                  find_unused_parameters=cfg.model.use_moe)
 
+        self.forward_model: torch.nn.Module = self.ddp_model
+        if t.compile:
+            # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
+            self.forward_model = torch.compile(self.ddp_model)
+
         self.step = 0
         self.tokens_seen = 0
         self.elapsed_before = 0.0
@@ -343,8 +348,7 @@ class Trainer:
         """One optimizer step over ``accumulation_steps`` micro-batches. Returns global
         (mean CE loss, mean aux loss, trained tokens, grad norm)."""
         t = self.cfg.train
-        model = self.ddp_model
-        model.train()
+        self.model.train()
         sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
         lr = lr_at(self.step, self.total_steps, t)
         for group in self.optimizer.param_groups:
@@ -357,10 +361,10 @@ class Trainer:
             y = torch.from_numpy(batch.targets).to(self.device, non_blocking=True)
             mask = None if self.cfg.data.packing else torch.from_numpy(batch.loss_mask).to(self.device)
             last = micro == t.accumulation_steps - 1
-            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else model.no_sync()
+            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else self.ddp_model.no_sync()
             with sync:
                 with self._autocast():
-                    out = model(x, targets=y, loss_mask=mask)
+                    out = self.forward_model(x, targets=y, loss_mask=mask)
                 loss = out.loss
                 if inject_nan:
                     loss = loss * float("nan")

@@ -11,7 +11,7 @@ from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events
 from minimind_cli.launch import LaunchOptions, trainer_argv
 from tests.conftest import REPO, run_cli
-from tests.e2e.conftest import SMALL, small_dataset  # noqa: F401 - fixture
+from tests.e2e.conftest import SMALL
 
 ARGS = ["--profile", "tiny", "--no-tui", *[a for s in SMALL for a in ("--set", s)]]
 
