@@ -178,6 +178,8 @@ class RunConfig:
     out_dir: str = _f("out", "output root: runs go to <out_dir>/runs/<name>, weights to <out_dir>/pretrain_*.pth")
     name: str | None = _f(None, "run name (null = <profile>-<date>-<time>)")
     profile: str | None = _f(None, "the profile this config came from (filled in automatically)")
+    wandb: bool = _f(False, "also log metrics to Weights & Biases (needs `pip install wandb`; offline works)")
+    tensorboard: bool = _f(False, "also write TensorBoard scalars to <run>/tensorboard (needs tensorboard)")
 
     def validate(self) -> None:
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):

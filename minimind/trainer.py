@@ -98,6 +98,11 @@ class Trainer:
         self.slow_save_s = float(os.environ.get("MINIMIND_FAULT_SLOW_SAVE", "0") or 0)
         self.step_sleep_s = float(os.environ.get("MINIMIND_FAULT_STEP_SLEEP", "0") or 0)
         self._signal: str | None = None
+        self.sinks = None
+        if self.dist.is_main and (cfg.run.wandb or cfg.run.tensorboard):
+            from minimind.sinks import Sinks
+
+            self.sinks = Sinks(cfg, self.run_dir)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -257,7 +262,9 @@ class Trainer:
     # ------------------------------------------------------------------ events
     def _emit(self, type_: str, **fields: Any) -> None:
         if self.events is not None:
-            self.events.emit(type_, **sanitize(fields))
+            event = self.events.emit(type_, **sanitize(fields))
+            if self.sinks is not None:
+                self.sinks.event(event)
 
     def _log(self, text: str) -> None:
         if self.dist.is_main:
