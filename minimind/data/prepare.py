@@ -273,14 +273,14 @@ class _Encoded:
     error: tuple[int, str] | None
 
 
-def _encode_chunk(tokenizer, bos: int, eos: int, dtype: str, kind: str, chunk: bytes, line0: int,
+def _encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: str, kind: str, chunk: bytes, line0: int,
                   text_key: str, strict: bool) -> _Encoded:
     parsed = _parse(kind, chunk, line0, text_key, strict)
     flat: list[int] = []
     lengths: list[int] = []
     for text, line in zip(parsed.texts, parsed.lines, strict=True):
         try:
-            ids = tokenizer.encode(text, add_special_tokens=False).ids
+            ids = encode(text)
         except TypeError:  # the Rust side refuses str with lone surrogates ("\ud800" escapes in JSON)
             if strict:
                 parsed.error = (line, "lone surrogate in text (an unpaired \\ud800-\\udfff escape)")
@@ -300,9 +300,11 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int) -> None:
     from tokenizers import Tokenizer
 
+    from minimind.data.tokenizer import make_encoder
+
     # Ctrl-C goes to the whole process group: the parent decides, workers just finish their block.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER.update(tokenizer=Tokenizer.from_file(tokenizer_file), bos=bos, eos=eos, dtype=dtype)
+    _WORKER.update(encode=make_encoder(Tokenizer.from_file(tokenizer_file)), bos=bos, eos=eos, dtype=dtype)
 
     def exit_with_parent() -> None:
         # A SIGKILLed parent cannot stop its pool; without this the workers would wait forever.
@@ -315,7 +317,7 @@ def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid
 
 def _worker_encode(kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> _Encoded:
     w = _WORKER
-    return _encode_chunk(w["tokenizer"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict)
+    return _encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict)
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -613,7 +615,7 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
 
                 if n_workers == 1:
                     for line0, chunk in reader.chunks():
-                        handle(_encode_chunk(tok.tokenizer, tok.bos_id, tok.eos_id, dtype.name, kind, chunk,
+                        handle(_encode_chunk(tok.encode, tok.bos_id, tok.eos_id, dtype.name, kind, chunk,
                                              line0, text_key, strict), reader.position())
                 else:
                     if executor is None:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +31,10 @@ TOKENIZER_FILES = (TOKENIZER_JSON, TOKENIZER_CONFIG, "special_tokens_map.json", 
                    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
 
 
+# Long texts are encoded in pieces of about this many characters (see make_encoder).
+PIECE_CHARS = 1 << 16
+
+
 class TokenizerError(ValueError):
     """A tokenizer directory that cannot be used (missing files, no end-of-text token)."""
 
@@ -42,11 +48,61 @@ class LoadedTokenizer:
     eos_id: int
     pad_id: int
 
+    def __post_init__(self):
+        self._encode = make_encoder(self.tokenizer)
+
     def encode(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text, add_special_tokens=False).ids
+        return self._encode(text)
 
     def decode(self, ids) -> str:
         return self.tokenizer.decode(list(map(int, ids)), skip_special_tokens=False)
+
+
+# Places where a GPT-2 style byte-level pre-tokenizer always starts a new pre-token whatever comes
+# before: a single space or newline between two non-space characters (the next pre-token is " word" or
+# "\n"), and punctuation right after a letter or digit (checked in _safe_cut).
+_CUT = re.compile(r"(?<=\S)[ \n](?=\S)|(?<=\w)[。，、！？；：.,!?;:]")
+_CUT_CHARS = set(" \n。，、！？；：.,!?;:")
+
+
+def _safe_cut(text: str, pos: int) -> bool:
+    if text[pos] in " \n":
+        return True
+    return unicodedata.category(text[pos - 1])[0] in "LN"
+
+
+def _splits_safely(tok: Tokenizer) -> bool:
+    """Whether encoding a text in pieces cut by _CUT gives exactly the ids of encoding it whole."""
+    spec = json.loads(tok.to_str())
+    pre = spec.get("pre_tokenizer") or {}
+    return (spec.get("normalizer") is None and pre.get("type") == "ByteLevel" and pre.get("use_regex", True)
+            and not pre.get("add_prefix_space", False)
+            and not any(_CUT_CHARS & set(t.get("content", "")) for t in spec.get("added_tokens", [])))
+
+
+def make_encoder(tok: Tokenizer, piece_chars: int = PIECE_CHARS) -> Callable[[str], list[int]]:
+    """``text -> ids`` without special tokens. A byte-level BPE encodes a long text in pieces cut at
+    pre-token boundaries: the ids are identical, and the time stays linear (the Rust encoder takes
+    17 s for one 10 MB string but 8 s for the same text in 64 kB pieces)."""
+    if not _splits_safely(tok):
+        return lambda text: tok.encode(text, add_special_tokens=False).ids
+
+    def encode(text: str) -> list[int]:
+        if len(text) <= 4 * piece_chars:
+            return tok.encode(text, add_special_tokens=False).ids
+        ids: list[int] = []
+        start, search_from = 0, piece_chars
+        while (match := _CUT.search(text, search_from)) is not None:
+            pos = match.start()
+            if _safe_cut(text, pos):
+                ids.extend(tok.encode(text[start:pos], add_special_tokens=False).ids)
+                start, search_from = pos, pos + piece_chars
+            else:
+                search_from = pos + 1
+        ids.extend(tok.encode(text[start:], add_special_tokens=False).ids)
+        return ids
+
+    return encode
 
 
 def _new_bpe() -> Tokenizer:
