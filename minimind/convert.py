@@ -60,6 +60,7 @@ class LoadedWeights:
     file_dtypes: dict[str, int] = field(default_factory=dict)  # dtype name -> tensor count, as stored
     stored_keys: list[str] = field(default_factory=list)  # keys as stored (before mapping)
     notes: list[str] = field(default_factory=list)  # assumptions and oddities, for the user
+    head_dim_assumed: bool = False  # heads were counted with the default head size
     checkpoint: dict[str, Any] | None = None  # checkpoint/run facts (complete, files, siblings)
     tokenizer_hint: Path | None = None  # a dataset/tokenizer directory recorded with the run
 
@@ -78,14 +79,15 @@ def safe_torch_load(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line.strip() for line in first if "Unsupported global" in line or "GLOBAL" in line), "")
-        if detail or "weights_only" in str(exc):
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found:
+            detail = f"it references {found.group(1)}"
             raise CheckpointError(
                 f"{path}: refused to load: the file contains Python objects other than tensors "
-                f"(it could run code when unpickled); only weights files are accepted"
-                + (f" [{detail[:120]}]" if detail else "")) from None
-        raise CheckpointError(f"{path}: not a PyTorch weights file ({_short(exc)})") from None
+                f"(unpickling it could run code); only weights files are accepted [{detail[:100]}]") from None
+        reason = next((line for line in lines if line.startswith("Unsupported")), _short(exc))
+        raise CheckpointError(f"{path}: not a PyTorch weights file or corrupt ({reason[:100]})") from None
     except (EOFError, zipfile.BadZipFile) as exc:
         raise CheckpointError(f"{path}: truncated or corrupt file ({_short(exc)})") from None
     except RuntimeError as exc:
@@ -450,7 +452,7 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
     _validate_shapes(sd, cfg, str(path))
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind="pth",
                          path=path, weights_file=path, file_dtypes=_dtype_counts(raw), stored_keys=list(raw),
-                         notes=notes + more)
+                         notes=notes + more, head_dim_assumed=head_dim is None)
 
 
 def _read_json(path: Path) -> dict:
@@ -514,6 +516,7 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
         cfg, inferred, more = infer_config(sd, head_dim)
         config_source = None
     _validate_shapes(sd, cfg, str(model_file))
+    head_dim_assumed = config_source is None and head_dim is None
     files = {}
     for name in ("model.pt", "optimizer.pt", "state.pt", "config.yaml", "meta.json"):
         p = ckpt_dir / name
@@ -532,7 +535,7 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind=kind,
                          training=meta, path=ckpt_dir, weights_file=model_file, config_source=config_source,
                          file_dtypes=_dtype_counts(raw), stored_keys=list(raw), notes=notes + more,
-                         checkpoint=info, tokenizer_hint=tokenizer_hint)
+                         checkpoint=info, tokenizer_hint=tokenizer_hint, head_dim_assumed=head_dim_assumed)
 
 
 def _resolve_data_path(data_path: str, ckpt_dir: Path) -> Path | None:
@@ -621,6 +624,8 @@ def _config_from_hf(conf: dict, path: Path) -> ModelConfig:
                          "aux_loss_alpha", "seq_aux", "norm_topk_prob"):
                 if name in conf:
                     kwargs[name] = conf[name]
+        if kwargs["intermediate_size"] == 64 * math.ceil((8 * hidden / 3) / 64):
+            kwargs["intermediate_size"] = None  # MiniMind's rule, as our own configs store it
         cfg = ModelConfig(**kwargs)
         cfg.validate()
     except KeyError as exc:
@@ -655,7 +660,8 @@ def describe(loaded: LoadedWeights) -> dict[str, Any]:
         arch[f.name] = {"value": value, "source": "inferred" if f.name in loaded.inferred else "stored"}
     arch["intermediate_size"]["value"] = cfg.ffn_size
     arch["head_dim"] = {"value": cfg.head_dim,
-                        "source": "inferred" if "num_attention_heads" in loaded.inferred else "stored"}
+                        "source": "assumed" if loaded.head_dim_assumed
+                        else "inferred" if "num_attention_heads" in loaded.inferred else "stored"}
     if not cfg.use_moe:
         for name in ("n_routed_experts", "num_experts_per_tok", "n_shared_experts", "aux_loss_alpha",
                      "seq_aux", "norm_topk_prob"):
