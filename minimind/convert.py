@@ -23,6 +23,7 @@ import math
 import pickle
 import re
 import shutil
+import warnings
 import zipfile
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -77,7 +78,9 @@ def safe_torch_load(path: Path) -> Any:
     if size == 0:
         raise CheckpointError(f"{path}: the file is empty (0 bytes)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols before failing; we say why
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         found = re.search(r"GLOBAL (\S+)", str(exc))

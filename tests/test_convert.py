@@ -38,13 +38,14 @@ def test_default_dense_counts_and_inference_from_bare_state_dict(tmp_path):
 
 def test_default_moe_counts_from_bare_state_dict(tmp_path):
     path = _save_half(MiniMindLM(ModelConfig(use_moe=True)), tmp_path / "pretrain_512_moe.pth")
-    loaded = convert.load_weights(path)
-    params = convert.count_parameters(loaded.state_dict, loaded.config)
-    assert (params["total"], params["active"]) == (95_052_288, 60_449_280)
-    cfg = loaded.config
-    assert (cfg.use_moe, cfg.n_routed_experts, cfg.n_shared_experts, cfg.num_experts_per_tok) == (True, 4, 1, 2)
-    assert "num_experts_per_tok" in loaded.inferred
-    assert any("top-k 2 assumed" in n for n in loaded.notes)
+    info = convert.describe(convert.load_weights(path))  # what `inspect --json` prints
+    assert (info["parameters"]["total"], info["parameters"]["active"]) == (95_052_288, 60_449_280)
+    arch = info["architecture"]
+    assert arch["use_moe"] == {"value": True, "source": "inferred"}
+    assert arch["n_routed_experts"] == {"value": 4, "source": "inferred"}
+    assert arch["n_shared_experts"] == {"value": 1, "source": "inferred"}
+    assert arch["num_experts_per_tok"] == {"value": 2, "source": "assumed"}
+    assert any("top-k 2 assumed" in n for n in info["notes"])
 
 
 @pytest.mark.parametrize("moe", [False, True])
@@ -181,3 +182,20 @@ def test_bad_files_give_one_line_errors(tmp_path):
         torch.save(obj, tmp_path / name)
         with pytest.raises(convert.CheckpointError, match=message):
             convert.load_weights(tmp_path / name)
+
+
+def test_generate_text_greedy_and_seeded_sampling(tmp_path):
+    from tests.checkpoint_fakes import write_tokenizer
+
+    model = tiny_model(seed=2)
+    torch.save(model.state_dict(), tmp_path / "m.pth")
+    tok_dir = write_tokenizer(tmp_path / "tok")
+    loaded = convert.load_weights(tmp_path / "m.pth", head_dim=32)
+    assert convert.find_tokenizer(loaded) is None
+    assert convert.find_tokenizer(loaded, tmp_path / "tok") == tok_dir
+    greedy = [convert.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5) for _ in range(2)]
+    assert greedy[0] == greedy[1] and greedy[0]["new_tokens"] <= 5
+    sampled = [convert.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5, temperature=1.5,
+                                     top_p=0.9, seed=s) for s in (1, 1, 2, 3)]
+    assert sampled[0] == sampled[1]
+    assert len({s["completion"] for s in sampled}) > 1  # a random model sampled hot varies by seed
