@@ -805,12 +805,24 @@ def generate_text(loaded: LoadedWeights, tokenizer_dir: Path, prompt: str, max_n
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def check_export_target(out: str | Path, to: str, force: bool = False) -> None:
+    """Refuse an output that would overwrite something, before any slow work."""
+    out = Path(out)
+    if to == "pth":
+        if out.suffix not in (".pth", ".pt"):
+            raise CheckpointError(f"{out}: the output of --to pth should end in .pth")
+        if out.exists() and not force:
+            raise CheckpointError(f"{out}: file exists (pass --force to replace it)")
+        return
+    if out.exists():
+        if not out.is_dir():
+            raise CheckpointError(f"{out}: exists and is not a directory")
+        if any(out.iterdir()) and not force:
+            raise CheckpointError(f"{out}: directory exists and is not empty (pass --force to replace it)")
+
+
 def _prepare_target(out_dir: Path, force: bool) -> Path:
-    if out_dir.exists():
-        if not out_dir.is_dir():
-            raise CheckpointError(f"{out_dir}: exists and is not a directory")
-        if any(out_dir.iterdir()) and not force:
-            raise CheckpointError(f"{out_dir}: directory exists and is not empty (pass --force to replace it)")
+    check_export_target(out_dir, "hf", force)
     tmp = out_dir.with_name(out_dir.name + ".tmp-export")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -883,10 +895,7 @@ def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | 
 def export_pth(loaded: LoadedWeights, out_path: str | Path, force: bool = False) -> dict[str, Any]:
     """MiniMind-compatible weights: native keys, half precision, both tied keys (strict loader)."""
     out_path = Path(out_path)
-    if out_path.exists() and not force:
-        raise CheckpointError(f"{out_path}: file exists (pass --force to replace it)")
-    if out_path.suffix not in (".pth", ".pt"):
-        raise CheckpointError(f"{out_path}: the output of --to pth should end in .pth")
+    check_export_target(out_path, "pth", force)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     embed = loaded.state_dict[EMBED].half()
     sd = {k: (embed if k in (EMBED, HEAD) else v.half()) for k, v in loaded.state_dict.items()}

@@ -56,6 +56,7 @@ def export(
 
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    convert.check_export_target(out, to.value, force)
     loaded = convert.load_weights(path, head_dim=head_dim, rope_theta=rope_theta)
     for note in loaded.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")

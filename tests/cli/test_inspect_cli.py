@@ -12,15 +12,8 @@ import torch
 from minimind.config import ModelConfig
 from minimind.model import MiniMindLM
 from tests.checkpoint_fakes import tiny_model, to_earlier_layout, write_run, write_tokenizer
+from tests.cli.cli_helpers import run_main, run_many
 from tests.conftest import run_cli
-
-
-def run_many(*calls: tuple[str, ...]):
-    """Several independent CLI runs at once (each pays the torch import)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return list(pool.map(lambda args: run_cli(*args), calls))
 
 
 def _save_half(model, path):
@@ -39,10 +32,10 @@ def test_inspect_default_dense_pth(tmp_path):
     assert "Training state" not in out
 
 
-def test_inspect_run_dir_and_incomplete_checkpoint(tmp_path):
+def test_inspect_run_dir_and_incomplete_checkpoint(tmp_path, capsys):
     run = write_run(tmp_path / "out" / "runs" / "tiny-1", tiny_model(), steps=(100, 200), incomplete_step=300)
-    result, incomplete = run_many(("inspect", str(run), "--tensors"),
-                                  ("inspect", str(run / "checkpoints" / "step_00000300"), "--json"))
+    result = run_main(capsys, "inspect", str(run), "--tensors")
+    incomplete = run_main(capsys, "inspect", str(run / "checkpoints" / "step_00000300"), "--json")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert re.search(r"step\s+200\s", out)
@@ -57,10 +50,10 @@ def test_inspect_run_dir_and_incomplete_checkpoint(tmp_path):
     assert any("meta.json is missing" in n for n in info["notes"])
 
 
-def test_inspect_tensors_and_earlier_layout(tmp_path):
+def test_inspect_tensors_and_earlier_layout(tmp_path, capsys):
     model = tiny_model()
     torch.save(to_earlier_layout(model.state_dict(), head_dim=32), tmp_path / "old.pth")
-    result = run_cli("inspect", str(tmp_path / "old.pth"), "--head-dim", "32", "--tensors", "--json")
+    result = run_main(capsys, "inspect", str(tmp_path / "old.pth"), "--head-dim", "32", "--tensors", "--json")
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     assert info["file"]["layout"] == "minimind-v1"
@@ -73,13 +66,13 @@ def test_inspect_tensors_and_earlier_layout(tmp_path):
     assert rows["tok_embeddings.weight"]["norm"] == pytest.approx(emb.norm().item(), rel=1e-5)
 
 
-def test_inspect_generate_greedy_matches_model(tmp_path):
+def test_inspect_generate_greedy_matches_model(tmp_path, capsys):
     from transformers import AutoTokenizer
 
     model = tiny_model(seed=7)
     torch.save(model.state_dict(), tmp_path / "pretrain_64.pth")
     tok_dir = write_tokenizer(tmp_path / "data" / "tokenizer")
-    result = run_cli("inspect", str(tmp_path / "pretrain_64.pth"), "--head-dim", "32", "--generate", "hello fox",
+    result = run_main(capsys, "inspect", str(tmp_path / "pretrain_64.pth"), "--head-dim", "32", "--generate", "hello fox",
                      "--max-new-tokens", "6", "--json")
     assert result.returncode == 0, result.stderr
     gen = json.loads(result.stdout)["generation"]
@@ -92,12 +85,11 @@ def test_inspect_generate_greedy_matches_model(tmp_path):
 
 
 
-def test_usage_errors_are_one_line(tmp_path):
+def test_usage_errors_are_one_line(tmp_path, capsys):
     torch.save(tiny_model().state_dict(), tmp_path / "m.pth")
-    no_tok, missing, unknown_dir = run_many(
-        ("inspect", str(tmp_path / "m.pth"), "--head-dim", "32", "--generate", "hi"),
-        ("inspect", str(tmp_path / "nope.pth")),
-        ("inspect", str(tmp_path)))
+    no_tok = run_main(capsys, "inspect", str(tmp_path / "m.pth"), "--head-dim", "32", "--generate", "hi")
+    missing = run_main(capsys, "inspect", str(tmp_path / "nope.pth"))
+    unknown_dir = run_main(capsys, "inspect", str(tmp_path))
     for result, message in ((no_tok, "pass --tokenizer DIR"), (missing, "no such file"),
                             (unknown_dir, "not a run, checkpoint or Hugging Face directory")):
         assert result.returncode == 2, result.stderr
@@ -143,10 +135,20 @@ BAD_FILES = {
 }
 
 
-def test_bad_files_one_line_exit_2(tmp_path):
+# Real subprocesses for the files that would run code (nothing may leak into the test process); the
+# others go through the same entry point in-process.
+IN_SUBPROCESS = ("zip_evil.pth", "legacy_evil.pth", "raw_evil.pkl")
+
+
+def test_bad_files_one_line_exit_2(tmp_path, capsys):
     _bad_files(tmp_path)
-    results = run_many(*(("inspect", str(tmp_path / name)) for name in BAD_FILES))
-    for (name, message), result in zip(BAD_FILES.items(), results, strict=True):
+    results = dict(zip(IN_SUBPROCESS, run_many(*(("inspect", str(tmp_path / n)) for n in IN_SUBPROCESS)),
+                       strict=True))
+    for name in BAD_FILES:
+        if name not in results:
+            results[name] = run_main(capsys, "inspect", str(tmp_path / name))
+    for name, message in BAD_FILES.items():
+        result = results[name]
         assert result.returncode == 2, (name, result.stdout, result.stderr)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.stderr
