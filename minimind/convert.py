@@ -448,6 +448,15 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
     # The earliest MiniMind saved its causal mask: its size is the training context length.
     mask = raw.get("layers.0.attention.mask")
     sd, layout, notes = _finish_state_dict(raw, str(path), head_dim)
+    run_config = _matching_run_config(path, sd) if head_dim is None and layout == "native" else None
+    if run_config is not None:
+        cfg, config_source = run_config
+        _validate_shapes(sd, cfg, str(path))
+        notes.append(f"config read from {config_source}: the run next to this file whose shapes match")
+        return LoadedWeights(state_dict=sd, config=cfg, inferred=set(), layout=layout, source_kind="pth",
+                             path=path, weights_file=path, config_source=str(config_source),
+                             file_dtypes=_dtype_counts(raw), stored_keys=list(raw), notes=notes,
+                             tokenizer_hint=_tokenizer_hint_of(config_source))
     cfg, inferred, more = infer_config(sd, head_dim, max_pos or (int(mask.shape[-1]) if mask is not None else None))
     if mask is not None and not max_pos:
         notes.append(f"max_position_embeddings {cfg.max_position_embeddings} read from the saved attention mask")
@@ -456,6 +465,47 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind="pth",
                          path=path, weights_file=path, file_dtypes=_dtype_counts(raw), stored_keys=list(raw),
                          notes=notes + more, head_dim_assumed=head_dim is None)
+
+
+def _shape_signature(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v) for k, v in shapes.items() if k != HEAD}
+
+
+def _matching_run_config(pth: Path, state_dict: dict[str, torch.Tensor]) -> tuple[ModelConfig, Path] | None:
+    """``out/pretrain_*.pth`` carries no config, but the run that wrote it (``out/runs/*/config.yaml``)
+    does: the most recent run whose model has exactly these shapes gives heads, RoPE theta, etc.,
+    which shapes alone cannot (e.g. the tiny profile's head_dim 32)."""
+    from minimind.config import load_config
+    from minimind.model import MiniMindLM
+
+    runs = pth.parent / "runs"
+    if not runs.is_dir():
+        return None
+    wanted = _shape_signature({k: tuple(v.shape) for k, v in state_dict.items()})
+    configs = sorted(runs.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for config_path in configs[:50]:
+        try:
+            cfg = load_config(config_path).model
+        except (ConfigError, OSError):
+            continue
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in MiniMindLM(cfg).state_dict().items()}
+        if _shape_signature(shapes) == wanted:
+            return cfg, config_path
+    return None
+
+
+def _tokenizer_hint_of(config_path: Path) -> Path | None:
+    from minimind.config import load_config
+
+    data_path = load_config(config_path).data.path
+    if not data_path:
+        return None
+    run_dir = config_path.parent
+    for cand in (Path(data_path), run_dir.parent.parent / data_path):
+        if cand.is_dir():
+            return cand
+    return None
 
 
 def _read_json(path: Path) -> dict:

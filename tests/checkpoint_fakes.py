@@ -58,7 +58,8 @@ def write_run(run_dir: Path, model: MiniMindLM, steps=(100, 200), incomplete_ste
     if incomplete_step is not None:
         write_checkpoint(run_dir / "checkpoints" / f"step_{incomplete_step:08d}", model, step=incomplete_step,
                          complete=False, data_path=data_path)
-    save_config(resolve("tiny"), run_dir / "config.yaml")
+    first = run_dir / "checkpoints" / f"step_{(steps or (incomplete_step,))[0]:08d}"
+    (run_dir / "config.yaml").write_bytes((first / "config.yaml").read_bytes())  # the run's resolved config
     (run_dir / "events.jsonl").write_text("")
     return run_dir
 

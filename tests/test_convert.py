@@ -199,3 +199,21 @@ def test_generate_text_greedy_and_seeded_sampling(tmp_path):
                                      top_p=0.9, seed=s) for s in (1, 1, 2, 3)]
     assert sampled[0] == sampled[1]
     assert len({s["completion"] for s in sampled}) > 1  # a random model sampled hot varies by seed
+
+
+def test_bare_pth_next_to_runs_takes_the_matching_run_config(tmp_path):
+    """out/pretrain_*.pth has no config; the run beside it that has the same shapes tells the head
+    count that shapes cannot (head_dim 16 here, where 64 would be assumed)."""
+    model = tiny_model(num_attention_heads=4, num_key_value_heads=2, rope_theta=1e4)  # head_dim 16
+    write_run(tmp_path / "out" / "runs" / "other", tiny_model(hidden_size=32, num_attention_heads=2),
+              steps=(10,), incomplete_step=None)
+    write_run(tmp_path / "out" / "runs" / "mine", model, steps=(10,), incomplete_step=None)
+    torch.save(model.state_dict(), tmp_path / "out" / "pretrain_64.pth")
+    loaded = convert.load_weights(tmp_path / "out" / "pretrain_64.pth")
+    assert loaded.config == model.config and loaded.inferred == set()
+    assert loaded.config_source.endswith("runs/mine/config.yaml")
+    alone = tmp_path / "elsewhere.pth"
+    torch.save(model.state_dict(), alone)
+    with pytest.raises(convert.CheckpointError, match="--head-dim"):  # k_proj 32 rows: not 64-sized heads
+        convert.load_weights(alone)
+    assert convert.load_weights(alone, head_dim=16).config.num_attention_heads == 4
