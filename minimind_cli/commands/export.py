@@ -65,6 +65,9 @@ def export(
         console.print(f"wrote {escape(result['out'])} ({result['tensors']} tensors, float16, "
                       f"{result['size_bytes'] / 2**20:.1f} MiB, native keys)")
         return
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # one line of result, not a shard-writing progress bar
     tok_dir = convert.find_tokenizer(loaded, tokenizer)
     if tok_dir is None:
         err.print("[yellow]warning:[/] no tokenizer found (run dataset, out/data/tokenizer); the export has "
