@@ -15,10 +15,11 @@ class DistInfo:
     rank: int = 0
     local_rank: int = 0
     world_size: int = 1
+    launched: bool = False  # started by torchrun: use a process group even for one process
 
     @property
     def enabled(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.launched
 
     @property
     def is_main(self) -> bool:
@@ -27,7 +28,7 @@ class DistInfo:
 
 def from_env() -> DistInfo:
     return DistInfo(rank=int(os.environ.get("RANK", 0)), local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-                    world_size=int(os.environ.get("WORLD_SIZE", 1)))
+                    world_size=int(os.environ.get("WORLD_SIZE", 1)), launched="TORCHELASTIC_RUN_ID" in os.environ)
 
 
 def init(info: DistInfo, device: torch.device) -> None:
