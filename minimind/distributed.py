@@ -31,13 +31,19 @@ def from_env() -> DistInfo:
                     world_size=int(os.environ.get("WORLD_SIZE", 1)), launched="TORCHELASTIC_RUN_ID" in os.environ)
 
 
+# NCCL reduces only CUDA tensors: small CPU tensors (losses, flags) travel through this device.
+_comm_device: torch.device | None = None
+
+
 def init(info: DistInfo, device: torch.device) -> None:
     """gloo on CPU, nccl on CUDA. Collectives time out (MINIMIND_DIST_TIMEOUT seconds, default 300),
     so a dead or hung rank becomes an error instead of an endless wait."""
     if not info.enabled or dist.is_initialized():
         return
     timeout = timedelta(seconds=float(os.environ.get("MINIMIND_DIST_TIMEOUT", "300")))
+    global _comm_device
     backend = "nccl" if device.type == "cuda" else "gloo"
+    _comm_device = device if backend == "nccl" else None
     kwargs = {"device_id": device} if backend == "nccl" else {}
     dist.init_process_group(backend=backend, timeout=timeout, **kwargs)
 
@@ -47,16 +53,25 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+def _all_reduce(t: torch.Tensor, op, info: DistInfo) -> torch.Tensor:
+    if not info.enabled:
+        return t
+    if _comm_device is not None and t.device != _comm_device:
+        moved = t.to(_comm_device)
+        dist.all_reduce(moved, op=op)
+        t.copy_(moved.cpu())
+    else:
+        dist.all_reduce(t, op=op)
     return t
+
+
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """In-place sum over ranks (a no-op in a single process)."""
+    return _all_reduce(t, dist.ReduceOp.SUM, info)
 
 
 def all_reduce_max(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    if info.enabled:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t
+    return _all_reduce(t, dist.ReduceOp.MAX, info)
 
 
 def barrier(info: DistInfo) -> None:
