@@ -483,13 +483,16 @@ def _tokenizer_texts(files: list[Path], text_key: str, strict: bool, limit: int,
     """Texts of the first ``limit`` bytes of the corpus, for training the tokenizer (validated as they go)."""
     seen = 0
     for path in files:
-        for line0, chunk in _Reader(path, chunk_bytes).chunks():
+        reader = _Reader(path, chunk_bytes)
+        position = 0
+        for line0, chunk in reader.chunks():
             parsed = _parse(_kind(path), chunk, line0, text_key, strict)
             if parsed.error:
                 raise PrepareError(f"{path}:{parsed.error[0]}: {parsed.error[1]}")
             yield from parsed.texts
             seen += len(chunk)
-            on_bytes(len(chunk))
+            on_bytes(reader.position() - position)  # bytes on disk, like the bar's total
+            position = reader.position()
             if seen >= limit:
                 return
 
@@ -562,7 +565,7 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
             trained_on = None
             if given_tok is None:
                 t0 = time.perf_counter()
-                limit = min(TOKENIZER_SAMPLE_BYTES, total_bytes)
+                limit = min(TOKENIZER_SAMPLE_BYTES, total_bytes)  # on disk: a .gz sample is larger
                 task = bar.add("training tokenizer", total=limit)
                 texts = _tokenizer_texts(files, text_key, strict, TOKENIZER_SAMPLE_BYTES, chunk_bytes,
                                          lambda n: bar.update(task, advance=n))

@@ -110,5 +110,4 @@ def prepare_sample(out_dir: str | Path, **kwargs):
 
     with tempfile.TemporaryDirectory(prefix="minimind-sample-") as tmp:
         corpus = build_sample_corpus(Path(tmp) / "sample.jsonl")
-        kwargs.setdefault("val_fraction", 0.01)
         return prepare_dataset([corpus], out_dir, source_names=[SAMPLE_NAME], **kwargs)
