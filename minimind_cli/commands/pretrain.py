@@ -1,11 +1,92 @@
-"""`minimind pretrain`."""
+"""`minimind pretrain`: resolve the config, pick the data, start the trainer, follow it."""
 
 from __future__ import annotations
 
-from minimind_cli.commands._stub import not_implemented
+from pathlib import Path
+from typing import Annotated
 
-HELP = "pretrain (not implemented yet)."
+import typer
+
+HELP = """Train a model from a profile; the trainer runs in a subprocess (torchrun with --nproc > 1).
+
+Examples:
+
+  minimind pretrain --profile tiny                      (built-in sample corpus, a few minutes on a CPU)
+
+  minimind pretrain --profile moe --data data.jsonl     (prepares data.jsonl first, cached)
+
+  minimind pretrain --set train.max_steps=200 --set model.num_hidden_layers=4
+
+  minimind pretrain --profile default --nproc 2         (2 processes through torchrun)
+
+Ctrl-C saves a checkpoint and stops; `minimind resume` continues exactly where it stopped.
+"""
+
+_NAMED = {
+    "epochs": "train.epochs", "max_steps": "train.max_steps", "batch_size": "train.batch_size",
+    "learning_rate": "train.learning_rate", "accumulation_steps": "train.accumulation_steps",
+    "grad_clip": "train.grad_clip", "max_seq_len": "data.max_seq_len", "dtype": "train.dtype",
+    "device": "train.device", "use_moe": "model.use_moe",
+}
 
 
-def pretrain() -> None:
-    not_implemented("pretrain")
+def pretrain(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile name (default, moe, tiny, large) or a YAML file.")] = "default",
+    data: Annotated[str | None, typer.Option("--data", "-d", help="Dataset directory, or a .jsonl/.txt file to prepare first.")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Output root (runs, weights, prepared data). Default: out.")] = None,
+    run: Annotated[str | None, typer.Option("--run", help="Run name (default: <profile>-<date>-<time>).")] = None,
+    overrides: Annotated[list[str] | None, typer.Option("--set", help="Override any config key: --set model.hidden_size=256 (repeatable).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the data.")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Samples per micro-batch per process.")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
+    accumulation_steps: Annotated[int | None, typer.Option("--accumulation-steps", help="Micro-batches per optimizer step.")] = None,
+    grad_clip: Annotated[float | None, typer.Option("--grad-clip", help="Clip gradients to this global norm.")] = None,
+    max_seq_len: Annotated[int | None, typer.Option("--max-seq-len", help="Tokens per sample.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="auto, bf16, fp16 or fp32.")] = None,
+    device: Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    use_moe: Annotated[bool | None, typer.Option("--use-moe/--no-moe", help="Mixture-of-Experts feed-forward.")] = None,
+    init_from: Annotated[Path | None, typer.Option("--init-from", help="Start from the weights of any checkpoint `inspect` reads.")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="Processes on this node (torchrun; gloo on CPU, nccl on CUDA).")] = 1,
+    nnodes: Annotated[int | None, typer.Option("--nnodes", help="Nodes (multi-node torchrun).")] = None,
+    node_rank: Annotated[int | None, typer.Option("--node-rank", help="This node's rank (multi-node).")] = None,
+    master_addr: Annotated[str | None, typer.Option("--master-addr", help="Rendezvous address (multi-node).")] = None,
+    master_port: Annotated[int | None, typer.Option("--master-port", help="Rendezvous port (multi-node).")] = None,
+    no_tui: Annotated[bool, typer.Option("--no-tui", help="Plain progress instead of the dashboard (automatic when not a terminal).")] = False,
+) -> None:
+    from minimind.config import resolve
+    from minimind_cli.launch import LaunchOptions
+    from minimind_cli.runs import check_dataset_fits, console, launch_and_follow, new_run_dir, resolve_data
+
+    sets = list(overrides or [])
+    named = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "learning_rate": learning_rate,
+             "accumulation_steps": accumulation_steps, "grad_clip": grad_clip, "max_seq_len": max_seq_len,
+             "dtype": dtype, "device": device, "use_moe": use_moe}
+    sets = [f"{_NAMED[k]}={v}" for k, v in named.items() if v is not None] + sets
+    if out is not None:
+        sets.append(f"run.out_dir={out}")
+    if run is not None:
+        sets.append(f"run.name={run}")
+    if nproc < 1:
+        raise typer.BadParameter("--nproc must be >= 1")
+    cfg = resolve(profile, sets)  # validated before anything starts
+
+    out_dir = Path(cfg.run.out_dir)
+    data_path, where = resolve_data(data, cfg, out_dir)
+    cfg.data.path = str(data_path)
+    from minimind.data.format import read_meta
+
+    vocab = int(read_meta(data_path).get("vocab_size", cfg.model.vocab_size))
+    if vocab != cfg.model.vocab_size and not any(s.startswith("model.vocab_size=") for s in sets):
+        console.print(f"model.vocab_size set to {vocab} to match the dataset's tokenizer")
+        cfg.model.vocab_size = vocab
+    cfg.run.out_dir = str(out_dir.resolve())
+    cfg.validate()
+    world = nproc * (nnodes or 1)
+    check_dataset_fits(cfg, world)
+    run_dir = new_run_dir(cfg)
+    console.print(f"data: {where}")
+    console.print(f"run: {run_dir}  (profile {cfg.run.profile})")
+    opts = LaunchOptions(nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
+                         master_port=master_port, init_from=init_from.resolve() if init_from else None)
+    raise typer.Exit(launch_and_follow(run_dir, cfg, opts, no_tui=no_tui))

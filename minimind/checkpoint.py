@@ -1,0 +1,208 @@
+"""Training checkpoints that survive any crash, and the weights-only ``pretrain_*.pth`` file.
+
+A checkpoint is a directory ``<run>/checkpoints/step_<N:08d>/``:
+
+    model.pt       model state dict (fp32, native keys, both tied names)
+    optimizer.pt   optimizer state dict
+    state.pt       loop state: step, tokens, data position, RNG states (python, numpy, torch, cuda), scaler
+    config.yaml    the resolved config
+    meta.json      written last: step, epoch, tokens, losses, time, dataset, sha256 of every file
+
+It is written into a temporary sibling, every file fsynced, ``meta.json`` last, then renamed into
+place and the parent fsynced. A directory without ``meta.json`` (or with files that do not match
+their recorded sha256) is never picked up by resume. Everything is loaded with
+``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+CHECKPOINTS_DIR = "checkpoints"
+META_FILE = "meta.json"
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, incomplete or does not fit the run."""
+
+
+def step_dir_name(step: int) -> str:
+    return f"step_{step:08d}"
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_bytes_durably(path: Path, write) -> None:
+    with open(path, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_state: dict,
+                    loop_state: dict, config_yaml: str, meta: dict[str, Any], keep_last: int,
+                    slow_save_s: float = 0.0) -> Path:
+    """Write a complete checkpoint for ``step`` atomically; returns its directory.
+
+    ``slow_save_s`` sleeps between files (fault-injection tests kill a process mid-save with it).
+    """
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / step_dir_name(step)
+    tmp = root / f".tmp-{step_dir_name(step)}-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    files = {
+        "model.pt": lambda f: torch.save(model_state, f),
+        "optimizer.pt": lambda f: torch.save(optimizer_state, f),
+        "state.pt": lambda f: torch.save(loop_state, f),
+        "config.yaml": lambda f: f.write(config_yaml.encode("utf-8")),
+    }
+    digests = {}
+    for name, write in files.items():
+        _write_bytes_durably(tmp / name, write)
+        digests[name] = _sha256(tmp / name)
+        if slow_save_s:
+            time.sleep(slow_save_s)
+    full_meta = {"format_version": CHECKPOINT_FORMAT, "step": step, "time": time.time(), **meta, "files": digests}
+    _write_bytes_durably(tmp / META_FILE, lambda f: f.write(json.dumps(full_meta, indent=2).encode("utf-8")))
+    _fsync_dir(tmp)
+    if final.exists():  # a re-save of the same step after a resume: replace it
+        trash = root / f".old-{final.name}-{os.getpid()}"
+        final.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    tmp.rename(final)
+    _fsync_dir(root)
+    prune(root, keep_last)
+    return final
+
+
+def prune(root: Path, keep_last: int) -> None:
+    """Keep the newest ``keep_last`` complete checkpoints; drop leftovers of interrupted saves."""
+    complete = list_checkpoints(root.parent)
+    for info in complete[:-keep_last] if keep_last > 0 else []:
+        shutil.rmtree(info.path, ignore_errors=True)
+    for leftover in root.glob(".tmp-*"):
+        if not leftover.name.endswith(f"-{os.getpid()}"):
+            shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in root.glob(".old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+@dataclass
+class CheckpointInfo:
+    path: Path
+    step: int
+    meta: dict[str, Any]
+
+
+def read_checkpoint_meta(path: Path) -> dict[str, Any] | None:
+    """meta.json of a complete checkpoint directory, or None if it is incomplete."""
+    try:
+        meta = json.loads((Path(path) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or "files" not in meta:
+        return None
+    for name in meta["files"]:
+        if not (Path(path) / name).is_file():
+            return None
+    return meta
+
+
+def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / CHECKPOINTS_DIR
+    found = []
+    if root.is_dir():
+        for child in root.iterdir():
+            match = _STEP_DIR.match(child.name)
+            if match and child.is_dir():
+                meta = read_checkpoint_meta(child)
+                if meta is not None:
+                    found.append(CheckpointInfo(child, int(match.group(1)), meta))
+    return sorted(found, key=lambda c: c.step)
+
+
+def find_checkpoint(path: Path) -> CheckpointInfo:
+    """``path`` is a run directory (latest complete checkpoint) or one checkpoint directory."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path} does not exist")
+    if (path / META_FILE).is_file() or _STEP_DIR.match(path.name):
+        meta = read_checkpoint_meta(path)
+        if meta is None:
+            raise CheckpointError(f"checkpoint {path} is incomplete (interrupted while saving); "
+                                  f"resume from the run directory to use the latest complete one")
+        return CheckpointInfo(path, int(meta["step"]), meta)
+    checkpoints = list_checkpoints(path)
+    if not checkpoints:
+        raise CheckpointError(f"{path} has no complete checkpoint (looked in {path / CHECKPOINTS_DIR})")
+    return checkpoints[-1]
+
+
+def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, Any]:
+    """model/optimizer/state dicts of a checkpoint, each checked against its recorded sha256."""
+    if verify:
+        for name, digest in info.meta["files"].items():
+            if _sha256(info.path / name) != digest:
+                raise CheckpointError(f"checkpoint {info.path}: {name} does not match its recorded sha256 "
+                                      f"(corrupted?)")
+    out = {}
+    for key in ("model", "optimizer", "state"):
+        try:
+            out[key] = torch.load(info.path / f"{key}.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
+            raise CheckpointError(f"checkpoint {info.path}: cannot read {key}.pt ({exc})") from None
+    out["config_yaml"] = (info.path / "config.yaml").read_text(encoding="utf-8")
+    return out
+
+
+def weights_path(out_dir: Path, hidden_size: int, use_moe: bool) -> Path:
+    return Path(out_dir) / f"pretrain_{hidden_size}{'_moe' if use_moe else ''}.pth"
+
+
+def save_weights(path: Path, model_state: dict[str, torch.Tensor]) -> Path:
+    """MiniMind-compatible weights: half precision, native keys, both tied names, atomic."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    half = {k: v.detach().to("cpu", torch.float16).clone() for k, v in model_state.items()}
+    if "lm_head.weight" not in half and "model.embed_tokens.weight" in half:
+        half["lm_head.weight"] = half["model.embed_tokens.weight"]
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    _write_bytes_durably(tmp, lambda f: torch.save(half, f))
+    tmp.replace(path)
+    _fsync_dir(path.parent)
+    return path

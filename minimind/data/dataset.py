@@ -1,0 +1,177 @@
+"""Reading a prepared dataset: samples, a seeded resumable order, disjoint shares per rank.
+
+Two sample modes (DESIGN.md section 4):
+
+* packed (default): the token stream of a split is cut into non-overlapping windows of
+  ``max_seq_len + 1`` tokens. Input = window[:-1], target = window[1:], every target trained on.
+  Documents run on from one window into the next, separated by their eos/bos tokens. The tail of
+  the stream shorter than one window is not used (fewer than ``max_seq_len + 1`` tokens).
+* padded (``packing: false``, MiniMind's samples): one document per row, truncated to
+  ``max_seq_len + 1`` tokens, padded with ``pad_id``; padding targets have loss mask 0.
+
+Order: global micro-batches of ``batch_size * world_size`` samples follow a permutation seeded by
+``(seed, epoch)``; rank r takes the r-th slice of each. So 2 ranks x batch b see exactly the
+samples 1 rank x batch 2b sees, and the position (epoch, samples consumed) restores exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minimind.data.format import DatasetFormatError, Split, open_split, read_meta
+
+
+@dataclass
+class Batch:
+    input_ids: np.ndarray  # (B, T) int64
+    targets: np.ndarray  # (B, T) int64
+    loss_mask: np.ndarray  # (B, T) float32: 1 = trained on, 0 = padding
+
+    @property
+    def trained_tokens(self) -> int:
+        return int(self.loss_mask.sum())
+
+
+class PretrainDataset:
+    """Random access to the samples of one split of a dataset directory."""
+
+    def __init__(self, path: str | Path, max_seq_len: int, packing: bool = True, split: str = "train"):
+        self.path = Path(path)
+        self.meta = read_meta(self.path)
+        self.split: Split = open_split(self.path, split)
+        self.max_seq_len = max_seq_len
+        self.window = max_seq_len + 1
+        self.packing = packing
+        self.pad_id = int(self.meta.get("pad_id", 0))
+        if packing:
+            self.num_samples = len(self.split.tokens) // self.window
+        else:
+            self.num_samples = self.split.n_docs
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.meta.get("fingerprint", ""))
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def window_tokens(self, i: int) -> tuple[np.ndarray, int]:
+        """The (max_seq_len + 1)-token row of sample i and how many of its tokens are real."""
+        if self.packing:
+            start = i * self.window
+            return np.asarray(self.split.tokens[start:start + self.window], dtype=np.int64), self.window
+        doc = np.asarray(self.split.doc(i)[:self.window], dtype=np.int64)
+        row = np.full(self.window, self.pad_id, dtype=np.int64)
+        row[:len(doc)] = doc
+        return row, len(doc)
+
+    def batch(self, indices: np.ndarray | list[int]) -> Batch:
+        rows = np.empty((len(indices), self.window), dtype=np.int64)
+        mask = np.zeros((len(indices), self.max_seq_len), dtype=np.float32)
+        for r, i in enumerate(indices):
+            rows[r], real = self.window_tokens(int(i))
+            mask[r, :real - 1] = 1.0  # target t is real iff token t+1 of the row is real
+        return Batch(rows[:, :-1].copy(), rows[:, 1:].copy(), mask)
+
+
+class EpochOrder:
+    """Which samples each rank reads, micro-batch after micro-batch, epoch after epoch.
+
+    ``position`` = (epoch, samples of this epoch already consumed by all ranks together): saving it
+    and restoring it yields exactly the batches that would have followed.
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.num_samples = num_samples
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.global_batch = batch_size * world_size
+        self.batches_per_epoch = num_samples // self.global_batch
+        if self.batches_per_epoch == 0:
+            raise DatasetFormatError(
+                f"the dataset has {num_samples} samples, fewer than one global batch of {self.global_batch} "
+                f"(batch_size {batch_size} x {world_size} processes); use a smaller batch, shorter "
+                f"max_seq_len or more data")
+        self.epoch = 0
+        self.consumed = 0  # samples of the current epoch consumed by all ranks
+        self._perm_epoch = -1
+        self._perm = np.empty(0, dtype=np.int64)
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(self.num_samples)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def next_indices(self) -> tuple[np.ndarray, int]:
+        """This rank's sample indices for the next micro-batch, and the epoch they belong to."""
+        if self.consumed + self.global_batch > self.batches_per_epoch * self.global_batch:
+            self.epoch += 1
+            self.consumed = 0
+        perm = self.permutation(self.epoch)
+        start = self.consumed + self.rank * self.batch_size
+        indices = perm[start:start + self.batch_size]
+        self.consumed += self.global_batch
+        return indices, self.epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed,
+                "num_samples": self.num_samples, "global_batch": self.global_batch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["num_samples"] != self.num_samples or state["seed"] != self.seed:
+            raise DatasetFormatError(
+                f"saved data position is for {state['num_samples']} samples with seed {state['seed']}, "
+                f"this dataset gives {self.num_samples} samples with seed {self.seed}")
+        if state["consumed"] % self.global_batch:
+            raise DatasetFormatError(
+                f"the saved position ({state['consumed']} samples into epoch {state['epoch']}) is not a "
+                f"multiple of the new global batch {self.global_batch}; keep batch_size x processes = "
+                f"{state['global_batch']}")
+        self.epoch = int(state["epoch"])
+        self.consumed = int(state["consumed"])
+
+
+class BatchLoader:
+    """Endless iterator of this rank's micro-batches, with a restorable position."""
+
+    def __init__(self, dataset: PretrainDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+        self.dataset = dataset
+        self.order = EpochOrder(len(dataset), batch_size, seed, rank, world_size)
+        self.epoch = 0
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.order.batches_per_epoch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self
+
+    def __next__(self) -> Batch:
+        indices, self.epoch = self.order.next_indices()
+        return self.dataset.batch(indices)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.order.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.order.load_state_dict(state)
+        self.epoch = self.order.epoch
+
+
+def validation_batches(dataset: PretrainDataset, batch_size: int, max_batches: int,
+                       rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
+    """The first ``max_batches`` global batches of the validation split in file order (the same
+    every evaluation, so validation losses are comparable), this rank's share of each."""
+    global_batch = batch_size * world_size
+    n_batches = min(max_batches, len(dataset) // global_batch)
+    for b in range(n_batches):
+        start = b * global_batch + rank * batch_size
+        yield dataset.batch(list(range(start, start + batch_size)))

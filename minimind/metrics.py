@@ -1,0 +1,121 @@
+"""Training metrics computed once, by the trainer, as plain numbers for the ``step`` event."""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+import torch
+
+
+class LossEMA:
+    """Debiased exponential moving average of the loss (nanochat's convention)."""
+
+    def __init__(self, beta: float = 0.9):
+        self.beta = beta
+        self.value = 0.0
+        self.count = 0
+
+    def update(self, loss: float) -> float:
+        self.count += 1
+        self.value = self.beta * self.value + (1 - self.beta) * loss
+        return self.value / (1 - self.beta ** self.count)
+
+    def state_dict(self) -> dict:
+        return {"beta": self.beta, "value": self.value, "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.beta, self.value, self.count = state["beta"], state["value"], state["count"]
+
+
+class StepTimer:
+    """Mean optimizer-step time excluding the first ``warmup`` steps of this process, for the ETA."""
+
+    def __init__(self, warmup: int = 3):
+        self.warmup = warmup
+        self.seen = 0
+        self.total = 0.0
+        self.counted = 0
+
+    def add(self, seconds: float) -> None:
+        self.seen += 1
+        if self.seen > self.warmup:
+            self.total += seconds
+            self.counted += 1
+
+    def eta(self, remaining_steps: int, last_step_s: float) -> float | None:
+        if remaining_steps <= 0:
+            return 0.0
+        if self.counted:
+            return remaining_steps * self.total / self.counted
+        return remaining_steps * last_step_s if self.seen else None
+
+
+def measure_matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 0.4) -> float:
+    """FLOP/s of a square matmul on this device and dtype: the MFU denominator, measured, not assumed."""
+    n = 4096 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    iters, start = 0, time.perf_counter()
+    while True:
+        a @ b
+        iters += 1
+        if iters % 4 == 0:
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                break
+    return 2 * n**3 * iters / elapsed
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def memory_snapshot(device: torch.device) -> dict:
+    """CUDA allocated/reserved/peak MiB (peak reset per interval) or process RSS MiB on CPU."""
+    rss = _rss_mib()
+    if device.type == "cuda":
+        idx = device.index if device.index is not None else torch.cuda.current_device()
+        gpu = {
+            "device": idx,
+            "allocated_mib": torch.cuda.memory_allocated(idx) / 2**20,
+            "reserved_mib": torch.cuda.memory_reserved(idx) / 2**20,
+            "peak_mib": torch.cuda.max_memory_allocated(idx) / 2**20,
+            "total_mib": torch.cuda.get_device_properties(idx).total_memory / 2**20,
+        }
+        torch.cuda.reset_peak_memory_stats(idx)
+        return {"gpu": [gpu], "cpu_rss_mib": rss}
+    return {"cpu_rss_mib": rss}
+
+
+def _rss_mib() -> float:
+    try:
+        import psutil
+
+        return psutil.Process(os.getpid()).memory_info().rss / 2**20
+    except Exception:  # noqa: BLE001 - memory is informative, never fatal
+        return float("nan")
+
+
+def expert_load(counts: list[list[float]]) -> tuple[list[list[float]], float]:
+    """Per-layer per-expert token fractions, and the worst max/mean imbalance over layers."""
+    load, imbalance = [], 1.0
+    for layer in counts:
+        total = sum(layer)
+        if total <= 0:
+            load.append([0.0] * len(layer))
+            continue
+        fractions = [c / total for c in layer]
+        load.append(fractions)
+        imbalance = max(imbalance, max(fractions) * len(layer))
+    return load, imbalance
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)

@@ -1,0 +1,111 @@
+"""Headless progress for a running trainer: reads ``events.jsonl`` like the dashboard does, shows
+a rich progress bar (loss, lr, tokens/s, ETA) and a line per logged step."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from minimind.events import EVENTS_FILE, EventTail
+from minimind_cli.launch import TRAINER_LOG
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+class RunOutcome:
+    def __init__(self) -> None:
+        self.finished: dict | None = None
+        self.failed: dict | None = None
+        self.started: dict | None = None
+        self.last_checkpoint: dict | None = None
+
+
+def follow_headless(run_dir: Path, proc: subprocess.Popen, console: Console, *, skip_existing: bool = True,
+                    poll_s: float = 0.25) -> tuple[int | None, RunOutcome]:
+    """Show progress until the trainer exits; returns (trainer exit code, what the events said)."""
+    tail = EventTail(Path(run_dir) / EVENTS_FILE)
+    if skip_existing:
+        list(tail.read_new())  # a resumed run's history was already shown last time
+    outcome = RunOutcome()
+    progress = Progress(
+        TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=console, transient=False,
+        auto_refresh=console.is_terminal)
+    task = None
+    with progress:
+        while True:
+            exited = proc.poll() is not None
+            for event in tail.read_new():
+                task = _show(event, progress, task, outcome)
+            if exited:
+                break
+            time.sleep(poll_s)
+    return proc.returncode, outcome
+
+
+def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
+    kind = event.get("type")
+    say = progress.console.print
+    if kind == "run_started":
+        outcome.started = event
+        total = event.get("total_steps") or 0
+        start = event.get("start_step") or 0
+        if task is None:
+            task = progress.add_task("train", total=total, completed=start, info="", eta="?")
+        params = f"{event.get('params_total', 0):,} params"
+        if event.get("params_active") != event.get("params_total"):
+            params += f" ({event.get('params_active', 0):,} active)"
+        resumed = f", resumed from step {start}" if event.get("resumed_from") else ""
+        say(f"[bold]{escape(str(event.get('run')))}[/]: {params}, {total} steps, device {event.get('device')}, "
+            f"dtype {event.get('dtype')}, {event.get('world_size')} process(es){resumed}")
+    elif kind == "step":
+        info = (f"loss {event['loss']:.4f}  lr {event['lr']:.2e}  {event['tokens_per_s']:,.0f} tok/s"
+                if event.get("loss") is not None else "")
+        if task is not None:
+            progress.update(task, completed=event["step"], info=info, eta=fmt_duration(event.get("eta_s")))
+        mfu = f"  mfu {event['mfu'] * 100:.1f}%" if event.get("mfu") is not None else ""
+        moe = f"  aux {event['moe']['aux_loss']:.4f} imbalance {event['moe']['imbalance']:.2f}" \
+            if event.get("moe") else ""
+        loss = f"{event['loss']:.4f}" if event.get("loss") is not None else "nan"
+        ema = f"{event['loss_ema']:.4f}" if event.get("loss_ema") is not None else "nan"
+        say(f"step {event['step']:>6}/{event['total_steps']}  loss {loss} (ema {ema})  lr {event['lr']:.2e}  "
+            f"grad {event.get('grad_norm') or 0:.2f}  {event['tokens_per_s']:,.0f} tok/s{mfu}{moe}  "
+            f"eta {fmt_duration(event.get('eta_s'))}")
+    elif kind == "eval":
+        say(f"[cyan]eval[/]   step {event['step']}: val loss {event['val_loss']:.4f} "
+            f"(perplexity {event['perplexity']:.1f})")
+    elif kind == "checkpoint":
+        outcome.last_checkpoint = event
+        say(f"[green]saved[/]  step {event['step']} ({event['reason']}) -> {escape(event['path'])} "
+            f"in {event['seconds']:.1f}s")
+    elif kind == "warning":
+        say(f"[yellow]warning:[/] {escape(str(event.get('message')))}")
+    elif kind in ("paused", "resumed"):
+        say(f"{kind} at step {event.get('step')}")
+    elif kind == "run_finished":
+        outcome.finished = event
+        if task is not None:
+            progress.update(task, completed=event["step"])
+    elif kind == "run_failed":
+        outcome.failed = event
+    return task
+
+
+def trainer_log_tail(run_dir: Path, lines: int = 15) -> str:
+    try:
+        text = (Path(run_dir) / TRAINER_LOG).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])

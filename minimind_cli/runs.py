@@ -1,0 +1,187 @@
+"""What ``pretrain`` and ``resume`` share: choosing the data, creating the run directory, starting
+the trainer, following it (dashboard or plain progress) and turning its end into an exit code."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from minimind.config import Config, save_config
+from minimind.events import EVENTS_FILE, read_events
+from minimind_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
+from minimind_cli.progress import follow_headless, trainer_log_tail
+
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+DATA_SUFFIXES = (".jsonl", ".gz", ".txt", ".json")
+
+
+def runs_root(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "runs"
+
+
+def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, str]:
+    """The dataset directory to train on, and a sentence saying where it came from.
+
+    --data DIR (a prepared dataset) | --data FILE (prepared first, cached by content) |
+    data.path from the profile | out/data when `minimind prepare` made it | the built-in sample corpus.
+    """
+    from minimind.data.format import is_dataset
+
+    source = data or cfg.data.path
+    if source:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise UserError(f"--data {source}: no such file or directory",
+                            "pass a dataset directory made by `minimind prepare` or a .jsonl/.txt file")
+        if path.is_dir() and is_dataset(path):
+            return path.resolve(), f"dataset {path}"
+        from minimind.data.prepare import prepare_dataset, prepared_path_for
+
+        target = prepared_path_for([path], out_dir / "data" / "cache")
+        console.print(f"preparing {path} -> {target} (cached: the same input is prepared once)")
+        result = prepare_dataset([path], target, progress=console.is_terminal, console=console)
+        note = "reused the prepared copy" if result.reused else "prepared"
+        return Path(result.path).resolve(), f"{path} ({note} in {result.path})"
+    default = out_dir / "data"
+    if is_dataset(default):
+        return default.resolve(), f"{default} (made by `minimind prepare`)"
+    from minimind.data.sample import prepare_sample
+
+    console.print(f"no --data and no {default}: preparing the built-in sample corpus (Python's own documentation)")
+    result = prepare_sample(default, progress=console.is_terminal, console=console)
+    return Path(result.path).resolve(), f"the built-in sample corpus in {result.path}"
+
+
+def check_dataset_fits(cfg: Config, world_size: int) -> None:
+    """Fail before anything starts if the data cannot fill one optimizer step."""
+    from minimind.data.dataset import EpochOrder, PretrainDataset
+
+    ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
+    order = EpochOrder(len(ds), cfg.train.batch_size, cfg.train.seed, 0, world_size)
+    steps = cfg.train.epochs * order.batches_per_epoch // cfg.train.accumulation_steps
+    if steps == 0:
+        raise UserError(f"{cfg.data.path}: {order.batches_per_epoch} micro-batches per epoch x {cfg.train.epochs} "
+                        f"epoch(s) make no optimizer step of {cfg.train.accumulation_steps} micro-batches",
+                        "lower --accumulation-steps/--batch-size or add data")
+    vocab = int(ds.meta.get("vocab_size", 0))
+    if vocab > cfg.model.vocab_size:
+        raise UserError(f"the dataset's tokenizer has {vocab} tokens but model.vocab_size={cfg.model.vocab_size}",
+                        f"--set model.vocab_size={vocab}")
+
+
+def new_run_dir(cfg: Config) -> Path:
+    name = cfg.run.name or f"{cfg.run.profile or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
+    root = runs_root(cfg.run.out_dir)
+    run_dir = root / name
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"run directory {run_dir} already exists",
+                        f"continue it with `minimind resume {run_dir}` or pick another --run name")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {run_dir}: {exc.strerror or exc}",
+                        "choose a writable --out directory") from None
+    return run_dir
+
+
+def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool) -> int:
+    """Write the config, start the trainer, follow it, and return the CLI's exit code."""
+    save_config(cfg, run_dir / "config.yaml")
+    events_before = len(read_events(run_dir / EVENTS_FILE))
+    proc = start_trainer(run_dir, opts)
+    use_tui = not no_tui and sys.stdout.isatty() and sys.stdin.isatty()
+    run_dashboard = None
+    if use_tui:
+        try:
+            from minimind_cli.dashboard import run_dashboard
+        except ImportError:
+            run_dashboard = None
+    if run_dashboard is not None:
+        try:
+            code = run_dashboard(run_dir, proc)
+        except Exception as exc:  # noqa: BLE001 - a dashboard crash must never kill training
+            err.print(f"[red]the dashboard failed ({type(exc).__name__}: {exc}); training goes on.[/] "
+                      f"Following it here; watch it with `minimind watch {run_dir}`.")
+            code = _follow_plain(run_dir, proc)
+        if proc.poll() is None:  # detached: training goes on in the background
+            return code
+        return _conclude(run_dir, proc.returncode, events_before, show=False)
+    code = _follow_plain(run_dir, proc)
+    return _conclude(run_dir, code, events_before, show=True)
+
+
+def _follow_plain(run_dir: Path, proc) -> int:
+    def tell(count: int) -> None:
+        if count == 1:
+            err.print("[yellow]Ctrl-C: asking the trainer to save a checkpoint and stop (Ctrl-C twice more "
+                      "kills it without saving)...[/]")
+
+    try:
+        with ForwardInterrupts(proc, tell):
+            code, _ = follow_headless(run_dir, proc, console)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+        raise
+    return code
+
+
+def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool) -> int:
+    events = read_events(run_dir / EVENTS_FILE)[events_before:]
+    finished = next((e for e in reversed(events) if e["type"] == "run_finished"), None)
+    failed = next((e for e in reversed(events) if e["type"] == "run_failed"), None)
+    checkpoints = [e for e in events if e["type"] == "checkpoint"]
+    if code == 0 and finished:
+        if show:
+            val = f", val loss {finished['val_loss']:.4f}" if finished.get("val_loss") is not None else ""
+            loss = finished.get("final_loss")
+            console.print(f"[bold green]done[/]: {finished['step']} steps, loss {loss:.4f}{val} "
+                          f"in {finished['elapsed_s']:.0f}s")
+            if finished.get("weights_path"):
+                console.print(f"weights: {finished['weights_path']}  (inspect with `minimind inspect "
+                              f"{finished['weights_path']}`)")
+            console.print(f"run: {run_dir}")
+        return EXIT_OK
+    if code == 0:
+        step = checkpoints[-1]["step"] if checkpoints else "?"
+        err.print(f"stopped after saving a checkpoint at step {step}. Resume with:\n  minimind resume {run_dir}")
+        return EXIT_INTERRUPTED
+    if failed:
+        err.print(f"[bold red]error:[/] {failed['error']}")
+        if failed.get("exit_code") == EXIT_FAILED and failed.get("traceback") and show:
+            tb = "\n".join(failed["traceback"].rstrip().splitlines()[-8:])
+            err.print(tb, markup=False, style="dim")
+        code = failed.get("exit_code", code)
+    else:
+        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
+            f"exited with code {code}"
+        err.print(f"[bold red]error:[/] the trainer {how}")
+        tail = trainer_log_tail(run_dir)
+        if tail and show:
+            err.print(tail, markup=False, style="dim")
+    if checkpoints or (run_dir / "checkpoints").is_dir():
+        err.print(f"the last complete checkpoint is kept; resume with: minimind resume {run_dir}")
+    if code in (EXIT_USAGE, EXIT_FAILED):
+        return code
+    return EXIT_FAILED
+
+
+def latest_run(out_dir: Path) -> Path:
+    root = runs_root(out_dir)
+    runs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    if not runs:
+        raise UserError(f"no runs under {root}", "start one with `minimind pretrain`")
+    return max(runs, key=lambda p: (p / EVENTS_FILE).stat().st_mtime if (p / EVENTS_FILE).exists()
+               else p.stat().st_mtime)
+
