@@ -57,20 +57,17 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
              f"still running. Watch it with: {watch}")
         return 1
     if process is not None:
+        # The caller (``minimind pretrain`` / ``resume``) reports how the trainer ended.
         code = result.returncode if result.returncode is not None else process.poll()
-        if code is None:
-            return 0
-        code = 128 - code if code < 0 else code
-    elif state.failed is not None:
+        return 0 if code is None else _signal_code(code)
+    if state.failed is not None:
         code = int(state.failed.get("exit_code") or 1)
     else:
         code = 1 if state.status == "failed" else 0
-    if code not in (0, 130) or state.failed is not None:
+    if code != 0:
         error = (state.failed or {}).get("error")
         echo(f"Training failed ({_status_words(code)}){f': {error}' if error else ''}. "
              f"Log: {run_dir / 'trainer.log'}")
-    elif code == 130:
-        echo(f"Training was interrupted and saved; continue with: minimind resume {shlex.quote(str(run_dir))}")
     return code
 
 

@@ -7,6 +7,7 @@ offsets of log lines (event time minus run start, so a replay renders the same e
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +185,8 @@ class RunState:
         offset = None
         if event is not None and self.started is not None and event.get("time") is not None:
             offset = float(event["time"]) - float(self.started.get("time", event["time"]))
-        elif event is None and self.log:
-            offset = self.log[-1].offset_s
+        elif event is None and self.started is not None and self.started.get("time") is not None:
+            offset = max(0.0, time.time() - float(self.started["time"]))  # a live note: now
         self.log.append(LogLine(offset, kind, text))
         del self.log[:-LOG_LIMIT]
 
