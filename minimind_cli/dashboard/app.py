@@ -108,7 +108,9 @@ class DashboardApp(App[DashboardResult]):
         if "header" in changed:
             self.query_one(HeaderPanel).show(state)
         if "loss" in changed:
-            self.query_one(LossPlot).show(state, self.log_y)
+            plot = self.query_one(LossPlot)
+            plot.log_y = self.log_y
+            plot.show(state)
         if "lr" in changed:
             self.query_one(LrPlot).show(state)
         if "progress" in changed:
@@ -182,7 +184,7 @@ class DashboardApp(App[DashboardResult]):
             self.state.stopping = True
             self._redraw(self.state.note(
                 "control", f"stop requested: waiting up to {self.stop_timeout:.0f} s for the trainer "
-                           "to save and exit"))
+                           "to save and exit") | {"header"})
             self.set_timer(self.stop_timeout, self._stop_timed_out)
 
     def _stop_timed_out(self) -> None:

@@ -88,13 +88,36 @@ class HeaderPanel(Static):
         self.update(line)
 
 
-class LossPlot(PlotextPlot):
-    def show(self, state: RunState, log_y: bool) -> None:
+class _Plot(PlotextPlot):
+    """A plot whose figure is rebuilt from stored series at every render: plotext's log scale
+    transforms the data in place when it builds, so a figure cannot be built twice."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._state: RunState | None = None
+
+    def show(self, state: RunState) -> None:
+        self._state = state
+        self.refresh()
+
+    def render(self):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title("loss (log y)" if log_y else "loss")
-        plt.yscale("log" if log_y else "linear")
+        self.draw(self._state or RunState())
+        return super().render()
+
+    def draw(self, state: RunState) -> None:
+        raise NotImplementedError
+
+
+class LossPlot(_Plot):
+    log_y = False
+
+    def draw(self, state: RunState) -> None:
+        plt = self.plt
+        plt.title("loss (log y)" if self.log_y else "loss")
+        plt.yscale("log" if self.log_y else "linear")
         steps, losses = _thin(state.steps, state.losses)
         if steps:
             plt.plot(steps, losses, marker="braille", color="cyan", label="loss")
@@ -102,18 +125,15 @@ class LossPlot(PlotextPlot):
         if steps:
             plt.plot(steps, emas, marker="braille", color="orange", label="smoothed")
         if state.val_steps:
-            plt.scatter(state.val_steps, state.val_losses, marker="●", color="magenta", label="val")
+            plt.scatter(list(state.val_steps), list(state.val_losses), marker="●", color="magenta", label="val")
         total = (state.started or {}).get("total_steps")
         if total:
             plt.xlim(0, total)
-        self.refresh()
 
 
-class LrPlot(PlotextPlot):
-    def show(self, state: RunState) -> None:
+class LrPlot(_Plot):
+    def draw(self, state: RunState) -> None:
         plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
         plt.title("learning rate")
         schedule = state.lr_schedule
         if schedule:
@@ -122,7 +142,6 @@ class LrPlot(PlotextPlot):
         if current is not None and current.get("lr") is not None:
             plt.vertical_line(current["step"], color="gray")
             plt.scatter([current["step"]], [current["lr"]], marker="◆", color="orange+")
-        self.refresh()
 
 
 class ProgressPanel(Static):
