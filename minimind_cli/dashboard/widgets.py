@@ -174,8 +174,9 @@ class ProgressPanel(Static):
         finished = state.finished or {}
         elapsed = finished.get("elapsed_s", last.get("elapsed_s"))
         grid.add_row("elapsed", fmt.duration(elapsed), "ETA", eta_text)
-        parts: list = []
+        parts: list = [Text("")]
         if total and step is not None:
+            parts = []
             bar = Table.grid(expand=True)
             bar.add_column(ratio=1)
             bar.add_row(ProgressBar(total=float(total), completed=float(step), width=None,
