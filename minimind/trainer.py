@@ -2,7 +2,8 @@
 signals and dashboard control. One ``Trainer`` per process; rank 0 writes events and checkpoints.
 
 Fault injection for tests (environment variables, never set in normal use):
-  MINIMIND_FAULT_NAN_STEPS   optimizer steps (1-based, "3,5-9") whose loss is made NaN
+  MINIMIND_FAULT_NAN_STEPS   optimizer-step attempts of this process (1-based, "3,5-9") whose loss is
+                             made NaN (a skipped step is retried on new data, as a new attempt)
   MINIMIND_FAULT_SLOW_SAVE   seconds to sleep between checkpoint files (to kill mid-save)
   MINIMIND_FAULT_STEP_SLEEP  seconds to sleep after every optimizer step (to kill mid-run)
 """
@@ -348,7 +349,8 @@ class Trainer:
         lr = lr_at(self.step, self.total_steps, t)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        inject_nan = (self.step + 1) in self.nan_steps
+        self._attempts = getattr(self, "_attempts", 0) + 1
+        inject_nan = self._attempts in self.nan_steps
         for micro in range(t.accumulation_steps):
             batch = next(self.loader)
             x = torch.from_numpy(batch.input_ids).to(self.device, non_blocking=True)

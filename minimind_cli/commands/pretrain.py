@@ -62,7 +62,7 @@ def pretrain(
     named = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "learning_rate": learning_rate,
              "accumulation_steps": accumulation_steps, "grad_clip": grad_clip, "max_seq_len": max_seq_len,
              "dtype": dtype, "device": device, "use_moe": use_moe}
-    sets = [f"{_NAMED[k]}={v}" for k, v in named.items() if v is not None] + sets
+    sets += [f"{_NAMED[k]}={v}" for k, v in named.items() if v is not None]  # named flags win over --set
     if out is not None:
         sets.append(f"run.out_dir={out}")
     if run is not None:

@@ -1,0 +1,114 @@
+"""`minimind pretrain` / `resume` as a user runs them (real subprocesses, real trainer)."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from minimind.checkpoint import find_checkpoint
+from minimind.events import read_events
+from minimind_cli.launch import LaunchOptions, trainer_argv
+from tests.conftest import REPO, run_cli
+from tests.e2e.conftest import SMALL, small_dataset  # noqa: F401 - fixture
+
+ARGS = ["--profile", "tiny", "--no-tui", *[a for s in SMALL for a in ("--set", s)]]
+
+
+def test_trainer_argv_plain_and_torchrun():
+    run = Path("/r/run")
+    assert trainer_argv(run, LaunchOptions(), python="py") == ["py", "-m", "minimind.train", "/r/run"]
+    assert trainer_argv(run, LaunchOptions(resume_from=Path("/r/run/c"), force=True), python="py") == [
+        "py", "-m", "minimind.train", "/r/run", "--resume-from", "/r/run/c", "--force"]
+    assert trainer_argv(run, LaunchOptions(nproc=2), python="py") == [
+        "py", "-m", "torch.distributed.run", "--nproc-per-node=2", "--standalone", "-m", "minimind.train", "/r/run"]
+    assert trainer_argv(run, LaunchOptions(nproc=4, nnodes=2, node_rank=1, master_addr="10.0.0.1",
+                                           master_port=1234), python="py") == [
+        "py", "-m", "torch.distributed.run", "--nproc-per-node=4", "--nnodes=2", "--node-rank=1",
+        "--master-addr=10.0.0.1", "--master-port=1234", "-m", "minimind.train", "/r/run"]
+
+
+def test_bad_config_is_one_line_and_starts_nothing(tmp_path):
+    proc = run_cli("pretrain", "--set", "train.learing_rate=1e-3", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "did you mean train.learning_rate" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_data_is_one_line(tmp_path):
+    proc = run_cli("pretrain", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "nope.jsonl: no such file" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_unwritable_output_dir(tmp_path, small_dataset):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(blocker / "out"), cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "cannot write to" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_pretrain_runs_to_the_end(tmp_path, small_dataset):
+    proc = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(tmp_path / "out"),
+                   "--run", "r1", "--max-steps", "6", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "done: 6 steps" in proc.stdout and "pretrain_64.pth" in proc.stdout
+    run_dir = tmp_path / "out" / "runs" / "r1"
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_finished"
+    # The same name again is refused with a hint to resume.
+    again = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(tmp_path / "out"),
+                    "--run", "r1", cwd=tmp_path)
+    assert again.returncode == 2 and "minimind resume" in again.stderr
+
+
+def test_ctrl_c_saves_exits_130_and_resume_finishes(tmp_path, small_dataset):
+    out = tmp_path / "out"
+    env = {"PYTHONPATH": str(REPO), "MINIMIND_FAULT_STEP_SLEEP": "0.3", "PYTHONUNBUFFERED": "1"}
+    import os
+
+    proc = subprocess.Popen([sys.executable, "-m", "minimind_cli", "pretrain", *ARGS, "--data", str(small_dataset),
+                             "--out", str(out), "--run", "c"], cwd=tmp_path, env={**os.environ, **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = out / "runs" / "c"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        steps = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"] \
+            if (run_dir / "events.jsonl").exists() else []
+        if len(steps) >= 2:
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C does to the CLI in a terminal
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert f"minimind resume {run_dir}" in stderr
+    step = find_checkpoint(run_dir).step
+    assert 2 <= step < 16
+    resumed = run_cli("resume", str(run_dir), "--no-tui", cwd=tmp_path, env={"MINIMIND_FAULT_STEP_SLEEP": "0"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"from step {step}" in resumed.stdout and "done: 16 steps" in resumed.stdout
+
+
+def test_resume_refuses_model_change_and_changed_data(tmp_path, small_dataset):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(small_dataset, data)
+    proc = run_cli("pretrain", *ARGS, "--data", str(data), "--out", str(tmp_path / "out"), "--run", "r",
+                   "--max-steps", "5", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    run_dir = tmp_path / "out" / "runs" / "r"
+    bad = run_cli("resume", str(run_dir), "--no-tui", "--set", "model.hidden_size=32")
+    assert bad.returncode == 2 and "model shape cannot change" in bad.stderr
+    unsafe = run_cli("resume", str(run_dir), "--no-tui", "--set", "train.batch_size=8")
+    assert unsafe.returncode == 2 and "--force" in unsafe.stderr
+    meta = json.loads((data / "meta.json").read_text())
+    meta["fingerprint"] = "0" * 64
+    (data / "meta.json").write_text(json.dumps(meta))
+    changed = run_cli("resume", str(run_dir), "--no-tui", "--set", "train.max_steps=8")
+    assert changed.returncode == 2 and "changed since step 5" in changed.stderr
+    missing = run_cli("resume", str(tmp_path / "nowhere"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr

@@ -1,0 +1,121 @@
+import numpy as np
+import pytest
+
+from minimind.data.dataset import BatchLoader, EpochOrder, PretrainDataset, validation_batches
+from minimind.data.format import DatasetFormatError
+from tests.helpers import random_docs, write_dataset
+
+
+@pytest.fixture
+def dataset_dir(tmp_path):
+    return write_dataset(tmp_path / "ds", random_docs(300, seed=0), random_docs(40, seed=1))
+
+
+def test_packed_windows_cover_every_token_once_in_order(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=16, packing=True)
+    stream = np.asarray(ds.split.tokens, dtype=np.int64)
+    windows = [ds.window_tokens(i)[0] for i in range(len(ds))]
+    assert len(ds) == len(stream) // 17
+    joined = np.concatenate(windows)
+    # Every token of every document, in order, in exactly one window; only the sub-window tail is unused.
+    assert np.array_equal(joined, stream[:len(joined)])
+    assert len(stream) - len(joined) < 17
+    batch = ds.batch([0, 1])
+    assert batch.loss_mask.all()  # no padding in packed mode
+    assert np.array_equal(batch.input_ids[:, 1:], batch.targets[:, :-1])
+    # Documents are separated by eos (2) then bos (1).
+    assert any(2 in w and 1 in w for w in windows)
+
+
+def test_padded_rows_reproduce_minimind_samples(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=32, packing=False)
+    assert len(ds) == 300
+    doc0 = np.asarray(ds.split.doc(0), dtype=np.int64)
+    b = ds.batch([0])
+    n = len(doc0)
+    assert doc0[0] == 1 and doc0[-1] == 2  # bos + text + eos
+    if n <= 33:
+        assert np.array_equal(b.input_ids[0, :n - 1], doc0[:-1])
+        assert b.loss_mask[0].sum() == n - 1
+        assert (b.input_ids[0, n - 1:] == 0).all()  # padded with 0, masked out
+        assert (b.loss_mask[0, n - 1:] == 0).all()
+    long_docs = [i for i in range(300) if ds.split.offsets[i + 1] - ds.split.offsets[i] > 33]
+    assert long_docs, "fixture should contain documents longer than the window"
+    lb = ds.batch([long_docs[0]])
+    assert lb.loss_mask.all()  # truncated, not padded
+
+
+def test_restoring_a_position_yields_the_same_batches(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=64)
+    a = BatchLoader(ds, batch_size=4, seed=7)
+    assert a.batches_per_epoch < 53
+    for _ in range(13):
+        next(a)
+    state = a.state_dict()
+    expected = [next(a).input_ids for _ in range(40)]  # crosses an epoch boundary
+    b = BatchLoader(ds, batch_size=4, seed=7)
+    b.load_state_dict(state)
+    got = [next(b).input_ids for _ in range(40)]
+    assert all(np.array_equal(x, y) for x, y in zip(expected, got))
+    assert b.epoch >= 1
+
+
+def test_epochs_are_reshuffled_and_seeded(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=16)
+    order = EpochOrder(len(ds), 4, seed=3)
+    assert not np.array_equal(order.permutation(0), order.permutation(1))
+    assert np.array_equal(order.permutation(0), EpochOrder(len(ds), 4, seed=3).permutation(0))
+    assert not np.array_equal(order.permutation(0), EpochOrder(len(ds), 4, seed=4).permutation(0))
+
+
+def test_two_ranks_read_disjoint_shares_that_cover_the_epoch(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=16)
+    single = EpochOrder(len(ds), 8, seed=1)
+    ranks = [EpochOrder(len(ds), 4, seed=1, rank=r, world_size=2) for r in range(2)]
+    seen = [[], []]
+    for _ in range(single.batches_per_epoch):
+        whole, _ = single.next_indices()
+        parts = [r.next_indices()[0] for r in ranks]
+        for r in range(2):
+            seen[r].extend(parts[r].tolist())
+        # 2 ranks x batch 4 see exactly what 1 rank x batch 8 sees.
+        assert np.array_equal(np.concatenate(parts), whole)
+    assert not set(seen[0]) & set(seen[1])
+    covered = set(seen[0]) | set(seen[1])
+    assert len(covered) == single.batches_per_epoch * 8 and len(ds) - len(covered) < 8
+
+
+def test_changed_global_batch_is_refused_unless_aligned(dataset_dir):
+    ds = PretrainDataset(dataset_dir, max_seq_len=16)
+    a = BatchLoader(ds, batch_size=4, seed=0)
+    for _ in range(3):
+        next(a)
+    state = a.state_dict()  # 12 samples consumed
+    with pytest.raises(DatasetFormatError, match="global batch"):
+        BatchLoader(ds, batch_size=8, seed=0).load_state_dict(state)
+    c = BatchLoader(ds, batch_size=2, seed=0, rank=0, world_size=2)  # same global batch 4
+    c.load_state_dict(state)
+    assert c.order.consumed == 12
+
+
+def test_validation_split_is_fixed(dataset_dir):
+    val = PretrainDataset(dataset_dir, max_seq_len=16, split="val")
+    first = [b.input_ids for b in validation_batches(val, 2, 3)]
+    second = [b.input_ids for b in validation_batches(val, 2, 3)]
+    assert len(first) == 3 and all(np.array_equal(x, y) for x, y in zip(first, second))
+
+
+def test_too_small_dataset_is_a_clear_error(tmp_path):
+    path = write_dataset(tmp_path / "small", [[5, 6, 7]])
+    ds = PretrainDataset(path, max_seq_len=16)
+    with pytest.raises(DatasetFormatError, match="fewer than one global batch"):
+        BatchLoader(ds, batch_size=4, seed=0)
+
+
+def test_missing_or_incomplete_dataset(tmp_path):
+    with pytest.raises(DatasetFormatError, match="not a minimind dataset"):
+        PretrainDataset(tmp_path, 16)
+    path = write_dataset(tmp_path / "ds", random_docs(10))
+    (path / "docs.idx").unlink()
+    with pytest.raises(DatasetFormatError, match="incomplete"):
+        PretrainDataset(path, 16)
