@@ -1,3 +1,5 @@
+import asyncio
+import inspect
 import os
 import shutil
 import signal
@@ -39,9 +41,14 @@ async def wait_for(pilot, predicate, timeout: float = 10.0) -> None:
         await pilot.pause(0.05)
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run ``async def`` tests on a fresh asyncio loop (no async plugin needed for Pilot tests)."""
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    args = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(pyfuncitem.obj(**args))
+    return True
 
 
 @pytest.fixture

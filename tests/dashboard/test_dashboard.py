@@ -26,8 +26,6 @@ from minimind_cli.dashboard.widgets import (
 from tests.conftest import REPO, run_cli
 from tests.dashboard.conftest import FIXTURES, copy_run, fixture_lines, wait_for
 
-pytestmark = pytest.mark.anyio  # async tests run on asyncio through anyio's pytest plugin
-
 
 def text_of(widget) -> str:
     """What a panel shows, as plain text."""
