@@ -165,6 +165,8 @@ class RunState:
     # ----------------------------------------------------- the process, seen by the app
     def trainer_exited(self, returncode: int | None, log_tail: str | None = None) -> set[str]:
         """The trainer process is gone (``returncode`` None when only its pid vanished)."""
+        if returncode is None and self.stopping:
+            returncode = 0  # a watched pid that vanishes after our stop request ended as asked
         self.returncode = returncode
         self.process_gone = True
         self.trainer_log_tail = log_tail

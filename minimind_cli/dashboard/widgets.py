@@ -111,6 +111,13 @@ class _Plot(PlotextPlot):
         raise NotImplementedError
 
 
+def _step_axis(plt, total: int | None) -> None:
+    """x from step 0 to the planned last step, with whole-step ticks."""
+    if total:
+        plt.xlim(0, total)
+        plt.xticks(sorted({round(total * i / 4) for i in range(5)}))
+
+
 class LossPlot(_Plot):
     log_y = False
 
@@ -126,9 +133,7 @@ class LossPlot(_Plot):
             plt.plot(steps, emas, marker="braille", color="orange", label="smoothed")
         if state.val_steps:
             plt.scatter(list(state.val_steps), list(state.val_losses), marker="●", color="magenta", label="val")
-        total = (state.started or {}).get("total_steps")
-        if total:
-            plt.xlim(0, total)
+        _step_axis(plt, (state.started or {}).get("total_steps"))
 
 
 class LrPlot(_Plot):
@@ -142,6 +147,7 @@ class LrPlot(_Plot):
         if current is not None and current.get("lr") is not None:
             plt.vertical_line(current["step"], color="gray")
             plt.scatter([current["step"]], [current["lr"]], marker="◆", color="orange+")
+        _step_axis(plt, (state.started or {}).get("total_steps"))
 
 
 class ProgressPanel(Static):

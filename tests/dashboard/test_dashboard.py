@@ -268,6 +268,24 @@ async def test_watch_mode_follows_a_background_run_until_its_pid_dies(tmp_path, 
     assert exit_code_for(app.return_value, app, lambda _: None) == 1
 
 
+async def test_watch_mode_stop_ends_the_background_run_cleanly(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None)
+        await pilot.press("q", "s")
+
+        def reaped() -> bool:  # the fake trainer is our child: reap it so its pid disappears
+            return proc.poll() is not None and app.return_value is not None
+
+        await wait_for(pilot, reaped)
+    assert app.state.status == "stopped"
+    messages = []
+    assert exit_code_for(app.return_value, app, messages.append) == 0 and messages == []
+
+
 # --------------------------------------------------------------------------- pieces
 def test_state_resume_drops_history_past_the_checkpoint():
     from minimind.events import read_events
