@@ -63,6 +63,7 @@ class DashboardApp(App[DashboardResult]):
         self.stop_timeout = stop_timeout
         self.state = RunState()
         self.log_y = False
+        self._pause_wanted: bool | None = None  # last pause/continue request not yet answered
         self._tailer = Tailer(self, self.run_dir, process, interval=poll_interval)
 
     # ------------------------------------------------------------------ layout
@@ -93,6 +94,8 @@ class DashboardApp(App[DashboardResult]):
 
     # ------------------------------------------------------------------ messages
     def on_events_read(self, message: EventsRead) -> None:
+        if any(e.get("type") in ("paused", "resumed") for e in message.events):
+            self._pause_wanted = None
         self._redraw(self.state.apply_all(message.events))
 
     def on_trainer_exited(self, message: TrainerExited) -> None:
@@ -151,8 +154,12 @@ class DashboardApp(App[DashboardResult]):
             self._redraw(self.state.note("control", "save requested"))
 
     def action_pause(self) -> None:
-        command = "resume" if self.state.paused else "pause"
+        # Toggle from what was last asked for until the trainer answers (it acts between steps,
+        # which can take seconds), so a second press undoes the first instead of repeating it.
+        paused = self.state.paused if self._pause_wanted is None else self._pause_wanted
+        command = "resume" if paused else "pause"
         if self._send(command):
+            self._pause_wanted = command == "pause"
             self._redraw(self.state.note("control", f"{'continue' if command == 'resume' else 'pause'} requested"))
 
     def action_log_scale(self) -> None:

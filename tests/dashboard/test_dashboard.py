@@ -167,13 +167,17 @@ async def test_live_tail_updates_and_keys_write_control_requests(tmp_path):
             assert read_control(run_dir)["command"] == "save"
             await pilot.press("p")
             assert read_control(run_dir)["command"] == "pause"
+            await pilot.press("p")  # again before the trainer answered: undoes the request
+            assert read_control(run_dir)["command"] == "resume"
+            await pilot.press("p")
+            assert read_control(run_dir)["command"] == "pause"
             with open(run_dir / "events.jsonl", "a") as f:
                 f.write(json.dumps({"v": 1, "type": "paused", "time": 1750000100.0, "step": 200}) + "\n")
             await wait_for(pilot, lambda: app.state.paused)
             await pilot.pause()
             assert "PAUSED" in text_of(app.query_one(HeaderPanel))
             await pilot.press("p")
-            assert read_control(run_dir) == {**read_control(run_dir), "command": "resume", "seq": 3}
+            assert read_control(run_dir) == {**read_control(run_dir), "command": "resume", "seq": 5}
 
             await pilot.press("l")
             assert "loss (log y)" in text_of(app.query_one(LossPlot))
