@@ -136,6 +136,7 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "clip gradients to this global norm (0 = off)")
     dtype: str = _f("auto", "precision: auto, bf16, fp16 or fp32 (auto picks the fastest supported)")
     device: str = _f("auto", "auto, cpu, cuda or cuda:N")
+    compile: bool = _f(False, "torch.compile the model: slower start (about a minute), faster steps")
     seed: int = _f(42, "seed for weights, data order and dropout")
     log_interval: int = _f(10, "optimizer steps between step events / log lines")
     eval_interval: int = _f(0, "optimizer steps between validation passes (0 = only at the end)")
@@ -177,6 +178,8 @@ class RunConfig:
     out_dir: str = _f("out", "output root: runs go to <out_dir>/runs/<name>, weights to <out_dir>/pretrain_*.pth")
     name: str | None = _f(None, "run name (null = <profile>-<date>-<time>)")
     profile: str | None = _f(None, "the profile this config came from (filled in automatically)")
+    wandb: bool = _f(False, "also log metrics to Weights & Biases (needs `pip install wandb`; offline works)")
+    tensorboard: bool = _f(False, "also write TensorBoard scalars to <run>/tensorboard (needs tensorboard)")
 
     def validate(self) -> None:
         if self.name is not None and (not self.name or "/" in self.name or self.name in (".", "..")):

@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             message += " (use a smaller batch_size or max_seq_len)"
         return fail(message, EXIT_FAILED, traceback.format_exc())
     finally:
+        if trainer is not None and trainer.sinks is not None:
+            trainer.sinks.close()
         if events is not None:
             events.close()
         distributed.shutdown()

@@ -98,6 +98,11 @@ class Trainer:
         self.slow_save_s = float(os.environ.get("MINIMIND_FAULT_SLOW_SAVE", "0") or 0)
         self.step_sleep_s = float(os.environ.get("MINIMIND_FAULT_STEP_SLEEP", "0") or 0)
         self._signal: str | None = None
+        self.sinks = None
+        if self.dist.is_main and (cfg.run.wandb or cfg.run.tensorboard):
+            from minimind.sinks import Sinks
+
+            self.sinks = Sinks(cfg, self.run_dir)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -143,6 +148,11 @@ class Trainer:
 
             self.ddp_model = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                                  find_unused_parameters=cfg.model.use_moe)
+
+        self.forward_model: torch.nn.Module = self.ddp_model
+        if t.compile:
+            # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
+            self.forward_model = torch.compile(self.ddp_model)
 
         self.step = 0
         self.tokens_seen = 0
@@ -252,7 +262,9 @@ class Trainer:
     # ------------------------------------------------------------------ events
     def _emit(self, type_: str, **fields: Any) -> None:
         if self.events is not None:
-            self.events.emit(type_, **sanitize(fields))
+            event = self.events.emit(type_, **sanitize(fields))
+            if self.sinks is not None:
+                self.sinks.event(event)
 
     def _log(self, text: str) -> None:
         if self.dist.is_main:
@@ -343,8 +355,7 @@ class Trainer:
         """One optimizer step over ``accumulation_steps`` micro-batches. Returns global
         (mean CE loss, mean aux loss, trained tokens, grad norm)."""
         t = self.cfg.train
-        model = self.ddp_model
-        model.train()
+        self.model.train()
         sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
         lr = lr_at(self.step, self.total_steps, t)
         for group in self.optimizer.param_groups:
@@ -357,10 +368,10 @@ class Trainer:
             y = torch.from_numpy(batch.targets).to(self.device, non_blocking=True)
             mask = None if self.cfg.data.packing else torch.from_numpy(batch.loss_mask).to(self.device)
             last = micro == t.accumulation_steps - 1
-            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else model.no_sync()
+            sync = contextlib.nullcontext() if (last or not self.dist.enabled) else self.ddp_model.no_sync()
             with sync:
                 with self._autocast():
-                    out = model(x, targets=y, loss_mask=mask)
+                    out = self.forward_model(x, targets=y, loss_mask=mask)
                 loss = out.loss
                 if inject_nan:
                     loss = loss * float("nan")

@@ -20,3 +20,12 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 6
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@pytest.fixture(scope="session")
+def small_dataset(tmp_path_factory) -> Path:
+    """A small real dataset directory (patterned token documents, 256-token vocabulary)."""
+    from tests.helpers import random_docs, write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("data") / "ds", random_docs(1500, seed=0),
+                         random_docs(60, seed=1))

@@ -53,6 +53,8 @@ def pretrain(
     master_addr: Annotated[str | None, typer.Option("--master-addr", help="Rendezvous address (multi-node).")] = None,
     master_port: Annotated[int | None, typer.Option("--master-port", help="Rendezvous port (multi-node).")] = None,
     no_tui: Annotated[bool, typer.Option("--no-tui", help="Plain progress instead of the dashboard (automatic when not a terminal).")] = False,
+    wandb: Annotated[bool, typer.Option("--wandb", help="Mirror metrics to Weights & Biases (WANDB_MODE=offline works without an account).")] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to <run>/tensorboard.")] = False,
 ) -> None:
     from minimind.config import resolve
     from minimind_cli.launch import LaunchOptions
@@ -67,9 +69,16 @@ def pretrain(
         sets.append(f"run.out_dir={out}")
     if run is not None:
         sets.append(f"run.name={run}")
+    if wandb:
+        sets.append("run.wandb=true")
+    if tensorboard:
+        sets.append("run.tensorboard=true")
     if nproc < 1:
         raise typer.BadParameter("--nproc must be >= 1")
     cfg = resolve(profile, sets)  # validated before anything starts
+    from minimind.sinks import check_available
+
+    check_available(cfg)
 
     out_dir = Path(cfg.run.out_dir)
     data_path, where = resolve_data(data, cfg, out_dir)

@@ -11,7 +11,7 @@ from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events
 from minimind_cli.launch import LaunchOptions, trainer_argv
 from tests.conftest import REPO, run_cli
-from tests.e2e.conftest import SMALL, small_dataset  # noqa: F401 - fixture
+from tests.e2e.conftest import SMALL
 
 ARGS = ["--profile", "tiny", "--no-tui", *[a for s in SMALL for a in ("--set", s)]]
 
@@ -112,3 +112,16 @@ def test_resume_refuses_model_change_and_changed_data(tmp_path, small_dataset):
     assert changed.returncode == 2 and "changed since step 5" in changed.stderr
     missing = run_cli("resume", str(tmp_path / "nowhere"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_tensorboard_sink_or_a_clear_message(tmp_path, small_dataset):
+    import importlib.util
+
+    proc = run_cli("pretrain", *ARGS, "--tensorboard", "--data", str(small_dataset), "--out", str(tmp_path / "out"),
+                   "--run", "tb", "--max-steps", "3", cwd=tmp_path)
+    if importlib.util.find_spec("tensorboard") is None:
+        assert proc.returncode == 2 and "pip install tensorboard" in proc.stderr
+        assert not (tmp_path / "out" / "runs").exists()
+    else:
+        assert proc.returncode == 0, proc.stderr
+        assert list((tmp_path / "out" / "runs" / "tb" / "tensorboard").glob("events.out.tfevents.*"))

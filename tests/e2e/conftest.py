@@ -9,24 +9,15 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from minimind.config import resolve, save_config
 from minimind.events import read_events
 from tests.conftest import REPO
-from tests.helpers import random_docs, write_dataset
 
 SMALL = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
          "model.num_key_value_heads=2", "model.vocab_size=256", "model.max_position_embeddings=128",
          "data.max_seq_len=32", "train.batch_size=4", "train.accumulation_steps=2", "train.dtype=fp32",
          "train.log_interval=1", "train.eval_interval=0", "train.eval_batches=2", "train.save_interval=5",
          "train.max_steps=16", "train.keep_last=5", "train.learning_rate=3e-3"]
-
-
-@pytest.fixture(scope="session")
-def small_dataset(tmp_path_factory) -> Path:
-    return write_dataset(tmp_path_factory.mktemp("data") / "ds", random_docs(1500, seed=0),
-                         random_docs(60, seed=1))
 
 
 def make_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None) -> Path:
