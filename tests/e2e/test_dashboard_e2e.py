@@ -17,7 +17,7 @@ from minimind_cli.dashboard.screens import QuitScreen
 from minimind_cli.dashboard.widgets import FailurePanel
 from tests.conftest import run_cli
 from tests.dashboard.conftest import wait_for
-from tests.e2e.conftest import make_run, small_dataset  # noqa: F401 - fixture
+from tests.e2e.conftest import make_run
 
 try:
     from minimind.checkpoint import find_checkpoint
@@ -36,7 +36,7 @@ def start(run_dir: Path, step_sleep: str = "0.3"):
                                                            "OMP_NUM_THREADS": "1"}))
 
 
-def test_save_then_quit_stop_ends_cleanly_and_resumes(tmp_path, small_dataset):  # noqa: F811
+def test_save_then_quit_stop_ends_cleanly_and_resumes(tmp_path, small_dataset):
     run_dir = make_run(tmp_path, small_dataset, "dash")
     proc = start(run_dir)
     app = DashboardApp(run_dir, proc)
@@ -72,7 +72,7 @@ def test_save_then_quit_stop_ends_cleanly_and_resumes(tmp_path, small_dataset): 
     assert f"from step {stopped_at}" in resumed.stdout and "done: 16 steps" in resumed.stdout
 
 
-def test_sigkilled_trainer_shows_failure_and_exits_nonzero(tmp_path, small_dataset):  # noqa: F811
+def test_sigkilled_trainer_shows_failure_and_exits_nonzero(tmp_path, small_dataset):
     run_dir = make_run(tmp_path, small_dataset, "killed")
     proc = start(run_dir)
     app = DashboardApp(run_dir, proc)
