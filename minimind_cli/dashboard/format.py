@@ -55,6 +55,17 @@ def mib(value: float | None) -> str:
     return f"{value / 1024:.2f} GiB" if value >= 1024 else f"{value:.0f} MiB"
 
 
+def mib_short(value: float | None) -> str:
+    """MiB in at most five characters: '700M', '1.50G', '79.6G'."""
+    if value is None:
+        return NONE
+    value = float(value)
+    if value < 1024:
+        return f"{value:.0f}M"
+    gib = value / 1024
+    return f"{gib:.2f}G" if gib < 10 else f"{gib:.1f}G" if gib < 100 else f"{gib:.0f}G"
+
+
 def exit_status(returncode: int | None) -> str:
     """A process exit status in words: 'exit code 1', 'killed by SIGKILL (exit code 137)'."""
     if returncode is None:

@@ -199,24 +199,24 @@ class MemoryPanel(Vertical):
 
     def show(self, state: RunState) -> None:
         memory = (state.last_step or {}).get("memory") or {}
-        text = Text(no_wrap=True, overflow="ellipsis")
         gpus = memory.get("gpu") or []
-        for i, gpu in enumerate(gpus):
-            if i:
-                text.append("\n")
-            text.append(f"{gpu.get('device', i)} ", style="bold")
-            text.append(f"alloc {fmt.mib(gpu.get('allocated_mib'))}  ")
-            text.append(f"resv {fmt.mib(gpu.get('reserved_mib'))}  ")
-            text.append(f"peak {fmt.mib(gpu.get('peak_mib'))}")
-            if gpu.get("total_mib") is not None:
-                text.append(f" / {fmt.mib(gpu['total_mib'])}", style="dim")
+        parts: list = []
+        if gpus:
+            table = Table.grid(padding=(0, 1))
+            for _ in range(5):
+                table.add_column(justify="right", no_wrap=True)
+            table.add_row(*(Text(h, style="dim") for h in ("", "alloc", "resv", "peak", "total")))
+            for i, gpu in enumerate(gpus):
+                name = str(gpu.get("device", i)).replace("cuda:", "gpu")
+                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.get("allocated_mib")),
+                              fmt.mib_short(gpu.get("reserved_mib")), fmt.mib_short(gpu.get("peak_mib")),
+                              fmt.mib_short(gpu.get("total_mib")))
+            parts.append(table)
         if memory.get("cpu_rss_mib") is not None:
-            if gpus:
-                text.append("\n")
-            text.append("process RSS ", style="dim")
-            text.append(fmt.mib(memory["cpu_rss_mib"]), style="bold")
-        if not gpus and memory.get("cpu_rss_mib") is None:
-            text.append("no memory figures yet", style="dim")
+            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory["cpu_rss_mib"]), "bold")))
+        if not parts:
+            parts.append(Text("no memory figures yet", style="dim"))
+        text = Group(*parts)
         self.query_one("#memory-text", Static).update(text)
         self.query_one("#memory-history", Sparkline).data = list(state.memory_history)
 

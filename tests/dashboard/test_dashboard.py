@@ -95,6 +95,30 @@ async def test_moe_replay_heat_map(tmp_path):
         assert "5.96M params (3.87M active)" in text_of(app.query_one(HeaderPanel))
 
 
+async def test_gpu_memory_per_device(tmp_path):
+    run_dir = tmp_path / "gpu"
+    run_dir.mkdir()
+    gpu = [{"device": "cuda:0", "allocated_mib": 1536.0, "reserved_mib": 2048.0, "peak_mib": 1800.0,
+            "total_mib": 81559.0},
+           {"device": "cuda:1", "allocated_mib": 700.0, "reserved_mib": 1024.0, "peak_mib": 900.0}]
+    with open(run_dir / "events.jsonl", "w") as f:
+        for line in fixture_lines("dense"):
+            event = json.loads(line)
+            if event["type"] == "step":
+                event["memory"] = {"gpu": gpu, "cpu_rss_mib": 2100.0}
+            f.write(json.dumps(event) + "\n")
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.finished is not None)
+        await pilot.pause()
+        memory = text_of(app.query_one("#memory-text")).splitlines()
+        assert memory[0].split() == ["alloc", "resv", "peak", "total"]
+        assert memory[1].split() == ["gpu0", "1.50G", "2.00G", "1.76G", "79.6G"]
+        assert memory[2].split() == ["gpu1", "700M", "1.00G", "900M", "—"]
+        assert "process RSS 2.05 GiB" in memory[3]
+        assert app.state.memory_history[-1] == 1536.0  # the sparkline follows device 0's allocation
+
+
 async def test_failed_replay_shows_error_and_traceback(tmp_path):
     app = DashboardApp(copy_run(tmp_path, "failed"))
     async with app.run_test(size=(80, 24)) as pilot:
