@@ -82,6 +82,7 @@ class DashboardApp(App[DashboardResult]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self._main_screen = self.screen
         titles = {"loss": "loss", "lr": "learning rate", "progress": "progress", "memory": "memory",
                   "moe": "MoE expert load", "log": "events", "failure": "failure"}
         for widget_id, title in titles.items():
@@ -106,26 +107,27 @@ class DashboardApp(App[DashboardResult]):
 
     def _redraw(self, changed: set[str]) -> None:
         state = self.state
-        self.screen.set_class(state.is_moe, "-moe")
-        self.screen.set_class(state.has_failure, "-failed")
+        main = self._main_screen  # not self.screen: a dialog may be on top while events arrive
+        main.set_class(state.is_moe, "-moe")
+        main.set_class(state.has_failure, "-failed")
         if "header" in changed:
-            self.query_one(HeaderPanel).show(state)
+            main.query_one(HeaderPanel).show(state)
         if "loss" in changed:
-            plot = self.query_one(LossPlot)
+            plot = main.query_one(LossPlot)
             plot.log_y = self.log_y
             plot.show(state)
         if "lr" in changed:
-            self.query_one(LrPlot).show(state)
+            main.query_one(LrPlot).show(state)
         if "progress" in changed:
-            self.query_one(ProgressPanel).show(state)
+            main.query_one(ProgressPanel).show(state)
         if "memory" in changed:
-            self.query_one(MemoryPanel).show(state)
+            main.query_one(MemoryPanel).show(state)
         if "moe" in changed and state.is_moe:
-            self.query_one(MoePanel).show(state)
+            main.query_one(MoePanel).show(state)
         if "log" in changed:
-            self.query_one(EventLog).show(state)
+            main.query_one(EventLog).show(state)
         if "failure" in changed and state.has_failure:
-            self.query_one(FailurePanel).show(state)
+            main.query_one(FailurePanel).show(state)
 
     # ------------------------------------------------------------------ actions
     @property

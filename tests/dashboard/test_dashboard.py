@@ -166,6 +166,31 @@ async def test_help_screen(tmp_path):
         assert not isinstance(app.screen, HelpScreen)
 
 
+async def test_panels_keep_updating_under_a_dialog(tmp_path):
+    lines = fixture_lines("moe")
+    run_dir = copy_run(tmp_path, "moe", lines=10)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        app = DashboardApp(run_dir, sleeper)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.state.last_step is not None)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            with open(run_dir / "events.jsonl", "a") as f:
+                f.writelines(lines[10:])
+            await wait_for(pilot, lambda: app.state.finished is not None)
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert "FINISHED" in text_of(app.query_one(HeaderPanel))
+            assert "400 / 400" in text_of(app.query_one(ProgressPanel))
+            assert "L5 E3 starved" in text_of(app.query_one(MoeSummary))
+            assert app.is_running
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
 # --------------------------------------------------------------------------- live
 async def test_live_tail_updates_and_keys_write_control_requests(tmp_path):
     lines = fixture_lines("dense")
