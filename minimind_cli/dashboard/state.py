@@ -61,6 +61,10 @@ class RunState:
     process_gone: bool = False
     trainer_log_tail: str | None = None
     stopping: bool = False
+    # The trainer stops on request/signal by saving, then warning at the same step, then exiting 0
+    # with no run_finished: that pair in the events marks a clean stop (seen again in a replay).
+    stop_recorded: bool = False
+    _last_type: str | None = None
 
     # ------------------------------------------------------------------ events
     def apply_all(self, events: list[dict[str, Any]]) -> set[str]:
@@ -79,6 +83,8 @@ class RunState:
             # A malformed event (older/newer schema) must not take the dashboard down.
             self._log(event, "warning", f"unreadable {event.get('type')} event skipped")
             return {"log"}
+        finally:
+            self._last_type = event.get("type")
 
     def _on_run_started(self, e: dict[str, Any]) -> set[str]:
         start_step = int(e.get("start_step") or 0)
@@ -93,6 +99,7 @@ class RunState:
         self.paused = False
         self.returncode = None
         self.process_gone = False
+        self.stop_recorded = False
         if e.get("resumed_from"):
             self._log(e, "info", f"resumed from {e['resumed_from']} at step {start_step}")
         else:
@@ -101,6 +108,7 @@ class RunState:
 
     def _on_step(self, e: dict[str, Any]) -> set[str]:
         self.last_step = e
+        self.stop_recorded = False
         self.steps.append(int(e["step"]))
         self.losses.append(e.get("loss"))
         self.loss_emas.append(e.get("loss_ema"))
@@ -130,6 +138,10 @@ class RunState:
         return {"log", "progress"}
 
     def _on_warning(self, e: dict[str, Any]) -> set[str]:
+        ck = self.last_checkpoint or {}
+        if (self._last_type == "checkpoint" and ck.get("reason") in ("request", "signal")
+                and e.get("step") == ck.get("step")):
+            self.stop_recorded = True
         where = f" (step {e['step']})" if e.get("step") is not None else ""
         self._log(e, "warning", f"{e['message']}{where}")
         return {"log"}
@@ -165,8 +177,8 @@ class RunState:
     # ----------------------------------------------------- the process, seen by the app
     def trainer_exited(self, returncode: int | None, log_tail: str | None = None) -> set[str]:
         """The trainer process is gone (``returncode`` None when only its pid vanished)."""
-        if returncode is None and self.stopping:
-            returncode = 0  # a watched pid that vanishes after our stop request ended as asked
+        if returncode is None and (self.stopping or self.stop_recorded):
+            returncode = 0  # a watched pid that vanished after a recorded clean stop
         self.returncode = returncode
         self.process_gone = True
         self.trainer_log_tail = log_tail

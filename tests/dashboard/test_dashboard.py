@@ -95,6 +95,25 @@ async def test_moe_replay_heat_map(tmp_path):
         assert "5.96M params (3.87M active)" in text_of(app.query_one(HeaderPanel))
 
 
+@pytest.mark.parametrize("name,moe", [("real_tiny_stopped", False), ("real_moe_stopped", True)])
+async def test_replay_of_real_recordings_stopped_on_request(tmp_path, name, moe):
+    """Recorded from the real trainer (`minimind pretrain` with this dashboard: s, p, p, then stop)."""
+    app = DashboardApp(copy_run(tmp_path, name))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.process_gone)
+        await pilot.pause()
+        assert app.state.status == "stopped"
+        assert "STOPPED" in text_of(app.query_one(HeaderPanel))
+        assert not app.query_one(FailurePanel).display
+        log = text_of(app.query_one(EventLog))
+        assert "(request" in log and "stopped at step" in log
+        assert app.query_one("#moe").display is moe
+        if moe:
+            assert len(text_of(app.query_one(HeatMap)).splitlines()) == 1 + len(app.state.last_step["moe"]["load"])
+        await pilot.press("q")
+    assert exit_code_for(app.return_value, app, lambda _: None) == 0
+
+
 async def test_gpu_memory_per_device(tmp_path):
     run_dir = tmp_path / "gpu"
     run_dir.mkdir()
