@@ -3,6 +3,10 @@
 Values follow real ``tiny`` / ``moe`` runs on a 2-core CPU (loss from ln(6400) ~ 8.76 down to
 ~4.5, ~9K tokens/s); times are fixed so a replay renders identically every time.
 Run: ``PYTHONPATH=. python tests/dashboard/make_fixtures.py``.
+
+``fixtures/real_*.jsonl`` are not made here: they are recordings of the real trainer driven through
+the dashboard in a terminal (``minimind pretrain --profile tiny`` / ``moe``), with the pid in
+``run_started`` replaced by one that can never be alive.
 """
 
 from __future__ import annotations
