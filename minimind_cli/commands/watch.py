@@ -35,6 +35,11 @@ def watch(
     if not (run_dir / EVENTS_FILE).is_file():
         raise UserError(f"{run_dir}: no {EVENTS_FILE} here, so this is not a minimind run directory",
                         "pass a directory under out/runs/ made by `minimind pretrain`")
+    import sys
+
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise UserError("`minimind watch` draws a dashboard and needs a terminal",
+                        f"for plain text, read {run_dir / EVENTS_FILE} or {run_dir / 'trainer.log'}")
     from minimind_cli.dashboard import run_dashboard
 
     raise typer.Exit(run_dashboard(run_dir))

@@ -394,6 +394,8 @@ def test_watch_command_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     empty = run_cli("watch", str(tmp_path / "empty"))
     assert empty.returncode == 2 and "no events.jsonl" in empty.stderr
+    piped = run_cli("watch", str(copy_run(tmp_path, "dense")))  # stdout is a pipe here
+    assert piped.returncode == 2 and "needs a terminal" in piped.stderr
 
 
 def test_dashboard_never_loads_torch(tmp_path):
