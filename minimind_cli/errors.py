@@ -25,9 +25,9 @@ class UserError(Exception):
 
 
 def print_error(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[bold red]error:[/] {_escape(message)}")
+    err_console.print(f"[bold red]error:[/] {_escape(message)}", soft_wrap=True)  # one line, never wrapped
     if hint:
-        err_console.print(f"[dim]hint: {_escape(hint)}[/]")
+        err_console.print(f"[dim]hint: {_escape(hint)}[/]", soft_wrap=True)
 
 
 def _escape(text: str) -> str:

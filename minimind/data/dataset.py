@@ -169,7 +169,9 @@ class BatchLoader:
 def validation_batches(dataset: PretrainDataset, batch_size: int, max_batches: int,
                        rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """The first ``max_batches`` global batches of the validation split in file order (the same
-    every evaluation, so validation losses are comparable), this rank's share of each."""
+    every evaluation, so validation losses are comparable), this rank's share of each. A split
+    smaller than one batch is read in smaller batches."""
+    batch_size = max(1, min(batch_size, len(dataset) // world_size))
     global_batch = batch_size * world_size
     n_batches = min(max_batches, len(dataset) // global_batch)
     for b in range(n_batches):

@@ -19,6 +19,7 @@ for resume).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,30 @@ class DatasetFormatError(ValueError):
 
 def token_dtype(vocab_size: int) -> np.dtype:
     return np.dtype(np.uint16) if vocab_size <= 65536 else np.dtype(np.uint32)
+
+
+FINGERPRINT_FILES = (TOKENS_FILE, DOCS_FILE, VAL_TOKENS_FILE, VAL_DOCS_FILE)
+
+
+def combine_fingerprint(file_digests: dict[str, str], tokenizer_fingerprint: str) -> str:
+    """The dataset fingerprint: sha256 over the sha256 of each data file (FINGERPRINT_FILES order) and
+    the tokenizer fingerprint, one hex digest per line. ``prepare`` computes it while writing."""
+    lines = [file_digests[name] for name in FINGERPRINT_FILES] + [tokenizer_fingerprint]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def dataset_fingerprint(path: str | Path) -> str:
+    """Recompute the fingerprint of a dataset directory from its files (reads every byte)."""
+    path = Path(path)
+    digests = {}
+    for name in FINGERPRINT_FILES:
+        h = hashlib.sha256()
+        with open(path / name, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        digests[name] = h.hexdigest()
+    tok = hashlib.sha256((path / TOKENIZER_DIR / "tokenizer.json").read_bytes()).hexdigest()
+    return combine_fingerprint(digests, tok)
 
 
 def is_dataset(path: str | Path) -> bool:

@@ -1,11 +1,110 @@
-"""`minimind prepare`."""
+"""`minimind prepare`: validate and tokenize a corpus into a dataset directory."""
 
 from __future__ import annotations
 
-from minimind_cli.commands._stub import not_implemented
+from pathlib import Path
+from typing import Annotated
 
-HELP = "prepare (not implemented yet)."
+import typer
+
+from minimind_cli.errors import UserError
+
+HELP = """Validate and tokenize a corpus into a training-ready dataset directory (default out/data).
+
+INPUT is one or more .jsonl, .jsonl.gz or .txt files, or directories of them (searched recursively). In .jsonl every line is a JSON object with the text under "text" (--text-key); a UTF-8 BOM, CRLF line endings, blank lines and extra keys are fine, and empty texts are skipped and counted. In .txt every paragraph is one document: paragraphs are separated by one or more blank lines.
+
+The first invalid line stops the run with "file:line: reason" and leaves nothing behind; --skip-invalid skips such lines instead and reports how many were skipped, per reason. Without --tokenizer a byte-level BPE tokenizer (MiniMind's special tokens, vocab --vocab-size) is trained on the first 64 MB of the corpus and stored in the dataset. Re-running on unchanged inputs reuses the dataset (--force rebuilds it).
+
+Examples:
+
+  minimind prepare data.jsonl
+
+  minimind prepare corpus/ -o out/data --workers 2
+
+  minimind prepare data.jsonl --tokenizer ../minimind/model   (MiniMind's own tokenizer)
+
+  minimind prepare dump.jsonl.gz --text-key content --skip-invalid
+
+  minimind prepare --sample   (the built-in sample corpus, from Python's own docs)
+"""
 
 
-def prepare() -> None:
-    not_implemented("prepare")
+def prepare(
+    inputs: Annotated[list[Path] | None, typer.Argument(
+        metavar="INPUT", show_default=False,
+        help="Files (.jsonl, .jsonl.gz, .txt) or directories of them.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to write.")] = Path("out/data"),
+    tokenizer: Annotated[Path | None, typer.Option(
+        help="A Hugging Face tokenizer directory to use (e.g. MiniMind's model/) instead of training one.",
+        show_default=False)] = None,
+    vocab_size: Annotated[int, typer.Option(help="Vocabulary size of the trained tokenizer.")] = 6400,
+    text_key: Annotated[str, typer.Option(help="JSON key holding the text in .jsonl inputs.")] = "text",
+    val_fraction: Annotated[float, typer.Option(
+        help="Fraction of documents held out for validation (chosen by a hash of the document index).")] = 0.005,
+    skip_invalid: Annotated[bool, typer.Option(
+        "--skip-invalid", help="Skip invalid lines and count them, instead of stopping at the first.")] = False,
+    workers: Annotated[int | None, typer.Option(
+        help="Tokenizer processes (default: all cores).", show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the dataset is up to date.")] = False,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Prepare the built-in sample corpus (Python's own documentation) instead of INPUT.")] = False,
+) -> None:
+    from rich.console import Console
+
+    from minimind.data.prepare import prepare_dataset
+    from minimind.data.sample import prepare_sample
+
+    if sample and inputs:
+        raise UserError("give either INPUT files or --sample, not both")
+    if not sample and not inputs:
+        raise UserError("no INPUT given", hint="name .jsonl/.jsonl.gz/.txt files or a directory, or use --sample")
+    console = Console(stderr=True, highlight=False)
+    kwargs = dict(tokenizer=tokenizer, vocab_size=vocab_size, text_key=text_key, val_fraction=val_fraction,
+                  skip_invalid=skip_invalid, workers=workers, force=force,
+                  # a bar in a log file is noise: only a terminal gets one
+                  progress=console.is_terminal, console=console)
+    if sample:
+        console.print("building the sample corpus (Python's pydoc topics and standard-library docstrings)")
+        kwargs.pop("text_key")
+        result = prepare_sample(out, **kwargs)
+    else:
+        result = prepare_dataset(list(inputs), out, **kwargs)
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")
+    print_summary(result)
+
+
+def print_summary(result, console=None) -> None:
+    """The summary table printed after `prepare` (also by `pretrain` when it prepares data)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(highlight=False)
+    meta = result.meta
+    docs = meta["documents"] + meta["val_documents"]
+    tokens = meta["tokens"] + meta["val_tokens"]
+    table = Table(title="dataset reused (inputs unchanged; --force rebuilds)" if result.reused
+                  else "dataset prepared", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("documents", f"{docs:,}")
+    table.add_row("tokens", f"{tokens:,}")
+    table.add_row("tokens/document", f"{tokens / docs:,.1f}" if docs else "-")
+    table.add_row("validation", f"{meta['val_documents']:,} documents, {meta['val_tokens']:,} tokens")
+    skipped = meta.get("skipped") or {}
+    table.add_row("skipped", ", ".join(f"{n:,} {reason}" for reason, n in skipped.items()) or "none")
+    tok = meta.get("tokenizer") or {}
+    if tok.get("source") == "trained":
+        tok_text = (f"trained byte-level BPE, vocab {meta['vocab_size']:,} "
+                    f"({tok.get('trained_on_chars') or 0:,} chars, {tok.get('seconds', 0):.1f}s)")
+    else:
+        tok_text = f"{tok.get('source')}, vocab {meta['vocab_size']:,}"
+    table.add_row("tokenizer", tok_text)
+    table.add_row("dtype", meta["dtype"])
+    size = sum(s["size"] for s in meta["sources"])
+    table.add_row("input", f"{len(meta['sources'])} file(s), {size / 1e6:,.1f} MB")
+    if not result.reused:
+        table.add_row("time", f"{result.seconds:.1f}s ({size / 1e6 / max(result.seconds, 1e-9):.2f} MB/s, "
+                              f"{result.workers} worker(s))")
+    table.add_row("output", str(result.path))
+    console.print(table)

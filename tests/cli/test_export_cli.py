@@ -1,0 +1,77 @@
+"""`minimind export` as a user runs it, and the export loaded by plain transformers in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import torch
+
+from tests.checkpoint_fakes import tiny_model, write_run, write_tokenizer
+from tests.cli.cli_helpers import run_main
+
+PLAIN_TRANSFORMERS = """
+import json, sys, torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+model = AutoModelForCausalLM.from_pretrained(sys.argv[1]).eval()
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+x = torch.tensor([[1, 5, 9, 40, 41]])
+with torch.no_grad():
+    logits = model(x).logits[0].tolist()
+gen = model.generate(x, max_new_tokens=6, do_sample=False, eos_token_id=2, pad_token_id=0)[0].tolist()
+print(json.dumps({"class": type(model).__name__, "logits": logits, "generated": gen, "eos": tok.eos_token_id,
+                  "minimind_loaded": any(m.startswith("minimind") for m in sys.modules)}))
+"""
+
+
+def test_export_run_to_hf_loads_in_plain_transformers_and_inspects(tmp_path, capsys):
+    out = tmp_path / "out"
+    write_tokenizer(out / "data" / "tokenizer")
+    model = tiny_model(seed=11)
+    run = write_run(out / "runs" / "tiny-1", model, steps=(100,), incomplete_step=None, data_path=str(out / "data"))
+    result = run_main(capsys, "export", str(run), str(out / "hf"), "--to", "hf")
+    assert result.returncode == 0, result.stderr
+    assert "wrote" in result.stdout and "tokenizer.json" in result.stdout and "warning" not in result.stderr
+
+    plain = subprocess.run([sys.executable, "-c", PLAIN_TRANSFORMERS, str(out / "hf")], capture_output=True,
+                           text=True, timeout=300, cwd=tmp_path)
+    assert plain.returncode == 0, plain.stderr
+    got = json.loads(plain.stdout)
+    assert got["class"] == "LlamaForCausalLM" and not got["minimind_loaded"] and got["eos"] == 2
+    x = torch.tensor([[1, 5, 9, 40, 41]])
+    with torch.no_grad():
+        ours = model(x).logits[0]
+    assert (torch.tensor(got["logits"]) - ours).abs().max().item() < 1e-4
+    assert got["generated"] == model.generate(x, max_new_tokens=6, eos_token_id=2)[0].tolist()
+
+    again = run_main(capsys, "inspect", str(out / "hf"), "--json")
+    assert again.returncode == 0, again.stderr
+    info = json.loads(again.stdout)
+    assert info["file"]["layout"] == "hf-llama" and info["file"]["format"] == "safetensors"
+    assert info["parameters"]["total"] == sum(p.numel() for p in model.parameters())
+    assert all(v["source"] == "stored" for v in info["architecture"].values())
+
+
+def test_export_to_pth_moe_and_refusals(tmp_path, capsys):
+    out = tmp_path / "out"
+    moe = tiny_model(seed=12, use_moe=True)
+    run = write_run(out / "runs" / "moe-1", moe, steps=(50,), incomplete_step=None)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "file").write_text("x")
+    to_pth = run_main(capsys, "export", str(run / "checkpoints" / "step_00000050"),
+                      str(out / "pretrain_64_moe.pth"), "--to", "pth")
+    to_hf = run_main(capsys, "export", str(run), str(out / "hf_moe"), "--to", "hf")
+    taken = run_main(capsys, "export", str(run), str(tmp_path / "taken"), "--to", "hf")
+    bad_to = run_main(capsys, "export", str(run), str(tmp_path / "x"), "--to", "onnx")
+    assert to_pth.returncode == 0, to_pth.stderr
+    sd = torch.load(out / "pretrain_64_moe.pth", weights_only=True)
+    assert set(sd) == set(moe.state_dict()) and all(v.dtype == torch.float16 for v in sd.values())
+
+    assert to_hf.returncode == 0, to_hf.stderr
+    assert "import minimind.hf" in to_hf.stdout and "no tokenizer found" in to_hf.stderr
+    assert json.loads((out / "hf_moe" / "config.json").read_text())["model_type"] == "minimind_moe"
+
+    assert taken.returncode == 2 and "not empty" in taken.stderr
+    assert (tmp_path / "taken" / "file").read_text() == "x"
+    assert bad_to.returncode == 2 and "onnx" in bad_to.stderr
