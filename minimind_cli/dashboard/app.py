@@ -1,0 +1,204 @@
+"""The Textual app: panels fed by a tailing thread, keys that write control requests."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from minimind.control import send_command
+from minimind_cli.dashboard.messages import EventsRead, TrainerExited
+from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
+from minimind_cli.dashboard.state import RunState
+from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
+from minimind_cli.dashboard.widgets import (
+    EventLog,
+    FailurePanel,
+    HeaderPanel,
+    LossPlot,
+    LrPlot,
+    MemoryPanel,
+    MoePanel,
+    ProgressPanel,
+)
+
+STOP_TIMEOUT_S = 120.0  # how long "stop" waits for the trainer to save and exit
+
+
+@dataclass
+class DashboardResult:
+    """How the app ended: "ended" (the trainer is gone, or a replay was closed), "detached"
+    (training goes on in the background) or "stop_timeout" (asked to stop, it did not exit)."""
+
+    action: str
+    returncode: int | None = None
+
+
+class DashboardApp(App[DashboardResult]):
+    CSS_PATH = "dashboard.tcss"
+    TITLE = "minimind"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("s", "save", "Save now"),
+        Binding("p", "pause", "Pause/continue"),
+        Binding("l", "log_scale", "Log-y"),
+        Binding("q", "quit_dialog", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+c", "stop", "Stop", show=False, priority=True),
+        Binding("ctrl+q", "quit_dialog", show=False, priority=True),
+    ]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    def __init__(self, run_dir: str | Path, process: subprocess.Popen | None = None, *,
+                 stop_timeout: float = STOP_TIMEOUT_S, poll_interval: float = POLL_INTERVAL_S):
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.process = process
+        self.stop_timeout = stop_timeout
+        self.state = RunState()
+        self.log_y = False
+        self._pause_wanted: bool | None = None  # last pause/continue request not yet answered
+        self._tailer = Tailer(self, self.run_dir, process, interval=poll_interval)
+
+    # ------------------------------------------------------------------ layout
+    def compose(self) -> ComposeResult:
+        yield HeaderPanel(id="header")
+        yield FailurePanel(id="failure")
+        with Horizontal(id="body"):
+            with Vertical(id="plots"):
+                yield LossPlot(id="loss")
+                yield LrPlot(id="lr")
+            with Vertical(id="side"):
+                yield ProgressPanel(id="progress")
+                yield MemoryPanel(id="memory")
+                yield MoePanel(id="moe")
+        yield EventLog(id="log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._main_screen = self.screen
+        titles = {"loss": "loss", "lr": "learning rate", "progress": "progress", "memory": "memory",
+                  "moe": "MoE expert load", "log": "events", "failure": "failure"}
+        for widget_id, title in titles.items():
+            self.query_one(f"#{widget_id}").border_title = title
+        self._redraw(set(("header", "loss", "lr", "progress", "memory", "moe", "log", "failure")))
+        self._tailer.start()
+
+    def on_unmount(self) -> None:
+        self._tailer.stop()
+
+    # ------------------------------------------------------------------ messages
+    def on_events_read(self, message: EventsRead) -> None:
+        if any(e.get("type") in ("paused", "resumed") for e in message.events):
+            self._pause_wanted = None
+        self._redraw(self.state.apply_all(message.events))
+
+    def on_trainer_exited(self, message: TrainerExited) -> None:
+        was_stopping = self.state.stopping
+        self._redraw(self.state.trainer_exited(message.returncode, message.log_tail))
+        if was_stopping:
+            self.exit(DashboardResult("ended", message.returncode))
+
+    def _redraw(self, changed: set[str]) -> None:
+        state = self.state
+        main = self._main_screen  # not self.screen: a dialog may be on top while events arrive
+        main.set_class(state.is_moe, "-moe")
+        main.set_class(state.has_failure, "-failed")
+        if "header" in changed:
+            main.query_one(HeaderPanel).show(state)
+        if "loss" in changed:
+            plot = main.query_one(LossPlot)
+            plot.log_y = self.log_y
+            plot.show(state)
+        if "lr" in changed:
+            main.query_one(LrPlot).show(state)
+        if "progress" in changed:
+            main.query_one(ProgressPanel).show(state)
+        if "memory" in changed:
+            main.query_one(MemoryPanel).show(state)
+        if "moe" in changed and state.is_moe:
+            main.query_one(MoePanel).show(state)
+        if "log" in changed:
+            main.query_one(EventLog).show(state)
+        if "failure" in changed and state.has_failure:
+            main.query_one(FailurePanel).show(state)
+
+    # ------------------------------------------------------------------ actions
+    @property
+    def live(self) -> bool:
+        """A trainer is (as far as we know) still running and can take commands."""
+        return not self.state.ended and (self.process is not None or self.state.started is not None)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("save", "pause"):
+            return True if self.live else None  # None: shown greyed out in the footer
+        return True
+
+    def _send(self, command: str) -> bool:
+        if not self.live:
+            self.notify("The run is not running.", severity="warning")
+            return False
+        try:
+            send_command(self.run_dir, command)
+        except OSError as exc:
+            self.notify(f"Could not write the control file: {exc}", severity="error")
+            return False
+        return True
+
+    def action_save(self) -> None:
+        if self._send("save"):
+            self._redraw(self.state.note("control", "save requested"))
+
+    def action_pause(self) -> None:
+        # Toggle from what was last asked for until the trainer answers (it acts between steps,
+        # which can take seconds), so a second press undoes the first instead of repeating it.
+        paused = self.state.paused if self._pause_wanted is None else self._pause_wanted
+        command = "resume" if paused else "pause"
+        if self._send(command):
+            self._pause_wanted = command == "pause"
+            self._redraw(self.state.note("control", f"{'continue' if command == 'resume' else 'pause'} requested"))
+
+    def action_log_scale(self) -> None:
+        self.log_y = not self.log_y
+        self._redraw({"loss"})
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_quit_dialog(self) -> None:
+        if not self.live or self.state.stopping:
+            self._end()
+            return
+        self.push_screen(QuitScreen(), self._quit_choice)
+
+    def _quit_choice(self, choice: str | None) -> None:
+        if choice == "stop":
+            self.action_stop()
+        elif choice == "detach":
+            self.exit(DashboardResult("detached"))
+
+    def action_stop(self) -> None:
+        if not self.live:
+            self._end()
+            return
+        if self.state.stopping:
+            return
+        if self._send("stop"):
+            self.state.stopping = True
+            self._redraw(self.state.note(
+                "control", f"stop requested: waiting up to {self.stop_timeout:.0f} s for the trainer "
+                           "to save and exit") | {"header"})
+            self.set_timer(self.stop_timeout, self._stop_timed_out)
+
+    def _stop_timed_out(self) -> None:
+        if self.state.stopping:
+            self.exit(DashboardResult("stop_timeout"))
+
+    def _end(self) -> None:
+        self.exit(DashboardResult("ended", self.state.returncode))

@@ -1,0 +1,84 @@
+"""A thread that follows ``events.jsonl`` and the trainer process, posting messages to the app.
+
+It wakes every ``interval`` seconds (at most two screen updates a second), reads only the bytes
+appended since the last wake, and never touches the trainer: a watch is a read, a stop is a file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+from textual.message_pump import MessagePump
+
+from minimind.events import EVENTS_FILE, EventTail
+from minimind_cli.dashboard.messages import EventsRead, TrainerExited
+from minimind_cli.dashboard.state import trainer_log_tail
+
+POLL_INTERVAL_S = 0.5
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+class Tailer(threading.Thread):
+    """Follows a run. With ``process`` it reports that process's exit; without, it follows the
+    ``pid`` of the latest ``run_started`` event and stops once the run has ended."""
+
+    def __init__(self, target: MessagePump, run_dir: Path, process: subprocess.Popen | None = None,
+                 interval: float = POLL_INTERVAL_S):
+        super().__init__(name="minimind-dashboard-tailer", daemon=True)
+        self.target = target
+        self.run_dir = Path(run_dir)
+        self.process = process
+        self.interval = interval
+        self._stop_event = threading.Event()
+        self._tail = EventTail(self.run_dir / EVENTS_FILE)
+        self._pid: int | None = None
+        self._ended_by_event = False
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        while True:
+            self._read()
+            if self.process is not None:
+                returncode = self.process.poll()
+                if returncode is not None:
+                    self._finish(returncode)
+                    return
+            elif self._ended_by_event:
+                return  # a replay, or a live run that has written its last event
+            elif self._pid is not None and not pid_alive(self._pid):
+                self._finish(None)
+                return
+            if self._stop_event.wait(self.interval):
+                return
+
+    def _read(self) -> None:
+        events = list(self._tail.read_new())
+        for event in events:
+            kind = event.get("type")
+            if kind == "run_started":
+                self._pid = event.get("pid")
+                self._ended_by_event = False
+            elif kind in ("run_finished", "run_failed"):
+                self._ended_by_event = True
+        if events:
+            self.target.post_message(EventsRead(events))
+
+    def _finish(self, returncode: int | None) -> None:
+        self._read()  # the last lines a dying trainer managed to write
+        self.target.post_message(TrainerExited(returncode, trainer_log_tail(self.run_dir)))

@@ -1,0 +1,412 @@
+"""The dashboard's panels. Each one renders from ``RunState`` when the app says it changed."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.color import Color
+from textual.containers import Vertical
+from textual.widget import Widget
+from textual.widgets import Sparkline, Static
+from textual_plotext import PlotextPlot
+
+from minimind_cli.dashboard import format as fmt
+from minimind_cli.dashboard.state import (
+    DOMINANT_FRACTION_OF_MAX,
+    STARVED_FRACTION_OF_FAIR,
+    RunState,
+)
+
+MAX_PLOT_POINTS = 1500  # plotext time grows with points; more than the plot's columns adds nothing
+
+STATUS_STYLE = {
+    "waiting": ("WAITING", "black on #a0a0a0"),
+    "running": ("RUNNING", "black on #3fb950"),
+    "paused": ("PAUSED", "black on #d29922"),
+    "stopping": ("STOPPING", "black on #d29922"),
+    "finished": ("FINISHED", "black on #58a6ff"),
+    "stopped": ("STOPPED", "black on #58a6ff"),
+    "interrupted": ("INTERRUPTED", "black on #d29922"),
+    "failed": ("FAILED", "white on #da3633"),
+}
+
+
+def _thin(xs: list, ys: list) -> tuple[list, list]:
+    """Drop points whose y is missing (NaN upstream) and keep at most MAX_PLOT_POINTS."""
+    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None]
+    if len(pairs) > MAX_PLOT_POINTS:
+        stride = -(-len(pairs) // MAX_PLOT_POINTS)
+        pairs = pairs[::stride] + ([pairs[-1]] if (len(pairs) - 1) % stride else [])
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+class HeaderPanel(Static):
+    def show(self, state: RunState) -> None:
+        started = state.started or {}
+        label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
+        line = Text.assemble((f" {label} ", style), " ")
+        line.append(str(started.get("run") or self.app.run_dir.name), style="bold")
+        facts = []
+        if started.get("profile"):
+            facts.append(f"profile {started['profile']}")
+        total, active = started.get("params_total"), started.get("params_active")
+        if total is not None:
+            params = f"{fmt.count(total)} params"
+            if state.is_moe and active is not None and active != total:
+                params += f" ({fmt.count(active)} active)"
+            facts.append(params)
+        devices = started.get("devices") or []
+        if started.get("device"):
+            device = str(started["device"])
+            if devices and len(set(devices)) == 1 and devices[0] != device:
+                device += f" ({devices[0]})"
+            facts.append(device)
+        if started.get("dtype"):
+            facts.append(str(started["dtype"]))
+        if started.get("world_size") is not None:
+            facts.append(f"world {started['world_size']}")
+        for fact in facts:
+            line.append("  ·  ", style="dim")
+            line.append(fact)
+        dataset = started.get("dataset") or {}
+        if dataset:
+            line.append("\n")
+            line.append("data ", style="dim")
+            line.append(str(dataset.get("path", fmt.NONE)))
+            extra = []
+            if dataset.get("tokens") is not None:
+                extra.append(f"{fmt.count(dataset['tokens'])} tokens")
+            if dataset.get("documents") is not None:
+                extra.append(f"{fmt.count(dataset['documents'])} documents")
+            if extra:
+                line.append(f"  ({', '.join(extra)})", style="dim")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        self.update(line)
+
+
+class _Plot(PlotextPlot):
+    """A plot whose figure is rebuilt from stored series at every render: plotext's log scale
+    transforms the data in place when it builds, so a figure cannot be built twice."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._state: RunState | None = None
+
+    def show(self, state: RunState) -> None:
+        self._state = state
+        self.refresh()
+
+    def render(self):
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        self.draw(self._state or RunState())
+        return super().render()
+
+    def draw(self, state: RunState) -> None:
+        raise NotImplementedError
+
+
+def _step_axis(plt, total: int | None) -> None:
+    """x from step 0 to the planned last step, with whole-step ticks."""
+    if total:
+        plt.xlim(0, total)
+        plt.xticks(sorted({round(total * i / 4) for i in range(5)}))
+
+
+class LossPlot(_Plot):
+    log_y = False
+
+    def draw(self, state: RunState) -> None:
+        plt = self.plt
+        plt.title("loss (log y)" if self.log_y else "loss")
+        plt.yscale("log" if self.log_y else "linear")
+        steps, losses = _thin(state.steps, state.losses)
+        if steps:
+            plt.plot(steps, losses, marker="braille", color="cyan", label="loss")
+        steps, emas = _thin(state.steps, state.loss_emas)
+        if steps:
+            plt.plot(steps, emas, marker="braille", color="orange", label="smoothed")
+        if state.val_steps:
+            plt.scatter(list(state.val_steps), list(state.val_losses), marker="●", color="magenta", label="val")
+        _step_axis(plt, (state.started or {}).get("total_steps"))
+
+
+class LrPlot(_Plot):
+    def draw(self, state: RunState) -> None:
+        plt = self.plt
+        plt.title("learning rate")
+        schedule = state.lr_schedule
+        if schedule:
+            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color="blue")
+        current = state.last_step
+        if current is not None and current.get("lr") is not None:
+            plt.vertical_line(current["step"], color="gray")
+            plt.scatter([current["step"]], [current["lr"]], marker="◆", color="orange+")
+        _step_axis(plt, (state.started or {}).get("total_steps"))
+
+
+class ProgressPanel(Static):
+    def show(self, state: RunState) -> None:
+        last = state.last_step or {}
+        started = state.started or {}
+        total = last.get("total_steps") or started.get("total_steps")
+        step = last.get("step", started.get("start_step"))
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(no_wrap=True)
+        grid.add_row("step", f"{fmt.count(step) if step is not None else fmt.NONE} / {fmt.count(total)}",
+                     "epoch", fmt.count(last.get("epoch")))
+        grid.add_row("tokens", fmt.count(last.get("tokens_seen")),
+                     "tok/s", fmt.count(last.get("tokens_per_s")))
+        grid.add_row("loss", fmt.fixed(last.get("loss")), "smooth", fmt.fixed(last.get("loss_ema")))
+        val = state.last_eval or {}
+        grid.add_row("val", fmt.fixed(val.get("val_loss")), "ppl", fmt.number(val.get("perplexity")))
+        grid.add_row("lr", fmt.number(last.get("lr"), 3), "grad", fmt.number(last.get("grad_norm"), 3))
+        grid.add_row("MFU", fmt.percent(last.get("mfu")), "step", f"{fmt.fixed(last.get('step_time_s'), 2)} s")
+        eta = last.get("eta_s")
+        if state.status in ("finished", "stopped"):
+            eta_text = "done"
+        elif state.status in ("failed", "interrupted"):
+            eta_text = fmt.NONE
+        else:
+            eta_text = fmt.duration(eta)
+        finished = state.finished or {}
+        elapsed = finished.get("elapsed_s", last.get("elapsed_s"))
+        grid.add_row("elapsed", fmt.duration(elapsed), "ETA", eta_text)
+        parts: list = [Text("")]
+        if total and step is not None:
+            parts = []
+            bar = Table.grid(expand=True)
+            bar.add_column(ratio=1)
+            bar.add_row(ProgressBar(total=float(total), completed=float(step), width=None,
+                                    complete_style="green", finished_style="blue"))
+            parts.append(bar)
+        parts.append(grid)
+        self.update(Group(*parts))
+
+
+class MemoryPanel(Vertical):
+    def compose(self) -> ComposeResult:
+        yield Static(id="memory-text")
+        yield Sparkline([], id="memory-history")
+
+    def show(self, state: RunState) -> None:
+        memory = (state.last_step or {}).get("memory") or {}
+        gpus = memory.get("gpu") or []
+        parts: list = []
+        if gpus:
+            table = Table.grid(padding=(0, 1))
+            for _ in range(5):
+                table.add_column(justify="right", no_wrap=True)
+            table.add_row(*(Text(h, style="dim") for h in ("", "alloc", "resv", "peak", "total")))
+            for i, gpu in enumerate(gpus):
+                name = str(gpu.get("device", i)).replace("cuda:", "gpu")
+                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.get("allocated_mib")),
+                              fmt.mib_short(gpu.get("reserved_mib")), fmt.mib_short(gpu.get("peak_mib")),
+                              fmt.mib_short(gpu.get("total_mib")))
+            parts.append(table)
+        if memory.get("cpu_rss_mib") is not None:
+            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory["cpu_rss_mib"]), "bold")))
+        if not parts:
+            parts.append(Text("no memory figures yet", style="dim"))
+        text = Group(*parts)
+        self.query_one("#memory-text", Static).update(text)
+        self.query_one("#memory-history", Sparkline).data = list(state.memory_history)
+
+
+def share_colour(share: float, fair: float) -> Color:
+    """Heat colour of a token share: dark at 0, green at the fair share, red-orange at 2x or more."""
+    cold, even, hot = Color.parse("#1f2d5c"), Color.parse("#2ea043"), Color.parse("#f85149")
+    ratio = share / fair if fair > 0 else 0.0
+    if ratio <= 1.0:
+        return cold.blend(even, max(0.0, ratio))
+    return even.blend(hot, min(1.0, ratio - 1.0))
+
+
+def _compact(widget: Widget) -> bool:
+    """Short terminals fold the MoE panel: the heat map turns on its side, the summary takes a line."""
+    return widget.screen.has_class("-short")
+
+
+class HeatMap(Widget):
+    """Layer x expert grid of token shares for the last logging interval (experts x layers when
+    the terminal is short, since there are usually fewer experts than layers)."""
+
+    DEFAULT_CSS = "HeatMap { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.load: list[list[float]] = []
+        self.flags: dict[tuple[int, int], str] = {}
+
+    def set_load(self, load: list[list[float]], flags: dict[tuple[int, int], str]) -> None:
+        self.load, self.flags = load, flags
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        if not self.load:
+            return 1
+        experts = max(len(row) for row in self.load)
+        return (experts if _compact(self) else len(self.load)) + 1
+
+    def render(self) -> Text:
+        if not self.load:
+            return Text("no expert load yet", style="dim")
+        layers = len(self.load)
+        experts = max(len(row) for row in self.load)
+        transposed = _compact(self)
+        rows, cols = (experts, layers) if transposed else (layers, experts)
+        row_tag, col_tag = ("E", "L") if transposed else ("L", "E")
+        label_w = len(f"{row_tag}{rows - 1}") + 1
+        cell_w = max(2, min(7, (self.size.width - label_w) // max(1, cols)))
+        text = Text(no_wrap=True, overflow="crop")
+        text.append(" " * label_w)
+        for c in range(cols):
+            text.append(f"{col_tag}{c}".center(cell_w)[:cell_w], style="dim")
+        for r in range(rows):
+            text.append("\n")
+            text.append(f"{row_tag}{r}".ljust(label_w), style="dim")
+            for c in range(cols):
+                layer, expert = (c, r) if transposed else (r, c)
+                row = self.load[layer]
+                total = sum(x for x in row if x is not None) or 1.0
+                share = (row[expert] or 0.0) / total if expert < len(row) else 0.0
+                bg = share_colour(share, 1.0 / max(1, len(row)))
+                fg = "black" if bg.brightness > 0.5 else "white"
+                flag = self.flags.get((layer, expert))
+                label = f"{100 * share:.0f}" if cell_w < 5 else f"{100 * share:.0f}%"
+                if flag:
+                    label = "!" + label
+                text.append(label.center(cell_w)[:cell_w],
+                            style=f"{'bold ' if flag else ''}{fg} on {bg.hex}")
+        return text
+
+
+class MoeSummary(Widget):
+    DEFAULT_CSS = "MoeSummary { height: auto; }"
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state: RunState | None = None
+
+    def show(self, state: RunState) -> None:
+        self.state = state
+        self.refresh(layout=True)
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return 1 if _compact(self) else 2
+
+    def render(self) -> Text:
+        state = self.state or RunState()
+        moe = (state.last_step or {}).get("moe") or {}
+        alerts = state.moe_alerts()
+        compact = _compact(self)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append("aux ", style="dim")
+        text.append(fmt.number(moe.get("aux_loss"), 4))
+        text.append("  imb " if compact else "  imbalance ", style="dim")
+        imbalance = moe.get("imbalance")
+        text.append(f"{fmt.fixed(imbalance, 2)}x" if imbalance is not None else fmt.NONE)
+        text.append("  " if compact else "\n")
+        if alerts:
+            first = alerts[0]
+            more = f" +{len(alerts) - 1}" if len(alerts) > 1 else ""
+            where = f"L{first.layer}E{first.expert}" if compact else f"L{first.layer} E{first.expert}"
+            text.append(f"⚠ {where} {first.kind} ({100 * first.share:.1f}%){more}", style="bold red")
+        elif moe:
+            text.append("balanced", style="green")
+        return text
+
+
+class MoePanel(Vertical):
+    def compose(self) -> ComposeResult:
+        yield MoeSummary(id="moe-summary")
+        yield HeatMap(id="moe-heatmap")
+
+    def show(self, state: RunState) -> None:
+        moe = (state.last_step or {}).get("moe") or {}
+        self.query_one(MoeSummary).show(state)
+        flags = {(a.layer, a.expert): a.kind for a in state.moe_alerts()}
+        self.query_one(HeatMap).set_load(moe.get("load") or [], flags)
+
+
+LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "error": "bold red",
+              "control": "magenta", "info": ""}
+
+
+class EventLog(Widget):
+    """The newest lines that fit; older ones scroll off the top."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.state: RunState | None = None
+
+    def show(self, state: RunState) -> None:
+        self.state = state
+        self.refresh()
+
+    def render(self) -> Text:
+        lines = self.state.log[-max(1, self.size.height):] if self.state else []
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, line in enumerate(lines):
+            if i:
+                text.append("\n")
+            offset = f"+{fmt.duration(line.offset_s)}" if line.offset_s is not None else " " * 8
+            text.append(f"{offset:>9} ", style="dim")
+            text.append(line.text, style=LOG_STYLES.get(line.kind, ""))
+        return text
+
+
+class FailurePanel(Static):
+    def show(self, state: RunState) -> None:
+        text = Text()
+        failed = state.failed or {}
+        code = failed.get("exit_code") if state.returncode is None else state.returncode
+        text.append("Training failed", style="bold red")
+        text.append(f" — {fmt.exit_status(code)}\n" if code is not None or state.process_gone
+                    else "\n", style="red")
+        if failed:
+            text.append(str(failed.get("error", "")), style="bold")
+            if failed.get("step") is not None:
+                text.append(f"  (step {failed['step']})", style="dim")
+            text.append("\n")
+            traceback = str(failed.get("traceback") or "").rstrip()
+            if traceback:
+                text.append("\n".join(traceback.splitlines()[-12:]) + "\n", style="dim")
+        elif state.process_gone:
+            if state.returncode is None:
+                text.append("The trainer process is gone and wrote no run_finished or run_failed event.\n")
+            else:
+                text.append("The trainer exited without a run_failed event.\n")
+            if state.trainer_log_tail:
+                text.append("trainer.log (last lines):\n", style="bold")
+                text.append(state.trainer_log_tail.rstrip() + "\n", style="dim")
+        text.append("Press q to exit.", style="italic")
+        self.update(text)
+
+
+HELP_TEXT = f"""\
+[b]Keys[/b]
+  [b]s[/b]       save a checkpoint now (the trainer saves at its next step)
+  [b]p[/b]       pause / continue training
+  [b]l[/b]       loss plot: toggle logarithmic y axis
+  [b]q[/b]       quit: stop (save, then end the run) / detach (training continues) / cancel
+  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits (resumable)
+  [b]?[/b]       this help
+
+[b]MoE heat map[/b]
+  Each cell is an expert's share of its layer's routed picks in the last logging interval.
+  Green = fair share (1 / experts), dark = fewer, red = more.
+  [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
+  [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
+
+A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
+a background run is watched with [b]minimind watch RUN_DIR[/b].
+"""

@@ -1,0 +1,427 @@
+"""Pilot tests: the dashboard app on recorded runs, live tails and a stand-in trainer process."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from minimind.control import CONTROL_FILE
+from minimind_cli.dashboard import exit_code_for
+from minimind_cli.dashboard.app import DashboardApp, DashboardResult
+from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
+from minimind_cli.dashboard.state import RunState, moe_alerts
+from minimind_cli.dashboard.widgets import (
+    EventLog,
+    FailurePanel,
+    HeaderPanel,
+    HeatMap,
+    LossPlot,
+    LrPlot,
+    MoeSummary,
+    ProgressPanel,
+)
+from tests.conftest import REPO, run_cli
+from tests.dashboard.conftest import FIXTURES, copy_run, fixture_lines, wait_for
+
+
+def text_of(widget) -> str:
+    """What a panel shows, as plain text."""
+    from rich.console import Console
+
+    if isinstance(widget, (HeatMap, EventLog, LossPlot, LrPlot, MoeSummary)):
+        return widget.render().plain
+    console = Console(width=widget.size.width or 80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(widget.content)
+    return console.export_text()
+
+
+def read_control(run_dir) -> dict:
+    return json.loads((run_dir / CONTROL_FILE).read_text())
+
+
+# --------------------------------------------------------------------------- replays
+async def test_dense_replay_shows_every_panel(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "dense"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.finished is not None)
+        await pilot.pause()
+        header = text_of(app.query_one(HeaderPanel))
+        assert "FINISHED" in header and "dense" in header and "1.33M params" in header
+        assert "profile tiny" in header and "float32" in header and "world 1" in header
+        assert "out/data" in header and "1.2M tokens" in header
+        progress = text_of(app.query_one(ProgressPanel))
+        assert "300 / 300" in progress
+        assert "4.435" in progress and "4.875" in progress  # last loss and smoothed loss
+        assert "4.658" in progress and "105.4" in progress  # last validation loss, perplexity
+        assert "ETA    done" in progress and "0:01:12" in progress
+        memory = text_of(app.query_one("#memory-text"))
+        assert "process RSS 462 MiB" in memory
+        loss = text_of(app.query_one(LossPlot))
+        assert "loss" in loss and "smoothed" in loss and "val" in loss
+        assert "8.14" in loss and "4.40" in loss  # y range: first to last recorded loss
+        lr = text_of(app.query_one(LrPlot))
+        assert "◆" in lr and "0.00220" in lr  # current-step marker on the full planned schedule
+        log = text_of(app.query_one(EventLog))
+        assert "run finished at step 300" in log and "checkpoint @ step 300 (final" in log
+        assert not app.query_one("#moe").display  # dense run: no MoE panel
+        assert not app.query_one(FailurePanel).display
+
+
+async def test_moe_replay_heat_map(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "moe"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.finished is not None)
+        await pilot.pause()
+        assert app.query_one("#moe").display
+        heat = app.query_one(HeatMap)
+        rows = text_of(heat).splitlines()
+        assert rows[0].split() == ["E0", "E1", "E2", "E3"]
+        assert len(rows) == 9  # header + 8 layers
+        last = json.loads(fixture_lines("moe")[-5])  # the last step event
+        assert last["type"] == "step"
+        for layer, row in enumerate(last["moe"]["load"]):
+            shown = rows[layer + 1].split()
+            assert shown[0] == f"L{layer}"
+            assert [s.lstrip("!").rstrip("%") for s in shown[1:]] == [f"{100 * x:.0f}" for x in row]
+        assert "!0%" in rows[6]  # layer 5, expert 3: the starved expert is flagged
+        starved_cell = next(span for span in heat.render().spans if "bold" in str(span.style))
+        assert "on #" in str(starved_cell.style)  # cells are coloured by share
+        summary = text_of(app.query_one(MoeSummary))
+        assert f"{last['moe']['aux_loss']:.4g}" in summary and f"{last['moe']['imbalance']:.2f}x" in summary
+        assert "L5 E3 starved" in summary
+        assert "5.96M params (3.87M active)" in text_of(app.query_one(HeaderPanel))
+
+
+@pytest.mark.parametrize("name,moe", [("real_tiny_stopped", False), ("real_moe_stopped", True)])
+async def test_replay_of_real_recordings_stopped_on_request(tmp_path, name, moe):
+    """Recorded from the real trainer (`minimind pretrain` with this dashboard: s, p, p, then stop)."""
+    app = DashboardApp(copy_run(tmp_path, name))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.process_gone)
+        await pilot.pause()
+        assert app.state.status == "stopped"
+        assert "STOPPED" in text_of(app.query_one(HeaderPanel))
+        assert not app.query_one(FailurePanel).display
+        log = text_of(app.query_one(EventLog))
+        assert "(request" in log and "stopped at step" in log
+        assert app.query_one("#moe").display is moe
+        if moe:
+            assert len(text_of(app.query_one(HeatMap)).splitlines()) == 1 + len(app.state.last_step["moe"]["load"])
+        await pilot.press("q")
+    assert exit_code_for(app.return_value, app, lambda _: None) == 0
+
+
+async def test_gpu_memory_per_device(tmp_path):
+    run_dir = tmp_path / "gpu"
+    run_dir.mkdir()
+    gpu = [{"device": "cuda:0", "allocated_mib": 1536.0, "reserved_mib": 2048.0, "peak_mib": 1800.0,
+            "total_mib": 81559.0},
+           {"device": "cuda:1", "allocated_mib": 700.0, "reserved_mib": 1024.0, "peak_mib": 900.0}]
+    with open(run_dir / "events.jsonl", "w") as f:
+        for line in fixture_lines("dense"):
+            event = json.loads(line)
+            if event["type"] == "step":
+                event["memory"] = {"gpu": gpu, "cpu_rss_mib": 2100.0}
+            f.write(json.dumps(event) + "\n")
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.finished is not None)
+        await pilot.pause()
+        memory = text_of(app.query_one("#memory-text")).splitlines()
+        assert memory[0].split() == ["alloc", "resv", "peak", "total"]
+        assert memory[1].split() == ["gpu0", "1.50G", "2.00G", "1.76G", "79.6G"]
+        assert memory[2].split() == ["gpu1", "700M", "1.00G", "900M", "—"]
+        assert "process RSS 2.05 GiB" in memory[3]
+        assert app.state.memory_history[-1] == 1536.0  # the sparkline follows device 0's allocation
+
+
+async def test_failed_replay_shows_error_and_traceback(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "failed"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.failed is not None)
+        await pilot.pause()
+        panel = app.query_one(FailurePanel)
+        assert panel.display
+        text = text_of(panel)
+        assert "Training failed" in text and "exit code 1" in text
+        assert "loss is nan at step 170" in text
+        assert "FloatingPointError" in text and 'File "minimind/train.py"' in text
+        assert "FAILED" in text_of(app.query_one(HeaderPanel))
+        await pilot.press("q")  # nothing to stop: q leaves at once
+    messages = []
+    assert exit_code_for(app.return_value, app, messages.append) == 1
+    assert "loss is nan" in messages[0]
+
+
+async def test_layout_adapts_to_resize(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "moe"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.finished is not None)
+        await pilot.pause()
+        assert app.query_one("#lr").display and app.query_one("#memory").display
+        tall = text_of(app.query_one(HeatMap)).splitlines()
+        assert len(tall) == 9 and tall[0].split()[0] == "E0"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert app.screen.has_class("-short") and app.screen.has_class("-narrow")
+        assert not app.query_one("#lr").display and not app.query_one("#memory").display
+        short = text_of(app.query_one(HeatMap)).splitlines()
+        assert len(short) == 5 and short[0].split()[0] == "L0"  # experts x layers on short screens
+        assert app.query_one(ProgressPanel).region.height >= 9  # the numbers stay whole
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert app.query_one("#lr").display
+
+
+async def test_help_screen(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "dense"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_panels_keep_updating_under_a_dialog(tmp_path):
+    lines = fixture_lines("moe")
+    run_dir = copy_run(tmp_path, "moe", lines=10)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        app = DashboardApp(run_dir, sleeper)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.state.last_step is not None)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            with open(run_dir / "events.jsonl", "a") as f:
+                f.writelines(lines[10:])
+            await wait_for(pilot, lambda: app.state.finished is not None)
+            await pilot.pause()
+            await pilot.press("escape")
+            await pilot.pause()
+            assert "FINISHED" in text_of(app.query_one(HeaderPanel))
+            assert "400 / 400" in text_of(app.query_one(ProgressPanel))
+            assert "L5 E3 starved" in text_of(app.query_one(MoeSummary))
+            assert app.is_running
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+# --------------------------------------------------------------------------- live
+async def test_live_tail_updates_and_keys_write_control_requests(tmp_path):
+    lines = fixture_lines("dense")
+    run_dir = copy_run(tmp_path, "dense", lines=16)  # run_started + steps 10..150 (with an eval/ckpt)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        app = DashboardApp(run_dir, sleeper)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.state.last_step is not None)
+            await pilot.pause()
+            step = app.state.last_step
+            progress = text_of(app.query_one(ProgressPanel))
+            assert f"{step['step']} / 300" in progress
+            assert "ETA    0:00:" in progress and f"0:00:{step['eta_s']:02.0f}" in progress
+            assert "RUNNING" in text_of(app.query_one(HeaderPanel))
+            with open(run_dir / "events.jsonl", "a") as f:
+                f.writelines(lines[16:26])
+            await wait_for(pilot, lambda: app.state.last_step["step"] > step["step"])
+            await pilot.pause()
+            assert f"{app.state.last_step['step']} / 300" in text_of(app.query_one(ProgressPanel))
+
+            await pilot.press("s")
+            assert read_control(run_dir)["command"] == "save"
+            await pilot.press("p")
+            assert read_control(run_dir)["command"] == "pause"
+            await pilot.press("p")  # again before the trainer answered: undoes the request
+            assert read_control(run_dir)["command"] == "resume"
+            await pilot.press("p")
+            assert read_control(run_dir)["command"] == "pause"
+            with open(run_dir / "events.jsonl", "a") as f:
+                f.write(json.dumps({"v": 1, "type": "paused", "time": 1750000100.0, "step": 200}) + "\n")
+            await wait_for(pilot, lambda: app.state.paused)
+            await pilot.pause()
+            assert "PAUSED" in text_of(app.query_one(HeaderPanel))
+            await pilot.press("p")
+            assert read_control(run_dir) == {**read_control(run_dir), "command": "resume", "seq": 5}
+
+            await pilot.press("l")
+            assert "loss (log y)" in text_of(app.query_one(LossPlot))
+            await pilot.press("l")
+            assert "loss (log y)" not in text_of(app.query_one(LossPlot))
+
+            await pilot.press("q")
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("c")
+            assert not isinstance(app.screen, QuitScreen)
+            await pilot.press("q", "d")
+        assert app.return_value == DashboardResult("detached")
+        assert sleeper.poll() is None  # detaching leaves the trainer alone
+        messages = []
+        assert exit_code_for(app.return_value, app, messages.append) == 0
+        assert f"minimind watch {run_dir}" in messages[0]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+async def test_quit_stop_waits_for_the_trainer_to_save_and_exit(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 20)
+    app = DashboardApp(run_dir, proc)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None and app.state.last_step["step"] == 160)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.state.last_checkpoint["reason"] == "request")
+        await pilot.press("q")
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.return_value is not None)
+    assert app.return_value == DashboardResult("ended", 0)
+    assert proc.returncode == 0
+    assert read_control(run_dir)["command"] == "stop"
+    assert exit_code_for(app.return_value, app) == 0
+
+
+async def test_ctrl_c_stops_the_trainer(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "moe", 10)
+    app = DashboardApp(run_dir, proc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.state.started is not None)
+        await pilot.press("ctrl+c")
+        assert "STOPPING" in text_of(app.query_one(HeaderPanel))
+        await wait_for(pilot, lambda: app.return_value is not None)
+    assert app.return_value == DashboardResult("ended", 0)
+    assert read_control(run_dir)["command"] == "stop"
+
+
+async def test_sigkilled_trainer_shows_failure_and_exits_nonzero(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    app = DashboardApp(run_dir, proc)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None)
+        os.kill(proc.pid, signal.SIGKILL)
+        await wait_for(pilot, lambda: app.query_one(FailurePanel).display, timeout=5)
+        await pilot.pause()
+        text = text_of(app.query_one(FailurePanel))
+        assert "killed by SIGKILL (exit code 137)" in text
+        assert "fake trainer idle" in text  # the tail of trainer.log
+        assert "FAILED" in text_of(app.query_one(HeaderPanel))
+        await pilot.press("q")  # nothing left to stop: no dialog
+    assert app.return_value == DashboardResult("ended", -9)
+    assert exit_code_for(app.return_value, app) == 137
+
+
+async def test_watch_mode_follows_a_background_run_until_its_pid_dies(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    app = DashboardApp(run_dir)  # watch mode: only the pid in run_started
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None)
+        assert app.state.started["pid"] == proc.pid and app.live
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.state.last_checkpoint is not None
+                       and app.state.last_checkpoint["reason"] == "request")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()  # reaped, as the shell that started it would
+        await wait_for(pilot, lambda: app.state.process_gone, timeout=5)
+        await pilot.pause()
+        assert "without a run_finished event" in text_of(app.query_one(EventLog))
+        assert app.query_one(FailurePanel).display
+        await pilot.press("q")
+    assert exit_code_for(app.return_value, app, lambda _: None) == 1
+
+
+async def test_watch_mode_stop_ends_the_background_run_cleanly(tmp_path, fake_trainer):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None)
+        await pilot.press("q", "s")
+
+        def reaped() -> bool:  # the fake trainer is our child: reap it so its pid disappears
+            return proc.poll() is not None and app.return_value is not None
+
+        await wait_for(pilot, reaped)
+    assert app.state.status == "stopped"
+    messages = []
+    assert exit_code_for(app.return_value, app, messages.append) == 0 and messages == []
+
+
+# --------------------------------------------------------------------------- pieces
+def test_state_resume_drops_history_past_the_checkpoint():
+    from minimind.events import read_events
+
+    events = read_events(FIXTURES / "dense.jsonl")
+    state = RunState()
+    state.apply_all([e for e in events if e["type"] != "run_finished"])
+    resumed = {**events[0], "start_step": 200, "resumed_from": "checkpoints/step_200", "time": events[-1]["time"]}
+    state.apply(resumed)
+    assert state.steps[-1] == 200 and state.val_steps[-1] == 200
+    assert state.status == "running" and "resumed from checkpoints/step_200" in state.log[-1].text
+
+
+def test_moe_alert_thresholds():
+    # 4 experts, top-2: fair share 25% of picks; starved under 1.25%; dominant over 40% (80% of 1/2).
+    assert [a.kind for a in moe_alerts([[0.3, 0.3, 0.39, 0.01]], 2)] == ["starved"]
+    assert moe_alerts([[0.25, 0.25, 0.25, 0.25]], 2) == []
+    alerts = moe_alerts([[0.45, 0.2, 0.2, 0.15]], 2)
+    assert [(a.expert, a.kind) for a in alerts] == [(0, "dominant")]
+    assert moe_alerts([[0.45, 0.2, 0.2, 0.15]], 1) == []  # top-1: dominant means over 80%
+    assert [a.kind for a in moe_alerts([[2, 0, 0, 0]], 1)] == ["dominant", "starved", "starved", "starved"]
+
+
+def test_unreadable_event_is_logged_not_fatal():
+    state = RunState()
+    state.apply({"type": "eval", "time": 1.0})  # no step
+    assert state.log[-1].kind == "warning"
+
+
+def test_watch_command_errors(tmp_path):
+    missing = run_cli("watch", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "no such run directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    (tmp_path / "empty").mkdir()
+    empty = run_cli("watch", str(tmp_path / "empty"))
+    assert empty.returncode == 2 and "no events.jsonl" in empty.stderr
+    piped = run_cli("watch", str(copy_run(tmp_path, "dense")))  # stdout is a pipe here
+    assert piped.returncode == 2 and "needs a terminal" in piped.stderr
+
+
+def test_dashboard_never_loads_torch(tmp_path):
+    """Run the whole app headless on a recording, in a fresh interpreter, and look at sys.modules."""
+    run_dir = copy_run(tmp_path, "moe")
+    code = f"""
+import asyncio, sys
+from minimind_cli.dashboard.app import DashboardApp
+import minimind_cli.commands.watch
+async def main():
+    app = DashboardApp({str(run_dir)!r})
+    async with app.run_test(size=(80, 24)) as pilot:
+        while app.state.finished is None:
+            await pilot.pause(0.05)
+asyncio.run(main())
+print("torch" in sys.modules, "minimind.model" in sys.modules, "minimind.trainer" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "False", "False"]
+
+
+@pytest.mark.parametrize("code,words", [(-9, "killed by SIGKILL (exit code 137)"), (1, "exit code 1"),
+                                        (130, "interrupted (exit code 130)")])
+def test_exit_status_words(code, words):
+    from minimind_cli.dashboard.format import exit_status
+
+    assert exit_status(code) == words
