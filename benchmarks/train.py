@@ -32,7 +32,8 @@ def ensure_data(path: Path | None) -> Path:
     return Path(prepare_sample(target, progress=False).path)
 
 
-def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warmup: int, batch: int) -> dict:
+def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warmup: int, batch: int,
+            compile_model: bool = False) -> dict:
     import resource
 
     import torch
@@ -46,7 +47,7 @@ def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warm
     vocab = read_meta(data)["vocab_size"]
     overrides = [f"data.path={data}", f"train.dtype={dtype}", f"data.packing={str(packed).lower()}",
                  f"train.batch_size={batch}", "train.accumulation_steps=1", "train.max_steps=1000000",
-                 f"model.vocab_size={vocab}", "train.device=cpu"]
+                 f"model.vocab_size={vocab}", "train.device=cpu", f"train.compile={str(compile_model).lower()}"]
     if profile == "default":
         overrides.append("data.max_seq_len=512")
     cfg = resolve(profile, overrides)
@@ -59,8 +60,10 @@ def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warm
         trainer.t_start = time.time()
         trainer.setup()
         trainer.peak_flops = measure_matmul_peak(trainer.device, trainer.amp_dtype, seconds=1.0)
+        t_warm = time.perf_counter()
         for _ in range(warmup):
             trainer._train_step()
+        warmup_s = time.perf_counter() - t_warm
         tokens, seconds, losses = 0, 0.0, []
         for _ in range(steps):
             t0 = time.perf_counter()
@@ -82,7 +85,8 @@ def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warm
     tps = tokens / seconds
     flops = trainer.flops_per_token
     return {
-        "profile": profile, "dtype": dtype, "mode": "packed" if packed else "padded", "batch_size": batch,
+        "profile": profile, "dtype": dtype, "compile": compile_model, "warmup_s": round(warmup_s, 1),
+        "mode": "packed" if packed else "padded", "batch_size": batch,
         "max_seq_len": cfg.data.max_seq_len, "params": trainer.params["total"], "steps": steps,
         "trained_tokens_per_s": round(tps, 1), "step_time_s": round(step_time, 4),
         "padding_fraction": round(1 - tokens / (steps * batch * cfg.data.max_seq_len), 4),
@@ -102,34 +106,40 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--data", type=Path, default=None, help="dataset dir (default: the sample corpus)")
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (bf16, packed)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        profile, dtype, mode = args.one.split(",")
-        result = measure(profile, dtype, mode == "packed", args.data, args.steps, args.warmup, args.batch_size)
+        profile, dtype, mode, compiled = args.one.split(",")
+        result = measure(profile, dtype, mode == "packed", args.data, args.steps, args.warmup, args.batch_size,
+                         compiled == "compile")
         print(json.dumps(result))
         return
     data = ensure_data(args.data)
     results = []
-    for profile in args.profiles:
-        for dtype in args.dtypes:
-            for mode in args.modes:
-                cmd = [sys.executable, __file__, "--one", f"{profile},{dtype},{mode}", "--data", str(data),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
-                out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-                if out.returncode != 0:
-                    results.append({"profile": profile, "dtype": dtype, "mode": mode, "error": out.stderr[-2000:]})
-                    continue
-                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-                print(json.dumps(results[-1]), file=sys.stderr)
-    by = {(r["profile"], r["dtype"], r["mode"]): r for r in results if "error" not in r}
+    runs = [(p, d, m, "eager") for p in args.profiles for d in args.dtypes for m in args.modes]
+    if args.compile:
+        runs += [(p, "bf16", "packed", "compile") for p in args.profiles]
+    for profile, dtype, mode, compiled in runs:
+        cmd = [sys.executable, __file__, "--one", f"{profile},{dtype},{mode},{compiled}", "--data", str(data),
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size)]
+        out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        if out.returncode != 0:
+            results.append({"profile": profile, "dtype": dtype, "mode": mode, "compile": compiled == "compile",
+                            "error": out.stderr[-2000:]})
+            continue
+        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(results[-1]), file=sys.stderr)
+    by = {(r["profile"], r["dtype"], r["mode"], r["compile"]): r for r in results if "error" not in r}
     summary = {}
     for profile in args.profiles:
-        ref = by.get((profile, "fp32", "padded"))
-        best = by.get((profile, "bf16", "packed"))
-        if ref and best:
-            summary[f"{profile}_bf16_packed_over_fp32_padded"] = round(
-                best["trained_tokens_per_s"] / ref["trained_tokens_per_s"], 2)
+        ref = by.get((profile, "fp32", "padded", False))
+        for name, key in (("bf16_packed", (profile, "bf16", "packed", False)),
+                          ("bf16_packed_compiled", (profile, "bf16", "packed", True)),
+                          ("fp32_packed", (profile, "fp32", "packed", False))):
+            if ref and key in by:
+                summary[f"{profile}_{name}_over_fp32_padded"] = round(
+                    by[key]["trained_tokens_per_s"] / ref["trained_tokens_per_s"], 2)
     print(json.dumps({"benchmark": "train", "data": str(data), "results": results, "summary": summary}, indent=2))
 
 

@@ -152,6 +152,11 @@ class Trainer:
         self.forward_model: torch.nn.Module = self.ddp_model
         if t.compile:
             # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
+            # Where compilation is impossible (no C++ compiler, unsupported platform) the model
+            # runs eagerly instead of failing the run.
+            import torch._dynamo as dynamo
+
+            dynamo.config.suppress_errors = True
             self.forward_model = torch.compile(self.ddp_model)
 
         self.step = 0
