@@ -96,7 +96,8 @@ def new_run_dir(cfg: Config) -> Path:
 
 
 def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool) -> int:
-    """Write the config, start the trainer, follow it, and return the CLI's exit code."""
+    """Write the config, start the trainer, follow it, and return the CLI's exit code. After the
+    dashboard closes, the outcome is printed again (without the traceback the dashboard showed)."""
     save_config(cfg, run_dir / "config.yaml")
     events_before = len(read_events(run_dir / EVENTS_FILE))
     proc = start_trainer(run_dir, opts)
@@ -143,15 +144,14 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
     failed = next((e for e in reversed(events) if e["type"] == "run_failed"), None)
     checkpoints = [e for e in events if e["type"] == "checkpoint"]
     if code == 0 and finished:
-        if show:
-            val = f", val loss {finished['val_loss']:.4f}" if finished.get("val_loss") is not None else ""
-            loss = finished.get("final_loss")
-            console.print(f"[bold green]done[/]: {finished['step']} steps, loss {loss:.4f}{val} "
-                          f"in {finished['elapsed_s']:.0f}s")
-            if finished.get("weights_path"):
-                console.print(f"weights: {finished['weights_path']}  (inspect with `minimind inspect "
-                              f"{finished['weights_path']}`)")
-            console.print(f"run: {run_dir}")
+        val = f", val loss {finished['val_loss']:.4f}" if finished.get("val_loss") is not None else ""
+        loss = finished.get("final_loss")
+        console.print(f"[bold green]done[/]: {finished['step']} steps, loss {loss:.4f}{val} "
+                      f"in {finished['elapsed_s']:.0f}s")
+        if finished.get("weights_path"):
+            console.print(f"weights: {finished['weights_path']}  (inspect with `minimind inspect "
+                          f"{finished['weights_path']}`)")
+        console.print(f"run: {run_dir}")
         return EXIT_OK
     if code == 0:
         step = checkpoints[-1]["step"] if checkpoints else "?"

@@ -274,13 +274,20 @@ class _Encoded:
 
 
 def _encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: str, kind: str, chunk: bytes, line0: int,
-                  text_key: str, strict: bool) -> _Encoded:
+                  text_key: str, strict: bool,
+                  encode_many: Callable[[list[str]], list[list[int]]] | None = None) -> _Encoded:
     parsed = _parse(kind, chunk, line0, text_key, strict)
     flat: list[int] = []
     lengths: list[int] = []
-    for text, line in zip(parsed.texts, parsed.lines, strict=True):
+    batch: list[list[int]] | None = None
+    if encode_many is not None:
         try:
-            ids = encode(text)
+            batch = encode_many(parsed.texts)
+        except TypeError:
+            batch = None  # a refused text somewhere: the per-text loop below finds and reports it
+    for i, (text, line) in enumerate(zip(parsed.texts, parsed.lines, strict=True)):
+        try:
+            ids = batch[i] if batch is not None else encode(text)
         except TypeError:  # the Rust side refuses str with lone surrogates ("\ud800" escapes in JSON)
             if strict:
                 parsed.error = (line, "lone surrogate in text (an unpaired \\ud800-\\udfff escape)")
@@ -300,11 +307,15 @@ _WORKER: dict[str, Any] = {}
 def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int) -> None:
     from tokenizers import Tokenizer
 
-    from minimind.data.tokenizer import make_encoder
+    from minimind.data.tokenizer import make_batch_encoder, make_encoder
 
     # Ctrl-C goes to the whole process group: the parent decides, workers just finish their block.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _WORKER.update(encode=make_encoder(Tokenizer.from_file(tokenizer_file)), bos=bos, eos=eos, dtype=dtype)
+    # Each worker process already has a core of its own: no extra tokenizer threads.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    tok = Tokenizer.from_file(tokenizer_file)
+    encode = make_encoder(tok)
+    _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype)
 
     def exit_with_parent() -> None:
         # A SIGKILLed parent cannot stop its pool; without this the workers would wait forever.
@@ -317,7 +328,8 @@ def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid
 
 def _worker_encode(kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> _Encoded:
     w = _WORKER
-    return _encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict)
+    return _encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict,
+                         w["encode_many"])
 
 
 # ------------------------------------------------------------------------------------------- output
@@ -619,7 +631,7 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
                 if n_workers == 1:
                     for line0, chunk in reader.chunks():
                         handle(_encode_chunk(tok.encode, tok.bos_id, tok.eos_id, dtype.name, kind, chunk,
-                                             line0, text_key, strict), reader.position())
+                                             line0, text_key, strict, tok.encode_many), reader.position())
                 else:
                     if executor is None:
                         import multiprocessing

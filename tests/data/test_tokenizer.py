@@ -93,3 +93,15 @@ def test_long_texts_encoded_in_pieces_give_the_same_ids(tmp_path):
     for piece_chars in (7, 50, 1000):
         assert make_encoder(tok.tokenizer, piece_chars)(text) == whole
     assert tok.decode(tok.encode(text)) == text
+
+
+def test_batch_encoding_gives_the_ids_of_one_text_at_a_time(tmp_path):
+    from minimind.data.tokenizer import make_batch_encoder, make_encoder
+
+    tok = load_tokenizer(train_tokenizer(iter(corpus()), 400, tmp_path / "tok"))
+    long_text = "\n".join(corpus()) * 3
+    texts = [*corpus(), long_text, ""]
+    encode = make_encoder(tok.tokenizer, piece_chars=1000)
+    assert make_batch_encoder(tok.tokenizer, encode, piece_chars=1000)(texts) == [encode(t) for t in texts]
+    with pytest.raises(TypeError):  # a lone surrogate is refused as by encode(), so callers can report it
+        tok.encode_many(["fine", "bad \ud800 text"])
