@@ -61,8 +61,9 @@ def resume(
                         "pass --force to continue on the new data (the exact data order is lost)")
     check_dataset_fits(cfg, nproc)
     meta = info.meta
+    loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "?"
     console.print(f"resuming {run_dir} from step {info.step} ({info.path.name}): tokens seen "
-                  f"{meta.get('tokens_seen', 0):,}, last loss {meta.get('loss')}, epoch {meta.get('epoch')}; "
+                  f"{meta.get('tokens_seen', 0):,}, last loss {loss}, epoch {meta.get('epoch')}; "
                   f"restoring weights, optimizer, scaler, RNG states and data position")
     opts = LaunchOptions(nproc=nproc, resume_from=info.path, force=force)
     raise typer.Exit(launch_and_follow(run_dir, cfg, opts, no_tui=no_tui))

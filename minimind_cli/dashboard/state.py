@@ -101,7 +101,10 @@ class RunState:
         self.process_gone = False
         self.stop_recorded = False
         if e.get("resumed_from"):
-            self._log(e, "info", f"resumed from {e['resumed_from']} at step {start_step}")
+            source = e["resumed_from"]
+            if isinstance(source, dict):  # the trainer records {"path": checkpoint dir, "step": N}
+                source = Path(str(source.get("path", "?"))).name
+            self._log(e, "info", f"resumed from {source} at step {start_step}")
         else:
             self._log(e, "info", f"run started: {e.get('total_steps')} steps on {e.get('device')}")
         return set(PANELS)
