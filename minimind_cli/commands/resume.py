@@ -54,6 +54,18 @@ def resume(
             raise UserError(f"--set {key}: changing it on resume breaks exact continuation",
                             f"safe keys: {', '.join(SAFE_KEYS)}; pass --force to change it anyway")
     cfg = Config.from_dict(apply_overrides(saved, overrides or []), source=str(info.path / "config.yaml"))
+    saved_world = int(info.meta.get("world_size", 1))
+    explicit_batch = any(o.split("=", 1)[0].strip() == "train.batch_size" for o in overrides or [])
+    if nproc != saved_world and not explicit_batch:
+        # Keep the global batch (and so the data position and the loss curve) across a new world size.
+        global_batch = cfg.train.batch_size * saved_world
+        if global_batch % nproc:
+            raise UserError(f"cannot keep the global batch of {global_batch} samples on {nproc} processes "
+                            f"(it was {cfg.train.batch_size} x {saved_world})",
+                            f"use a --nproc that divides {global_batch}, or --force --set train.batch_size=N")
+        cfg.train.batch_size = global_batch // nproc
+        console.print(f"{saved_world} -> {nproc} processes: train.batch_size {global_batch // saved_world} -> "
+                      f"{cfg.train.batch_size} per process, keeping the global batch of {global_batch}")
     data_meta = read_meta(cfg.data.path)
     saved_fp = (info.meta.get("dataset") or {}).get("fingerprint")
     if saved_fp and data_meta.get("fingerprint") != saved_fp and not force:

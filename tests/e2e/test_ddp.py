@@ -43,3 +43,47 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path, small_datas
     c = losses_by_step(ddp)
     for step in range(5, 9):
         assert abs(c[step][0] - a[step][0]) < 1e-5
+
+
+def test_resume_on_two_processes_keeps_the_global_batch(tmp_path, small_dataset):
+    import shutil
+
+    from tests.conftest import run_cli
+
+    run_dir = make_run(tmp_path, small_dataset, "grow", ["train.max_steps=8", "train.save_interval=4"])
+    code, _, err = run_to_end(run_dir)
+    assert code == 0, err
+    single = losses_by_step(run_dir)
+    shutil.rmtree(run_dir / "checkpoints" / "step_00000008")
+    proc = run_cli("resume", str(run_dir), "--nproc", "2", "--no-tui", env={"MINIMIND_DIST_TIMEOUT": "120"})
+    assert proc.returncode == 0, proc.stderr
+    assert "train.batch_size 4 -> 2 per process, keeping the global batch of 4" in proc.stdout
+    resumed = losses_by_step(run_dir)
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_finished"
+    for step in range(5, 9):
+        assert abs(resumed[step][0] - single[step][0]) < 1e-5
+
+
+def test_a_dead_rank_ends_the_run_instead_of_hanging(tmp_path, small_dataset):
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    run_dir = make_run(tmp_path, small_dataset, "dead-rank", ["train.max_steps=200"])
+    argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+            "-m", "minimind.train", str(run_dir)]
+    proc = subprocess.Popen(argv, env=trainer_env(MINIMIND_DIST_TIMEOUT="30", MINIMIND_FAULT_STEP_SLEEP="0.2"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    from tests.e2e.conftest import last_step, wait_for
+
+    wait_for(lambda: last_step(run_dir) >= 2)
+    workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
+               if p.environ().get("RANK") == "1"]
+    assert workers
+    os.kill(workers[0].pid, signal.SIGKILL)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert time.monotonic() - start < 60
