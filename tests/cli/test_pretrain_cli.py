@@ -125,3 +125,22 @@ def test_tensorboard_sink_or_a_clear_message(tmp_path, small_dataset):
     else:
         assert proc.returncode == 0, proc.stderr
         assert list((tmp_path / "out" / "runs" / "tb" / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_data_jsonl_is_prepared_once_and_reused(tmp_path):
+    from pydoc_data.topics import topics
+
+    data = tmp_path / "corpus.jsonl"
+    with open(data, "w", encoding="utf-8") as f:
+        for key in sorted(topics):
+            f.write(json.dumps({"text": topics[key]}) + "\n")
+    args = ["pretrain", "--profile", "tiny", "--no-tui", "--data", str(data), "--max-steps", "2",
+            "--set", "train.batch_size=4"]
+    first = run_cli(*args, "--run", "a", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "(prepared in" in first.stdout
+    second = run_cli(*args, "--run", "b", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "(reused the prepared copy in" in second.stdout
+    cached = list((tmp_path / "out" / "data" / "cache").iterdir())
+    assert len(cached) == 1 and (cached[0] / "meta.json").is_file()
