@@ -1,12 +1,16 @@
-"""Training metrics computed once, by the trainer, as plain numbers for the ``step`` event."""
+"""Training metrics computed once, by the trainer, as plain numbers for the ``step`` event.
+
+torch is imported inside the functions that need it, so the CLI can format with this module
+without loading torch."""
 
 from __future__ import annotations
 
-import math
 import os
 import time
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class LossEMA:
@@ -20,7 +24,12 @@ class LossEMA:
     def update(self, loss: float) -> float:
         self.count += 1
         self.value = self.beta * self.value + (1 - self.beta) * loss
-        return self.value / (1 - self.beta ** self.count)
+        return self.mean
+
+    @property
+    def mean(self) -> float | None:
+        """The debiased average, or None before the first loss."""
+        return self.value / (1 - self.beta ** self.count) if self.count else None
 
     def state_dict(self) -> dict:
         return {"beta": self.beta, "value": self.value, "count": self.count}
@@ -54,6 +63,8 @@ class StepTimer:
 
 def measure_matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 0.4) -> float:
     """FLOP/s of a square matmul on this device and dtype: the MFU denominator, measured, not assumed."""
+    import torch
+
     n = 4096 if device.type == "cuda" else 1024
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
@@ -73,12 +84,16 @@ def measure_matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float
 
 
 def _sync(device: torch.device) -> None:
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def memory_snapshot(device: torch.device) -> dict:
     """CUDA allocated/reserved/peak MiB (peak reset per interval) or process RSS MiB on CPU."""
+    import torch
+
     rss = _rss_mib()
     if device.type == "cuda":
         idx = device.index if device.index is not None else torch.cuda.current_device()
@@ -117,5 +132,11 @@ def expert_load(counts: list[list[float]]) -> tuple[list[list[float]], float]:
     return load, imbalance
 
 
-def finite(x: float) -> bool:
-    return math.isfinite(x)
+def format_duration(seconds: float | None) -> str:
+    """'1h02m', '3m05s' or '42s' for log lines and progress bars."""
+    if seconds is None:
+        return "?"
+    seconds = int(seconds)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")

@@ -25,12 +25,19 @@ import torch
 
 from minimind import checkpoint as ckpt
 from minimind import distributed as dist_utils
-from minimind.config import Config, ConfigError, ModelConfig, save_config
+from minimind.config import Config, ConfigError, ModelConfig
 from minimind.control import ControlReader
-from minimind.data.dataset import BatchLoader, PretrainDataset, validation_batches
+from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps, validation_batches
 from minimind.data.format import DatasetFormatError
 from minimind.events import EventWriter, sanitize
-from minimind.metrics import LossEMA, StepTimer, expert_load, measure_matmul_peak, memory_snapshot
+from minimind.metrics import (
+    LossEMA,
+    StepTimer,
+    expert_load,
+    format_duration,
+    measure_matmul_peak,
+    memory_snapshot,
+)
 from minimind.model import MiniMindLM
 from minimind.schedule import lr_at, planned_schedule
 
@@ -123,10 +130,8 @@ class Trainer:
                               f"{cfg.model.vocab_size}; set --set model.vocab_size={vocab}")
         self.val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val")
         self.loader = BatchLoader(self.train_data, t.batch_size, t.seed, self.dist.rank, self.dist.world_size)
-        micro_total = t.epochs * self.loader.batches_per_epoch
-        self.total_steps = micro_total // t.accumulation_steps
-        if t.max_steps:
-            self.total_steps = min(self.total_steps, t.max_steps)
+        self.total_steps = optimizer_steps(self.loader.batches_per_epoch, t.epochs, t.accumulation_steps,
+                                           t.max_steps)
         if self.total_steps <= 0:
             raise DatasetFormatError(
                 f"{cfg.data.path}: {self.loader.batches_per_epoch} micro-batches per epoch x {t.epochs} "
@@ -428,7 +433,7 @@ class Trainer:
         self._emit("step", **fields)
         self._log(f"step {self.step}/{self.total_steps} loss {loss:.4f} (ema {ema:.4f}) lr {fields['lr']:.2e} "
                   f"grad {grad_norm:.3f} {tokens_per_s:,.0f} tok/s"
-                  + (f" eta {_fmt_duration(eta)}" if eta is not None else ""))
+                  + (f" eta {format_duration(eta)}" if eta is not None else ""))
 
     @torch.no_grad()
     def _evaluate(self) -> float | None:
@@ -469,8 +474,7 @@ class Trainer:
         t = self.cfg.train
         meta = {
             "epoch": self.loader.epoch, "tokens_seen": self.tokens_seen, "loss": self.last_loss,
-            "loss_ema": self.loss_ema.value / (1 - self.loss_ema.beta ** self.loss_ema.count)
-            if self.loss_ema.count else None,
+            "loss_ema": self.loss_ema.mean,
             "val_loss": self.last_val_loss, "elapsed_s": self._elapsed(), "profile": self.cfg.run.profile,
             "run": self.run_dir.name, "reason": reason,
             "dataset": {"path": str(self.cfg.data.path), "fingerprint": self.train_data.fingerprint},
@@ -551,13 +555,6 @@ class Trainer:
         return [platform.processor() or platform.machine() or "cpu"]
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
-
-
 def _yaml_section(text: str, section: str) -> dict:
     import yaml
 
@@ -569,8 +566,3 @@ def _to_tuple(value: Any) -> Any:
         return tuple(_to_tuple(v) for v in value)
     return value
 
-
-def write_run_config(run_dir: Path, cfg: Config) -> Path:
-    path = Path(run_dir) / "config.yaml"
-    save_config(cfg, path)
-    return path

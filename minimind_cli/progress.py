@@ -12,16 +12,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from minimind.events import EVENTS_FILE, EventTail
+from minimind.metrics import format_duration
 from minimind_cli.launch import TRAINER_LOG
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 class RunOutcome:
@@ -74,7 +66,7 @@ def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
         info = (f"loss {event['loss']:.4f}  lr {event['lr']:.2e}  {event['tokens_per_s']:,.0f} tok/s"
                 if event.get("loss") is not None else "")
         if task is not None:
-            progress.update(task, completed=event["step"], info=info, eta=fmt_duration(event.get("eta_s")))
+            progress.update(task, completed=event["step"], info=info, eta=format_duration(event.get("eta_s")))
         mfu = f"  mfu {event['mfu'] * 100:.1f}%" if event.get("mfu") is not None else ""
         moe = f"  aux {event['moe']['aux_loss']:.4f} imbalance {event['moe']['imbalance']:.2f}" \
             if event.get("moe") else ""
@@ -82,7 +74,7 @@ def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
         ema = f"{event['loss_ema']:.4f}" if event.get("loss_ema") is not None else "nan"
         say(f"step {event['step']:>6}/{event['total_steps']}  loss {loss} (ema {ema})  lr {event['lr']:.2e}  "
             f"grad {event.get('grad_norm') or 0:.2f}  {event['tokens_per_s']:,.0f} tok/s{mfu}{moe}  "
-            f"eta {fmt_duration(event.get('eta_s'))}")
+            f"eta {format_duration(event.get('eta_s'))}")
     elif kind == "eval":
         say(f"[cyan]eval[/]   step {event['step']}: val loss {event['val_loss']:.4f} "
             f"(perplexity {event['perplexity']:.1f})")

@@ -62,11 +62,11 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
 
 def check_dataset_fits(cfg: Config, world_size: int) -> None:
     """Fail before anything starts if the data cannot fill one optimizer step."""
-    from minimind.data.dataset import EpochOrder, PretrainDataset
+    from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
 
     ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
     order = EpochOrder(len(ds), cfg.train.batch_size, cfg.train.seed, 0, world_size)
-    steps = cfg.train.epochs * order.batches_per_epoch // cfg.train.accumulation_steps
+    steps = optimizer_steps(order.batches_per_epoch, cfg.train.epochs, cfg.train.accumulation_steps)
     if steps == 0:
         raise UserError(f"{cfg.data.path}: {order.batches_per_epoch} micro-batches per epoch x {cfg.train.epochs} "
                         f"epoch(s) make no optimizer step of {cfg.train.accumulation_steps} micro-batches",
@@ -178,10 +178,10 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
 
 
 def latest_run(out_dir: Path) -> Path:
+    """The run under ``out_dir/runs`` whose events were written last (used by resume and watch)."""
     root = runs_root(out_dir)
-    runs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+    runs = [p for p in root.iterdir() if (p / EVENTS_FILE).is_file()] if root.is_dir() else []
     if not runs:
-        raise UserError(f"no runs under {root}", "start one with `minimind pretrain`")
-    return max(runs, key=lambda p: (p / EVENTS_FILE).stat().st_mtime if (p / EVENTS_FILE).exists()
-               else p.stat().st_mtime)
+        raise UserError(f"no runs under {root}", "start one with `minimind pretrain --profile tiny`")
+    return max(runs, key=lambda p: (p / EVENTS_FILE).stat().st_mtime)
 

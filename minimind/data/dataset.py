@@ -166,6 +166,14 @@ class BatchLoader:
         self.epoch = self.order.epoch
 
 
+def optimizer_steps(batches_per_epoch: int, epochs: int, accumulation_steps: int,
+                    max_steps: int | None = None) -> int:
+    """Optimizer steps a run makes: all epochs' micro-batches in groups of ``accumulation_steps``,
+    capped by ``max_steps``."""
+    steps = epochs * batches_per_epoch // accumulation_steps
+    return min(steps, max_steps) if max_steps else steps
+
+
 def validation_batches(dataset: PretrainDataset, batch_size: int, max_batches: int,
                        rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
     """The first ``max_batches`` global batches of the validation split in file order (the same

@@ -29,7 +29,9 @@ def watch(
     from minimind.events import EVENTS_FILE
 
     if run_dir is None:
-        run_dir = _latest_run(out / "runs")
+        from minimind_cli.runs import latest_run
+
+        run_dir = latest_run(out)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run directory", "pass a directory under out/runs/")
     if not (run_dir / EVENTS_FILE).is_file():
@@ -44,11 +46,3 @@ def watch(
 
     raise typer.Exit(run_dashboard(run_dir))
 
-
-def _latest_run(runs: Path) -> Path:
-    from minimind.events import EVENTS_FILE
-
-    candidates = [p for p in runs.glob("*") if (p / EVENTS_FILE).is_file()] if runs.is_dir() else []
-    if not candidates:
-        raise UserError(f"no runs under {runs}", "start one with `minimind pretrain --profile tiny`")
-    return max(candidates, key=lambda p: (p / EVENTS_FILE).stat().st_mtime)
