@@ -16,7 +16,6 @@ their recorded sha256) is never picked up by resume. Everything is loaded with
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,46 +27,21 @@ from typing import Any
 
 import torch
 
+from minimind.errors import MinimindError
+from minimind.files import atomic_write, fsync_dir, sha256_file, write_durably
+
 CHECKPOINT_FORMAT = 1
 CHECKPOINTS_DIR = "checkpoints"
 META_FILE = "meta.json"
 _STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MinimindError, ValueError):
     """A checkpoint is missing, incomplete or does not fit the run."""
 
 
 def step_dir_name(step: int) -> str:
     return f"step_{step:08d}"
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_bytes_durably(path: Path, write) -> None:
-    with open(path, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_state: dict,
@@ -92,19 +66,19 @@ def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_st
     }
     digests = {}
     for name, write in files.items():
-        _write_bytes_durably(tmp / name, write)
-        digests[name] = _sha256(tmp / name)
+        write_durably(tmp / name, write)
+        digests[name] = sha256_file(tmp / name)
         if slow_save_s:
             time.sleep(slow_save_s)
     full_meta = {"format_version": CHECKPOINT_FORMAT, "step": step, "time": time.time(), **meta, "files": digests}
-    _write_bytes_durably(tmp / META_FILE, lambda f: f.write(json.dumps(full_meta, indent=2).encode("utf-8")))
-    _fsync_dir(tmp)
+    write_durably(tmp / META_FILE, lambda f: f.write(json.dumps(full_meta, indent=2).encode("utf-8")))
+    fsync_dir(tmp)
     if final.exists():  # a re-save of the same step after a resume: replace it
         trash = root / f".old-{final.name}-{os.getpid()}"
         final.rename(trash)
         shutil.rmtree(trash, ignore_errors=True)
     tmp.rename(final)
-    _fsync_dir(root)
+    fsync_dir(root)
     prune(root, keep_last)
     return final
 
@@ -177,7 +151,7 @@ def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, A
     """model/optimizer/state dicts of a checkpoint, each checked against its recorded sha256."""
     if verify:
         for name, digest in info.meta["files"].items():
-            if _sha256(info.path / name) != digest:
+            if sha256_file(info.path / name) != digest:
                 raise CheckpointError(f"checkpoint {info.path}: {name} does not match its recorded sha256 "
                                       f"(corrupted?)")
     out = {}
@@ -201,8 +175,5 @@ def save_weights(path: Path, model_state: dict[str, torch.Tensor]) -> Path:
     half = {k: v.detach().to("cpu", torch.float16).clone() for k, v in model_state.items()}
     if "lm_head.weight" not in half and "model.embed_tokens.weight" in half:
         half["lm_head.weight"] = half["model.embed_tokens.weight"]
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    _write_bytes_durably(tmp, lambda f: torch.save(half, f))
-    tmp.replace(path)
-    _fsync_dir(path.parent)
+    atomic_write(path, lambda f: torch.save(half, f))
     return path

@@ -21,8 +21,10 @@ from typing import Any
 
 import yaml
 
+from minimind.errors import MinimindError
 
-class ConfigError(ValueError):
+
+class ConfigError(MinimindError, ValueError):
     """A user-facing configuration error: one line, naming the key or value at fault."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from minimind.config import ConfigError, ModelConfig
+from minimind.errors import MinimindError
 
 EMBED = "model.embed_tokens.weight"
 HEAD = "lm_head.weight"
@@ -41,7 +42,7 @@ WEIGHT_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
 CHECKPOINT_DIR_RE = re.compile(r"^step_(\d+)$")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(MinimindError, ValueError):
     """A checkpoint that cannot be read or used: one line naming the file and the reason."""
 
 

@@ -11,8 +11,9 @@ import sys
 import typer
 
 from minimind import __version__
+from minimind.errors import MinimindError
 from minimind_cli.commands import export, inspect, prepare, pretrain, resume, watch
-from minimind_cli.errors import EXIT_USAGE, print_error, user_error_types
+from minimind_cli.errors import print_error
 
 HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
 
@@ -79,9 +80,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if _STATE["debug"] or "--debug" in sys.argv:
             raise
-        if isinstance(exc, user_error_types()):
-            print_error(getattr(exc, "message", str(exc)), getattr(exc, "hint", None))
-            sys.exit(getattr(exc, "exit_code", EXIT_USAGE))
+        if isinstance(exc, MinimindError):
+            print_error(exc.message, exc.hint)
+            sys.exit(exc.exit_code)
         print_error(f"internal error: {type(exc).__name__}: {exc}",
                     "run again with --debug for the traceback, and please report it")
         sys.exit(1)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from minimind.errors import MinimindError
+
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 TOKENS_FILE = "tokens.bin"
@@ -39,7 +41,7 @@ META_KEYS = ("format_version", "dtype", "vocab_size", "bos_id", "eos_id", "pad_i
              "sources", "documents", "tokens", "val_documents", "val_tokens", "skipped", "fingerprint")
 
 
-class DatasetFormatError(ValueError):
+class DatasetFormatError(MinimindError, ValueError):
     """The directory is not a (complete) minimind dataset."""
 
 

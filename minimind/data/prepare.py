@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from minimind.data import format as fmt
+from minimind.errors import MinimindError
 
 TOKENIZER_SAMPLE_BYTES = 64 << 20
 DEFAULT_CHUNK_BYTES = 1 << 20
@@ -53,7 +54,7 @@ INVALID_JSON, NOT_OBJECT, INVALID_UTF8, NOT_STRING, SURROGATE = (
 NOT_ERRORS = (BLANK, EMPTY)
 
 
-class PrepareError(ValueError):
+class PrepareError(MinimindError, ValueError):
     """Bad input for ``prepare``: the message is one line, ``file:line: reason`` where it applies."""
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
+from minimind.errors import MinimindError
+
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN]  # list position = token id
 TOKENIZER_JSON = "tokenizer.json"
@@ -35,7 +37,7 @@ TOKENIZER_FILES = (TOKENIZER_JSON, TOKENIZER_CONFIG, "special_tokens_map.json", 
 PIECE_CHARS = 1 << 16
 
 
-class TokenizerError(ValueError):
+class TokenizerError(MinimindError, ValueError):
     """A tokenizer directory that cannot be used (missing files, no end-of-text token)."""
 
 
