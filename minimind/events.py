@@ -3,7 +3,7 @@
 ``out/runs/<run>/events.jsonl`` holds one JSON object per line, appended and flushed per line
 by rank 0 of the trainer. Every event has:
 
-    v      schema version (int, currently 1)
+    v      schema version (int, currently 2; readers also accept 1, see below)
     type   one of EVENT_TYPES
     time   unix time in seconds (float)
 
@@ -22,11 +22,20 @@ step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_se
               moe?: {"aux_loss", "load": [[fraction per expert] per layer], "imbalance"}
 eval          step, val_loss, perplexity, seconds
 checkpoint    step, path, seconds, reason ("interval" | "final" | "signal" | "request")
-warning       message, step?
+info          message, step?        (a note worth showing, e.g. "initialised weights from X")
+warning       message, step?        (something the user should look at; training goes on)
 paused        step
 resumed       step
 run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path?
+run_stopped   step, reason ("request" | "signal"), checkpoint (path of the checkpoint it saved)
 run_failed    error, traceback (tail, str), exit_code, step?
+
+Every process that trains ends its stream with exactly one of run_finished, run_stopped or
+run_failed (unless it is killed). ``run_outcome`` turns a stream into the status and exit code
+that every command reports, so ``pretrain``, ``resume`` and ``watch`` agree.
+
+Version 1 (before run_stopped and info existed) marked a clean stop as a ``checkpoint`` with
+reason request/signal followed by a ``warning`` at the same step; ``run_outcome`` still reads that.
 
 This module is stdlib only: the dashboard imports it without torch.
 """
@@ -36,11 +45,14 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-SCHEMA_VERSION = 1
+from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+SCHEMA_VERSION = 2
 EVENTS_FILE = "events.jsonl"
 
 # Required fields per type (beyond v/type/time). Optional fields are documented above.
@@ -51,12 +63,15 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
              "tokens_per_s", "step_time_s", "elapsed_s", "eta_s", "mfu", "memory"),
     "eval": ("step", "val_loss", "perplexity"),
     "checkpoint": ("step", "path", "seconds", "reason"),
+    "info": ("message",),
     "warning": ("message",),
     "paused": ("step",),
     "resumed": ("step",),
     "run_finished": ("step", "tokens_seen", "elapsed_s"),
+    "run_stopped": ("step", "reason", "checkpoint"),
     "run_failed": ("error", "traceback", "exit_code"),
 }
+END_TYPES = ("run_finished", "run_stopped", "run_failed")
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
 
@@ -103,7 +118,7 @@ class EventWriter:
         event = make_event(type_, **fields)
         self._file.write(json.dumps(event, separators=(",", ":"), allow_nan=False, default=_json_default) + "\n")
         self._file.flush()
-        if self._fsync or type_ in ("checkpoint", "run_finished", "run_failed"):
+        if self._fsync or type_ == "checkpoint" or type_ in END_TYPES:
             os.fsync(self._file.fileno())
         return event
 
@@ -173,3 +188,65 @@ class EventTail:
             if isinstance(event, dict) and "type" in event:
                 events.append(event)
         return iter(events)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run's last process ended: ``status`` is finished | stopped | failed | running, and
+    ``exit_code`` is what the CLI exits with (0 finished, 130 stopped after saving, the recorded
+    code of a failure, 128+N when killed by signal N, 1 when it vanished without a word)."""
+
+    status: str
+    exit_code: int
+    event: dict[str, Any] | None = None
+    message: str = ""
+
+
+def stop_of_v1(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A version-1 clean stop (checkpoint with reason request/signal, then a warning at the same
+    step as the stream's last two events), as the run_stopped event version 2 writes for it."""
+    if len(events) < 2:
+        return None
+    ckpt, warn = events[-2], events[-1]
+    if (ckpt.get("type") == "checkpoint" and warn.get("type") == "warning"
+            and ckpt.get("reason") in ("request", "signal") and warn.get("step") == ckpt.get("step")):
+        return {"v": 1, "type": "run_stopped", "time": warn.get("time"), "step": ckpt.get("step"),
+                "reason": ckpt.get("reason"), "checkpoint": ckpt.get("path")}
+    return None
+
+
+def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
+                process_gone: bool = True) -> RunOutcome:
+    """The one rule for how a run ended, from its events (those after its last ``run_started``
+    decide) and, when known, its process's return code (negative: killed by that signal).
+
+    ``process_gone=False`` says the process is still alive: without an end event the run is running.
+    """
+    since_start: list[dict[str, Any]] = []
+    for event in events:
+        if event.get("type") == "run_started":
+            since_start = []
+        since_start.append(event)
+    end = next((e for e in reversed(since_start) if e.get("type") in END_TYPES), None)
+    if end is None:
+        end = stop_of_v1([e for e in since_start if e.get("type") not in ("info",)])
+    if end is not None and end["type"] == "run_finished":
+        return RunOutcome("finished", EXIT_OK, end, f"finished at step {end.get('step')}")
+    if end is not None and end["type"] == "run_stopped":
+        return RunOutcome("stopped", EXIT_INTERRUPTED, end,
+                          f"stopped at step {end.get('step')} after saving a checkpoint")
+    if end is not None and end["type"] == "run_failed":
+        return RunOutcome("failed", int(end.get("exit_code") or EXIT_FAILED), end, str(end.get("error", "")))
+    if not process_gone:
+        return RunOutcome("running", EXIT_OK)
+    if returncode is not None and returncode < 0:
+        import signal
+
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return RunOutcome("failed", 128 - returncode, None, f"the trainer was killed by {name}")
+    if returncode:
+        return RunOutcome("failed", returncode, None, f"the trainer exited with code {returncode}")
+    return RunOutcome("failed", EXIT_FAILED, None, "the trainer ended without recording how")
