@@ -38,11 +38,14 @@ def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warm
 
     import torch
 
-    from minimind.config import resolve, save_config
+    from minimind.config import resolve
     from minimind.data.format import read_meta
     from minimind.events import EventWriter
     from minimind.metrics import StepTimer, measure_matmul_peak
-    from minimind.trainer import Trainer
+    from minimind.training.build import build
+    from minimind.training.report import step_payload
+    from minimind.training.state import TrainState
+    from minimind.training.step import train_step
 
     vocab = read_meta(data)["vocab_size"]
     overrides = [f"data.path={data}", f"train.dtype={dtype}", f"data.packing={str(packed).lower()}",
@@ -51,46 +54,41 @@ def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warm
     if profile == "default":
         overrides.append("data.max_seq_len=512")
     cfg = resolve(profile, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        run_dir = Path(tmp)
-        cfg.run.out_dir = str(run_dir / "out")
-        save_config(cfg, run_dir / "config.yaml")
-        events = EventWriter(run_dir)
-        trainer = Trainer(run_dir, cfg, events=events)
-        trainer.t_start = time.time()
-        trainer.setup()
-        trainer.peak_flops = measure_matmul_peak(trainer.device, trainer.amp_dtype, seconds=1.0)
-        t_warm = time.perf_counter()
-        for _ in range(warmup):
-            trainer._train_step()
-        warmup_s = time.perf_counter() - t_warm
-        tokens, seconds, losses = 0, 0.0, []
-        for _ in range(steps):
-            t0 = time.perf_counter()
-            ce, aux, n, grad = trainer._train_step()
-            seconds += time.perf_counter() - t0
-            tokens += n
-            losses.append(ce)
-        step_time = seconds / steps
-        # Cost of metrics + event writing per logged step, relative to one step.
-        timer = StepTimer()
-        timer.add(step_time)
-        interval = {"tokens": tokens, "time": seconds}
-        reps = 20
+    built = build(cfg)
+    state = TrainState()
+    peak_flops = measure_matmul_peak(built.device, built.amp_dtype, seconds=1.0)
+    t_warm = time.perf_counter()
+    for _ in range(warmup):
+        train_step(built, state)
+    warmup_s = time.perf_counter() - t_warm
+    tokens, seconds, losses = 0, 0.0, []
+    for _ in range(steps):
+        result = train_step(built, state)
+        seconds += result.seconds
+        tokens += result.tokens
+        losses.append(result.loss)
+    step_time = seconds / steps
+    # Cost of one logged step (payload + event write), relative to one step.
+    timer = StepTimer()
+    timer.add(step_time)
+    reps = 20
+    with tempfile.TemporaryDirectory() as tmp, EventWriter(tmp) as events:
         t0 = time.perf_counter()
         for _ in range(reps):
-            trainer._log_step(ce, ce, aux, grad, step_time, timer, interval)
+            events.emit("step", **step_payload(
+                built, state, result, ema=result.loss, timer=timer, interval_tokens=tokens, interval_s=seconds,
+                elapsed_s=seconds, peak_flops=peak_flops,
+                expert_counts=built.model.read_expert_counts() if cfg.model.use_moe else []))
         log_cost = (time.perf_counter() - t0) / reps
-        events.close()
     tps = tokens / seconds
-    flops = trainer.flops_per_token
+    flops = built.flops_per_token
     return {
         "profile": profile, "dtype": dtype, "compile": compile_model, "warmup_s": round(warmup_s, 1),
         "mode": "packed" if packed else "padded", "batch_size": batch,
-        "max_seq_len": cfg.data.max_seq_len, "params": trainer.params["total"], "steps": steps,
+        "max_seq_len": cfg.data.max_seq_len, "params": built.params["total"], "steps": steps,
         "trained_tokens_per_s": round(tps, 1), "step_time_s": round(step_time, 4),
         "padding_fraction": round(1 - tokens / (steps * batch * cfg.data.max_seq_len), 4),
-        "mfu": round(flops * tps / trainer.peak_flops, 4), "peak_flops_measured": trainer.peak_flops,
+        "mfu": round(flops * tps / peak_flops, 4), "peak_flops_measured": peak_flops,
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "log_event_cost_fraction_of_step": round(log_cost / step_time, 5),
         "losses": [round(x, 4) for x in losses], "threads": torch.get_num_threads(),

@@ -2,7 +2,9 @@
 
 Started by ``minimind pretrain`` / ``resume`` (directly, or through torchrun for several
 processes). It reads ``RUN_DIR/config.yaml`` (the resolved config the CLI wrote), never the
-CLI's arguments. Exit codes: 0 finished or stopped after saving, 1 failed, 2 bad config or data.
+CLI's arguments. Exit codes: 0 finished or stopped after saving (``run_stopped`` in the events
+tells them apart), 1 failed, 2 a ``MinimindError`` (bad config, data, checkpoint or weights).
+Every failure is also recorded as a ``run_failed`` event.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 import traceback
 from pathlib import Path
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from minimind.errors import EXIT_FAILED, EXIT_USAGE, MinimindError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from minimind import distributed
-    from minimind.checkpoint import CheckpointError
-    from minimind.config import ConfigError, load_config
-    from minimind.data.format import DatasetFormatError
     from minimind.events import EventWriter
-    from minimind.trainer import Trainer, TrainingFailed
+    from minimind.training.faults import Faults
+    from minimind.training.report import Reporter
 
     dist = distributed.from_env()
     run_dir = args.run_dir
@@ -39,27 +39,22 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot write events to {run_dir}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
+    reporter = Reporter(events, dist.is_main)
+    progress = {"step": None}
 
-    def fail(message: str, code: int, tb: str = "") -> int:
-        if events is not None:
-            events.emit("run_failed", error=message, traceback=tb[-4000:], exit_code=code,
-                        step=getattr(trainer, "step", None))
+    def fail(message: str, code: int, tb: str = "", hint: str | None = None) -> int:
+        reporter.emit("run_failed", error=message, traceback=tb[-4000:], exit_code=code, step=progress["step"])
         if dist.is_main:
-            print(f"error: {message}", file=sys.stderr, flush=True)
+            print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr, flush=True)
             if tb and code == EXIT_FAILED:
                 print(tb, file=sys.stderr, flush=True)
         return code
 
-    trainer = None
     try:
-        cfg = load_config(run_dir / "config.yaml")
-        trainer = Trainer(run_dir, cfg, resume_from=args.resume_from, init_from=args.init_from,
-                          force=args.force, dist=dist, events=events)
-        return trainer.run()
-    except (ConfigError, DatasetFormatError, CheckpointError) as exc:
-        return fail(str(exc), EXIT_USAGE)
-    except TrainingFailed as exc:
-        return fail(str(exc), EXIT_FAILED)
+        return train(run_dir, dist=dist, reporter=reporter, resume_from=args.resume_from,
+                     init_from=args.init_from, force=args.force, faults=Faults.from_env(), progress=progress)
+    except MinimindError as exc:
+        return fail(exc.message, exc.exit_code, hint=exc.hint)
     except KeyboardInterrupt:
         return fail("interrupted before the first step (nothing to save)", 130)
     except MemoryError:
@@ -70,11 +65,43 @@ def main(argv: list[str] | None = None) -> int:
             message += " (use a smaller batch_size or max_seq_len)"
         return fail(message, EXIT_FAILED, traceback.format_exc())
     finally:
-        if trainer is not None and trainer.sinks is not None:
-            trainer.sinks.close()
+        reporter.close()
         if events is not None:
             events.close()
         distributed.shutdown()
+
+
+def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, init_from: Path | None = None,
+          force: bool = False, faults=None, progress: dict | None = None) -> int:
+    """Build the run of ``RUN_DIR/config.yaml``, restore a checkpoint if asked, and loop."""
+    from minimind.config import load_config
+    from minimind.training.build import build
+    from minimind.training.faults import NO_FAULTS
+    from minimind.training.loop import Loop
+    from minimind.training.state import TrainState, restore
+
+    cfg = load_config(Path(run_dir) / "config.yaml")
+    if dist.is_main and (cfg.run.wandb or cfg.run.tensorboard):
+        from minimind.sinks import Sinks
+
+        reporter.sinks = Sinks(cfg, Path(run_dir))
+    built = build(cfg, dist, init_from=init_from if resume_from is None else None)
+    if built.init_note:
+        reporter.emit("info", message=built.init_note, step=0)
+    state, resumed_from = TrainState(), None
+    if resume_from is not None:
+        from minimind.checkpoint import find_checkpoint
+
+        info = find_checkpoint(resume_from)
+        state, notes = restore(built, info, force=force)
+        for note in notes:
+            reporter.emit("warning", message=note, step=state.step)
+        resumed_from = {"path": str(info.path), "step": state.step}
+    try:
+        return Loop(built, state, run_dir, reporter, faults or NO_FAULTS).run(resumed_from)
+    finally:
+        if progress is not None:
+            progress["step"] = state.step
 
 
 if __name__ == "__main__":

@@ -60,23 +60,6 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
     return Path(result.path).resolve(), f"the built-in sample corpus in {result.path}"
 
 
-def check_dataset_fits(cfg: Config, world_size: int) -> None:
-    """Fail before anything starts if the data cannot fill one optimizer step."""
-    from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
-
-    ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
-    order = EpochOrder(len(ds), cfg.train.batch_size, cfg.train.seed, 0, world_size)
-    steps = optimizer_steps(order.batches_per_epoch, cfg.train.epochs, cfg.train.accumulation_steps)
-    if steps == 0:
-        raise UserError(f"{cfg.data.path}: {order.batches_per_epoch} micro-batches per epoch x {cfg.train.epochs} "
-                        f"epoch(s) make no optimizer step of {cfg.train.accumulation_steps} micro-batches",
-                        "lower --accumulation-steps/--batch-size or add data")
-    vocab = int(ds.meta.get("vocab_size", 0))
-    if vocab > cfg.model.vocab_size:
-        raise UserError(f"the dataset's tokenizer has {vocab} tokens but model.vocab_size={cfg.model.vocab_size}",
-                        f"--set model.vocab_size={vocab}")
-
-
 def new_run_dir(cfg: Config) -> Path:
     name = cfg.run.name or f"{cfg.run.profile or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
     root = runs_root(cfg.run.out_dir)

@@ -57,8 +57,9 @@ def pretrain(
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to <run>/tensorboard.")] = False,
 ) -> None:
     from minimind.config import resolve
+    from minimind.training.policy import check_dataset_fits
     from minimind_cli.launch import LaunchOptions
-    from minimind_cli.runs import check_dataset_fits, console, launch_and_follow, new_run_dir, resolve_data
+    from minimind_cli.runs import console, launch_and_follow, new_run_dir, resolve_data
 
     sets = list(overrides or [])
     named = {"epochs": epochs, "max_steps": max_steps, "batch_size": batch_size, "learning_rate": learning_rate,

@@ -1,0 +1,173 @@
+"""Everything a training step needs, built once: device and dtype, data, model, DDP wrapper,
+compiled forward, optimizer and loss scaler, returned as one ``Built`` value.
+
+``build`` does not start the loop and writes nothing, so benchmarks and tests use it directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from minimind import distributed as dist_utils
+from minimind.config import Config, ConfigError
+from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
+from minimind.model import MiniMindLM
+from minimind.training import policy
+from minimind.training.state import seed_everything
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def pick_device(requested: str, local_rank: int = 0) -> torch.device:
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"train.device={requested} but no CUDA device is available", "use cpu or auto")
+        if requested == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+    return torch.device(requested)
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def pick_dtype(requested: str, device: torch.device) -> tuple[str, str]:
+    """(dtype name, why): ``auto`` picks the fastest precision this device supports."""
+    if requested != "auto":
+        return requested, "requested"
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: CUDA device supports bf16"
+        return "fp16", "auto: CUDA device without bf16 (fp16 with loss scaling)"
+    if cpu_supports_bf16():
+        return "bf16", "auto: this CPU has native bf16 (AVX512-BF16/AMX), bf16 autocast"
+    return "fp32", "auto: this CPU has no native bf16"
+
+
+@dataclass
+class Built:
+    cfg: Config
+    dist: dist_utils.DistInfo
+    device: torch.device
+    dtype_name: str
+    dtype_reason: str
+    train_data: PretrainDataset
+    val_data: PretrainDataset
+    loader: BatchLoader
+    total_steps: int
+    model: MiniMindLM  # the plain module: state dicts, expert counts, evaluation
+    ddp_model: torch.nn.Module  # the module that owns gradient sync (``no_sync``); the model itself without DDP
+    forward_model: torch.nn.Module  # what the training step calls (compiled when train.compile)
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    params: dict[str, int]
+    flops_per_token: float
+    init_note: str | None = None
+
+    @property
+    def amp_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype_name]
+
+    def autocast(self):
+        if self.dtype_name == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    @property
+    def tokens_per_step(self) -> int:
+        t = self.cfg.train
+        return t.batch_size * t.accumulation_steps * self.dist.world_size * self.cfg.data.max_seq_len
+
+    def device_names(self) -> list[str]:
+        if self.device.type == "cuda":
+            return [torch.cuda.get_device_name(self.device)]
+        return [platform.processor() or platform.machine() or "cpu"]
+
+
+def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path | None = None) -> Built:
+    """Build the run described by ``cfg`` (a validated config) in this process."""
+    dist = dist or dist_utils.DistInfo()
+    t = cfg.train
+    device = pick_device(t.device, dist.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dtype_name, dtype_reason = pick_dtype(t.dtype, device)
+    dist_utils.init(dist, device)
+
+    policy.check_dataset_fits(cfg, dist.world_size)
+    train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train")
+    val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val")
+    loader = BatchLoader(train_data, t.batch_size, t.seed, dist.rank, dist.world_size)
+    total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
+
+    seed_everything(t.seed)
+    model = MiniMindLM(cfg.model)
+    init_note = load_init_weights(model, init_from) if init_from is not None else None
+    model.to(device)
+    optimizer = make_optimizer(model, cfg)
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "fp16")
+    ddp_model: torch.nn.Module = model
+    if dist.enabled:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
+                        find_unused_parameters=cfg.model.use_moe)
+    forward_model = ddp_model
+    if t.compile:
+        # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
+        # Where compilation is impossible (no C++ compiler, unsupported platform) the model
+        # runs eagerly instead of failing the run.
+        import torch._dynamo as dynamo
+
+        dynamo.config.suppress_errors = True
+        forward_model = torch.compile(ddp_model)
+    return Built(cfg=cfg, dist=dist, device=device, dtype_name=dtype_name, dtype_reason=dtype_reason,
+                 train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
+                 ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
+                 params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
+                 init_note=init_note)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """AdamW; with weight decay, only matrices (dim >= 2) decay, never norms or biases."""
+    t = cfg.train
+    params = [p for p in model.parameters() if p.requires_grad]
+    if t.weight_decay > 0:
+        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
+                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": params, "weight_decay": 0.0}]
+    kwargs = {"lr": t.learning_rate, "betas": (t.beta1, t.beta2)}
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.AdamW(groups, foreach=True, **kwargs)
+
+
+def load_init_weights(model: MiniMindLM, path: Path) -> str:
+    """Copy the weights of any checkpoint ``inspect`` reads into ``model``; returns a note."""
+    from minimind.convert import load_weights
+
+    loaded = load_weights(path)
+    own = model.state_dict()
+    mismatched = [k for k, v in loaded.state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if mismatched:
+        k = mismatched[0]
+        raise ConfigError(f"--init-from {path}: shapes differ from this config at {k} "
+                          f"({tuple(loaded.state_dict[k].shape)} vs {tuple(own[k].shape)})")
+    missing, unexpected = model.load_state_dict(loaded.state_dict, strict=False)
+    missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise ConfigError(f"--init-from {path}: keys do not match this config "
+                          f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
+    return f"initialised weights from {path} ({loaded.layout} layout)"

@@ -1,0 +1,121 @@
+"""What a run may start or resume with, checked in one place.
+
+The CLI calls these before it starts anything (so the user gets one clear line at once), and the
+trainer calls the same functions when it builds and restores (so a direct
+``python -m minimind.train`` is held to the same rules). Each check raises a ``MinimindError``
+with a hint; none of them writes anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from minimind.config import Config, ConfigError, ModelConfig, apply_overrides, parse_override
+from minimind.data.format import DatasetFormatError
+
+if TYPE_CHECKING:
+    from minimind.checkpoint import CheckpointInfo
+
+# Keys a resume may change: they do not alter what the saved state means.
+SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_batches",
+             "train.save_interval", "train.keep_last", "train.device", "train.dtype")
+
+
+def check_dataset_fits(cfg: Config, world_size: int) -> None:
+    """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary."""
+    from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
+
+    if not cfg.data.path:
+        raise ConfigError("data.path is not set", "pass --data or run `minimind prepare` first")
+    ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
+    order = EpochOrder(len(ds), cfg.train.batch_size, cfg.train.seed, 0, world_size)
+    if optimizer_steps(order.batches_per_epoch, cfg.train.epochs, cfg.train.accumulation_steps) == 0:
+        raise DatasetFormatError(
+            f"{cfg.data.path}: {order.batches_per_epoch} micro-batches per epoch x {cfg.train.epochs} "
+            f"epoch(s) make no optimizer step of {cfg.train.accumulation_steps} micro-batches",
+            "lower --accumulation-steps/--batch-size or add data")
+    vocab = int(ds.meta.get("vocab_size", 0))
+    if vocab > cfg.model.vocab_size:
+        raise ConfigError(f"the dataset's tokenizer has {vocab} tokens but model.vocab_size={cfg.model.vocab_size}",
+                          f"--set model.vocab_size={vocab}")
+
+
+def check_model_shape(saved: ModelConfig, current: ModelConfig, where: str) -> None:
+    if saved != current:
+        changed = [k for k, v in vars(saved).items() if getattr(current, k, None) != v]
+        raise ConfigError(f"{where} was trained with a different model shape ({', '.join(changed) or 'model'}): "
+                          f"the model shape cannot change on resume",
+                          "start a new run with --init-from to reuse the weights in another shape")
+
+
+def check_dataset_unchanged(info: CheckpointInfo, fingerprint: str | None, data_path: str, force: bool) -> None:
+    saved = (info.meta.get("dataset") or {}).get("fingerprint")
+    if saved and saved != fingerprint and not force:
+        raise DatasetFormatError(
+            f"the dataset {data_path} changed since step {info.step} was saved "
+            f"(fingerprint {saved[:12]} -> {str(fingerprint)[:12]})",
+            "pass --force to continue on the new data (the exact data order is lost)")
+
+
+def check_overrides(overrides: list[str], force: bool) -> None:
+    for text in overrides:
+        section, name, _ = parse_override(text)
+        key = f"{section}.{name}"
+        if section == "model":
+            raise ConfigError(f"--set {key}: the model shape cannot change on resume",
+                              "start a new run with --init-from to reuse the weights in another shape")
+        if key not in SAFE_KEYS and not force:
+            raise ConfigError(f"--set {key}: changing it on resume breaks exact continuation",
+                              f"safe keys: {', '.join(SAFE_KEYS)}; pass --force to change it anyway")
+
+
+def keep_global_batch(cfg: Config, saved_world: int, world: int) -> str | None:
+    """Rescale ``train.batch_size`` so the global batch (and so the data position and the loss
+    curve) survives a new number of processes; returns a note for the user, or None."""
+    if world == saved_world:
+        return None
+    global_batch = cfg.train.batch_size * saved_world
+    if global_batch % world:
+        raise ConfigError(f"cannot keep the global batch of {global_batch} samples on {world} processes "
+                          f"(it was {cfg.train.batch_size} x {saved_world})",
+                          f"use a --nproc that divides {global_batch}, or --force --set train.batch_size=N")
+    cfg.train.batch_size = global_batch // world
+    return (f"{saved_world} -> {world} processes: train.batch_size {global_batch // saved_world} -> "
+            f"{cfg.train.batch_size} per process, keeping the global batch of {global_batch}")
+
+
+@dataclass
+class ResumePlan:
+    info: CheckpointInfo
+    cfg: Config
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self):
+        return self.info.path.parent.parent
+
+
+def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1, force: bool = False) -> ResumePlan:
+    """Everything ``minimind resume`` checks before it starts the trainer: the checkpoint to use,
+    the config with the allowed overrides, the global batch across a new world size, the dataset
+    (unchanged, and still one step's worth)."""
+    import yaml
+
+    from minimind.checkpoint import find_checkpoint
+    from minimind.data.format import read_meta
+
+    overrides = list(overrides or [])
+    info = find_checkpoint(target)
+    check_overrides(overrides, force)
+    saved = yaml.safe_load((info.path / "config.yaml").read_text(encoding="utf-8"))
+    cfg = Config.from_dict(apply_overrides(saved, overrides), source=str(info.path / "config.yaml"))
+    notes = []
+    explicit_batch = any(o.split("=", 1)[0].strip() == "train.batch_size" for o in overrides)
+    if not explicit_batch:
+        note = keep_global_batch(cfg, int(info.meta.get("world_size", 1)), world)
+        if note:
+            notes.append(note)
+    check_dataset_unchanged(info, read_meta(cfg.data.path).get("fingerprint"), cfg.data.path, force)
+    check_dataset_fits(cfg, world)
+    return ResumePlan(info, cfg, notes)

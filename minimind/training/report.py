@@ -1,0 +1,124 @@
+"""What the trainer tells the world: event payloads (computed once, as plain numbers) and where
+they go: ``events.jsonl`` (the contract, see ``minimind.events``), a line on stdout for the
+trainer log, and the optional TensorBoard / W&B sinks. Only rank 0 reports; on other ranks every
+method is a no-op, so the loop calls them unconditionally.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from minimind.events import EventWriter, sanitize
+from minimind.metrics import StepTimer, expert_load, format_duration, memory_snapshot
+from minimind.schedule import planned_schedule
+
+if TYPE_CHECKING:
+    from minimind.training.build import Built
+    from minimind.training.state import TrainState
+    from minimind.training.step import StepResult
+
+
+class Reporter:
+    def __init__(self, events: EventWriter | None, is_main: bool = True, sinks: Any = None):
+        self.events = events if is_main else None
+        self.is_main = is_main
+        self.sinks = sinks
+
+    def emit(self, type_: str, **fields: Any) -> None:
+        if self.events is not None:
+            event = self.events.emit(type_, **sanitize(fields))
+            if self.sinks is not None:
+                self.sinks.event(event)
+
+    def print(self, text: str, *, stderr: bool = False) -> None:
+        if self.is_main:
+            print(text, file=sys.stderr if stderr else sys.stdout, flush=True)
+
+    def close(self) -> None:
+        if self.sinks is not None:
+            self.sinks.close()
+
+    # ------------------------------------------------------------------ the run's life
+    def run_started(self, built: Built, state: TrainState, run_dir: Path, resumed_from: dict | None,
+                    peak_flops: float) -> None:
+        cfg = built.cfg
+        self.emit(
+            "run_started", run=Path(run_dir).name, profile=cfg.run.profile, config=cfg.to_dict(),
+            params_total=built.params["total"], params_active=built.params["active"], device=str(built.device),
+            devices=built.device_names(), dtype=built.dtype_name, dtype_reason=built.dtype_reason,
+            world_size=built.dist.world_size, total_steps=built.total_steps, start_step=state.step,
+            tokens_per_step=built.tokens_per_step,
+            dataset={"path": str(cfg.data.path), "fingerprint": built.train_data.fingerprint,
+                     "tokens": built.train_data.meta.get("tokens"),
+                     "documents": built.train_data.meta.get("documents"),
+                     "samples": len(built.train_data), "packing": cfg.data.packing},
+            lr_schedule=planned_schedule(built.total_steps, cfg.train), resumed_from=resumed_from,
+            pid=os.getpid(), peak_flops=peak_flops)
+        where = f"resumed at step {state.step}" if resumed_from else "starting"
+        self.print(f"{where}: {built.params['total']:,} parameters ({built.params['active']:,} active), "
+                   f"{built.total_steps} steps, device {built.device}, dtype {built.dtype_name} "
+                   f"({built.dtype_reason})")
+
+    def step(self, built: Built, state: TrainState, result: StepResult, *, ema: float, timer: StepTimer,
+             interval_tokens: int, interval_s: float, elapsed_s: float, peak_flops: float,
+             expert_counts: list[list[float]]) -> None:
+        if not self.is_main:
+            return
+        fields = step_payload(built, state, result, ema=ema, timer=timer, interval_tokens=interval_tokens,
+                              interval_s=interval_s, elapsed_s=elapsed_s, peak_flops=peak_flops,
+                              expert_counts=expert_counts)
+        self.emit("step", **fields)
+        eta = fields["eta_s"]
+        self.print(f"step {state.step}/{built.total_steps} loss {result.loss:.4f} (ema {ema:.4f}) "
+                   f"lr {result.lr:.2e} grad {result.grad_norm:.3f} {fields['tokens_per_s']:,.0f} tok/s"
+                   + (f" eta {format_duration(eta)}" if eta is not None else ""))
+
+    def skipped(self, step: int, result: StepResult, in_a_row: int) -> None:
+        self.emit("warning", step=step,
+                  message=f"non-finite loss/gradient at step {step} (loss {result.loss}, grad norm "
+                          f"{result.grad_norm}): step skipped ({in_a_row} in a row)")
+        self.print(f"warning: non-finite loss at step {step}, step skipped")
+
+    def evaluated(self, step: int, val_loss: float, seconds: float) -> None:
+        self.emit("eval", step=step, val_loss=val_loss, perplexity=math.exp(min(val_loss, 50)), seconds=seconds)
+        self.print(f"eval step {step}: val loss {val_loss:.4f}")
+
+    def checkpoint(self, step: int, path: Path, seconds: float, reason: str) -> None:
+        self.emit("checkpoint", step=step, path=str(path), seconds=seconds, reason=reason)
+        self.print(f"checkpoint step {step} ({reason}) -> {path} in {seconds:.1f}s")
+
+    def stopped(self, step: int, reason: str, checkpoint: Path | None, why: str, run_dir: Path) -> None:
+        self.emit("run_stopped", step=step, reason=reason, checkpoint=str(checkpoint) if checkpoint else None)
+        self.print(f"{why}: checkpoint saved at step {step}. Resume with:\n  minimind resume {run_dir}",
+                   stderr=True)
+
+    def finished(self, state: TrainState, elapsed_s: float, weights: Path | None, checkpoint: Path | None) -> None:
+        self.emit("run_finished", step=state.step, tokens_seen=state.tokens_seen, elapsed_s=elapsed_s,
+                  final_loss=state.last_loss, val_loss=state.last_val_loss,
+                  weights_path=str(weights) if weights else None, checkpoint=str(checkpoint) if checkpoint else None)
+        val = f", val loss {state.last_val_loss:.4f}" if state.last_val_loss is not None else ""
+        loss = f"{state.last_loss:.4f}" if state.last_loss is not None else "?"
+        self.print(f"finished: step {state.step}, loss {loss}{val}" + (f", weights {weights}" if weights else ""))
+
+
+def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: float, timer: StepTimer,
+                 interval_tokens: int, interval_s: float, elapsed_s: float, peak_flops: float,
+                 expert_counts: list[list[float]]) -> dict[str, Any]:
+    """The ``step`` event's fields. tokens/s is over the log interval (all ranks); MFU is
+    flops_per_token x tokens/s per device over the measured matmul peak of one device."""
+    tokens_per_s = interval_tokens / interval_s if interval_s > 0 else 0.0
+    mfu = (built.flops_per_token * tokens_per_s / built.dist.world_size / peak_flops) if peak_flops else None
+    fields: dict[str, Any] = dict(
+        step=state.step, total_steps=built.total_steps, epoch=built.loader.epoch, loss=result.loss, loss_ema=ema,
+        lr=result.lr, grad_norm=result.grad_norm, tokens_seen=state.tokens_seen, tokens_per_s=tokens_per_s,
+        step_time_s=result.seconds, elapsed_s=elapsed_s, eta_s=timer.eta(built.total_steps - state.step,
+                                                                          result.seconds),
+        mfu=mfu, memory=memory_snapshot(built.device))
+    if expert_counts:
+        load, imbalance = expert_load(expert_counts)
+        fields["moe"] = {"aux_loss": result.aux_loss, "load": load, "imbalance": imbalance}
+    return fields

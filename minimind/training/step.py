@@ -1,0 +1,107 @@
+"""One optimizer step and one evaluation: what happens between two points of the loss curve.
+
+``train_step`` runs ``accumulation_steps`` micro-batches (gradient sync only on the last one
+under DDP), clips, and steps the optimizer only when ``StepResult.finite``: the one rule for
+whether a step counts. It reads the learning rate for ``state.step`` and never advances the state;
+the loop does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+import torch
+
+from minimind import distributed as dist_utils
+from minimind.data.dataset import validation_batches
+from minimind.schedule import lr_at
+
+if TYPE_CHECKING:
+    from minimind.training.build import Built
+    from minimind.training.state import TrainState
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """Global (all ranks) means of one optimizer step."""
+
+    loss: float  # cross-entropy, nats/token
+    aux_loss: float  # MoE load-balancing loss (0 for dense models)
+    tokens: int  # trained (non-padding) tokens
+    grad_norm: float  # before clipping; 0.0 when fp16 loss scaling skipped an overflow
+    lr: float
+    seconds: float
+    scaler_overflow: bool = False  # fp16: the scaler found inf gradients and skipped this update
+
+    @property
+    def finite(self) -> bool:
+        """Whether the step counts. A non-finite loss or gradient is skipped (the NaN guard); with
+        fp16 an overflow is the loss scaler's normal business: it skips the update, lowers the
+        scale, and the step still counts."""
+        return math.isfinite(self.loss) and (math.isfinite(self.grad_norm) or self.scaler_overflow)
+
+
+def train_step(built: Built, state: TrainState, inject_nan: bool = False) -> StepResult:
+    """One optimizer step over ``accumulation_steps`` micro-batches from ``built.loader``."""
+    t0 = time.perf_counter()
+    cfg, t = built.cfg, built.cfg.train
+    built.model.train()
+    sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
+    lr = lr_at(state.step, built.total_steps, t)
+    for group in built.optimizer.param_groups:
+        group["lr"] = lr
+    for micro in range(t.accumulation_steps):
+        batch = next(built.loader)
+        x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
+        y = torch.from_numpy(batch.targets).to(built.device, non_blocking=True)
+        mask = None if cfg.data.packing else torch.from_numpy(batch.loss_mask).to(built.device)
+        last = micro == t.accumulation_steps - 1
+        sync = contextlib.nullcontext() if (last or not built.dist.enabled) else built.ddp_model.no_sync()
+        with sync:
+            with built.autocast():
+                out = built.forward_model(x, targets=y, loss_mask=mask)
+            loss = out.loss * float("nan") if inject_nan else out.loss
+            built.scaler.scale((loss + out.aux_loss) / t.accumulation_steps).backward()
+        sums += torch.tensor([loss.item(), float(out.aux_loss.item()), batch.trained_tokens], dtype=torch.float64)
+    built.scaler.unscale_(built.optimizer)
+    clip = t.grad_clip if t.grad_clip > 0 else float("inf")
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(built.model.parameters(), clip))
+    dist_utils.all_reduce_sum(sums, built.dist)
+    n = t.accumulation_steps * built.dist.world_size
+    overflow = built.scaler.is_enabled() and not math.isfinite(grad_norm)
+    result = StepResult(loss=sums[0].item() / n, aux_loss=sums[1].item() / n, tokens=int(sums[2].item()),
+                        grad_norm=grad_norm, lr=lr, seconds=0.0, scaler_overflow=overflow)
+    if result.finite:
+        built.scaler.step(built.optimizer)  # a no-op update on an fp16 overflow
+    if built.scaler.is_enabled():
+        built.scaler.update()
+    built.optimizer.zero_grad(set_to_none=True)
+    return replace(result, grad_norm=0.0 if overflow and result.finite else grad_norm,
+                   seconds=time.perf_counter() - t0)
+
+
+@torch.no_grad()
+def evaluate(built: Built) -> float | None:
+    """Mean validation loss (nats/token) over the first ``eval_batches`` batches of the validation
+    split, all ranks together; None when the split holds less than one batch."""
+    t = built.cfg.train
+    built.model.eval()
+    sums = torch.zeros(2, dtype=torch.float64)
+    for batch in validation_batches(built.val_data, t.batch_size, t.eval_batches, built.dist.rank,
+                                    built.dist.world_size):
+        x = torch.from_numpy(batch.input_ids).to(built.device)
+        y = torch.from_numpy(batch.targets).to(built.device)
+        mask = torch.from_numpy(batch.loss_mask).to(built.device)
+        with built.autocast():
+            out = built.model(x, targets=y, loss_mask=mask)
+        n = float(mask.sum().item())
+        sums += torch.tensor([out.loss.item() * n, n], dtype=torch.float64)
+    dist_utils.all_reduce_sum(sums, built.dist)
+    built.model.train()
+    if sums[1] == 0:
+        return None
+    return sums[0].item() / sums[1].item()
