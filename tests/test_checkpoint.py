@@ -1,0 +1,86 @@
+"""Checkpoint directories: written completely or not at all, listed, verified, pruned."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+import torch
+
+from minimind import checkpoint as ckpt
+
+
+def _save(run_dir, step, keep_last=10, **kw):
+    return ckpt.save_checkpoint(run_dir, step, model_state={"w": torch.full((2, 2), float(step))},
+                                optimizer_state={"state": {}}, loop_state={"step": step},
+                                config_yaml="model: {}\n", meta={"loss": 1.0 / step}, keep_last=keep_last, **kw)
+
+
+def test_a_checkpoint_round_trips_and_records_every_file_hash(tmp_path):
+    path = _save(tmp_path, 3)
+    assert path == tmp_path / "checkpoints" / "step_00000003"
+    meta = json.loads((path / "meta.json").read_text())
+    assert meta["step"] == 3 and meta["loss"] == pytest.approx(1 / 3)
+    assert set(meta["files"]) == {"model.pt", "optimizer.pt", "state.pt", "config.yaml"}
+    info = ckpt.find_checkpoint(tmp_path)
+    loaded = ckpt.load_checkpoint(info)
+    assert torch.equal(loaded["model"]["w"], torch.full((2, 2), 3.0)) and loaded["state"] == {"step": 3}
+    assert loaded["config_yaml"] == "model: {}\n"
+
+
+def test_incomplete_directories_are_never_picked_up(tmp_path):
+    _save(tmp_path, 1)
+    half = _save(tmp_path, 2)
+    (half / "meta.json").unlink()  # as if killed before meta.json, which is written last
+    missing = _save(tmp_path, 3)
+    (missing / "state.pt").unlink()
+    (tmp_path / "checkpoints" / ".tmp-step_00000004-1").mkdir()
+    assert [c.step for c in ckpt.list_checkpoints(tmp_path)] == [1]
+    assert ckpt.find_checkpoint(tmp_path).step == 1
+    with pytest.raises(ckpt.CheckpointError, match="incomplete"):
+        ckpt.find_checkpoint(half)
+
+
+def test_a_corrupted_file_fails_its_hash_with_one_clear_error(tmp_path):
+    path = _save(tmp_path, 5)
+    with open(path / "model.pt", "r+b") as f:
+        f.seek(40)
+        f.write(b"\xff\xff\xff")
+    with pytest.raises(ckpt.CheckpointError, match="model.pt does not match its recorded sha256"):
+        ckpt.load_checkpoint(ckpt.find_checkpoint(tmp_path))
+
+
+def test_keep_last_prunes_old_checkpoints_and_leftovers_of_other_processes(tmp_path):
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    (root / ".tmp-step_00000009-999999").mkdir()
+    (root / ".old-step_00000001-999999").mkdir()
+    for step in range(1, 6):
+        _save(tmp_path, step, keep_last=2)
+    assert [c.step for c in ckpt.list_checkpoints(tmp_path)] == [4, 5]
+    assert sorted(p.name for p in root.iterdir()) == ["step_00000004", "step_00000005"]
+
+
+def test_resaving_a_step_replaces_it_whole(tmp_path):
+    _save(tmp_path, 7)
+    path = ckpt.save_checkpoint(tmp_path, 7, model_state={"w": torch.zeros(1)}, optimizer_state={},
+                                loop_state={"step": 7, "again": True}, config_yaml="", meta={}, keep_last=3)
+    assert ckpt.load_checkpoint(ckpt.find_checkpoint(path))["state"]["again"] is True
+    assert [c.step for c in ckpt.list_checkpoints(tmp_path)] == [7]
+
+
+def test_missing_paths_and_runs_without_checkpoints_say_so(tmp_path):
+    with pytest.raises(ckpt.CheckpointError, match="does not exist"):
+        ckpt.find_checkpoint(tmp_path / "nowhere")
+    with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
+        ckpt.find_checkpoint(tmp_path)
+
+
+def test_weights_file_is_half_precision_with_both_tied_names(tmp_path):
+    state = {"model.embed_tokens.weight": torch.randn(4, 2), "model.norm.weight": torch.ones(2)}
+    path = ckpt.save_weights(tmp_path / "pretrain_2.pth", state)
+    loaded = torch.load(path, weights_only=True)
+    assert loaded["lm_head.weight"].dtype == torch.float16
+    assert torch.equal(loaded["lm_head.weight"], loaded["model.embed_tokens.weight"])
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left behind

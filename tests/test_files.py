@@ -1,0 +1,52 @@
+"""The file-safety module every writer uses."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from minimind.files import atomic_write, pid_alive, replace_dir, sha256_file
+
+
+def test_sha256_file_matches_hashlib(tmp_path):
+    data = os.urandom(3 << 20)
+    (tmp_path / "f").write_bytes(data)
+    assert sha256_file(tmp_path / "f") == hashlib.sha256(data).hexdigest()
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path):
+    target = tmp_path / "sub" / "a.txt"
+    atomic_write(target, "first")
+    atomic_write(target, b"second")
+    assert target.read_text() == "second"
+
+    def explode(f):
+        f.write(b"half")
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, explode)
+    assert target.read_text() == "second"
+    assert os.listdir(target.parent) == ["a.txt"]  # the temporary file is gone
+
+
+def test_replace_dir_swaps_in_the_new_directory(tmp_path):
+    target, new = tmp_path / "export", tmp_path / ".export.new"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    new.mkdir()
+    (new / "new.txt").write_text("new")
+    replace_dir(new, target)
+    assert os.listdir(target) == ["new.txt"] and not new.exists()
+    assert sorted(os.listdir(tmp_path)) == ["export"]  # the old one is removed after the swap
+    fresh = tmp_path / ".other.new"
+    fresh.mkdir()
+    replace_dir(fresh, tmp_path / "other")
+    assert (tmp_path / "other").is_dir()
+
+
+def test_pid_alive():
+    assert pid_alive(os.getpid())
+    assert not pid_alive(2**22 + 12345)
