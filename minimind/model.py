@@ -2,7 +2,7 @@
 
 Read top to bottom in the order data flows: RMSNorm -> RoPE -> Attention -> FeedForward / MoE
 -> Block -> MiniMindLM (with ``generate``). Module attribute names give exactly MiniMind2's
-state-dict keys (DESIGN.md 3.1), so ``pretrain_*.pth`` loads strictly into MiniMind's own model.
+state-dict keys, so ``pretrain_*.pth`` loads strictly into MiniMind's own model.
 
 Shape suffixes in the MoE code: B batch, T time, D hidden, N = B*T tokens, E routed experts,
 K experts per token (top-k).
