@@ -1,6 +1,6 @@
 """Reading a prepared dataset: samples, a seeded resumable order, disjoint shares per rank.
 
-Two sample modes (DESIGN.md section 4):
+Two sample modes:
 
 * packed (default): the token stream of a split is cut into non-overlapping windows of
   ``max_seq_len + 1`` tokens. Input = window[:-1], target = window[1:], every target trained on.

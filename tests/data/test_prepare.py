@@ -49,7 +49,6 @@ def tok_dir(tmp_path_factory):
 
 
 def prep(inputs, out, **kw):
-    kw.setdefault("progress", False)
     kw.setdefault("vocab_size", 300)
     return prepare_dataset([inputs] if isinstance(inputs, (str, Path)) else inputs, out, **kw)
 
