@@ -46,7 +46,7 @@ import json, resource, sys, time
 from minimind.data.prepare import prepare_dataset
 workers = int(sys.argv[3]); tok = sys.argv[4] if sys.argv[4] != "-" else None
 t0 = time.perf_counter()
-r = prepare_dataset([sys.argv[1]], sys.argv[2], tokenizer=tok, workers=workers, force=True, progress=False)
+r = prepare_dataset([sys.argv[1]], sys.argv[2], tokenizer=tok, workers=workers, force=True)
 print(json.dumps({"seconds": time.perf_counter() - t0, "tokens": r.meta["tokens"] + r.meta["val_tokens"],
                   "documents": r.meta["documents"] + r.meta["val_documents"], "workers": r.workers,
                   "tokenizer_seconds": r.tokenizer_seconds,
@@ -110,11 +110,11 @@ def main() -> None:
     parser.add_argument("--tmp", default=tempfile.gettempdir(), help="where to build the inputs")
     args = parser.parse_args()
 
-    from minimind.data.prepare import _default_workers
+    from minimind.data.prepare import default_workers
     from minimind.data.sample import build_sample_corpus
     from minimind.data.tokenizer import train_tokenizer
 
-    all_workers = _default_workers()
+    all_workers = default_workers()
     root = Path(tempfile.mkdtemp(prefix="minimind-bench-prepare-", dir=args.tmp))
     report: dict = {"benchmark": "prepare", "python": platform.python_version(), "cpus": all_workers,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()],

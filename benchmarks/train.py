@@ -29,7 +29,7 @@ def ensure_data(path: Path | None) -> Path:
     from minimind.data.sample import prepare_sample
 
     target = Path(tempfile.gettempdir()) / "minimind-bench-sample"
-    return Path(prepare_sample(target, progress=False).path)
+    return Path(prepare_sample(target).path)
 
 
 def measure(profile: str, dtype: str, packed: bool, data: Path, steps: int, warmup: int, batch: int,

@@ -34,6 +34,7 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
     data.path from the profile | out/data when `minimind prepare` made it | the built-in sample corpus.
     """
     from minimind.data.format import is_dataset
+    from minimind_cli.prepare_progress import PrepareProgress
 
     source = data or cfg.data.path
     if source:
@@ -47,7 +48,8 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
 
         target = prepared_path_for([path], out_dir / "data" / "cache")
         console.print(f"preparing {path} -> {target} (cached: the same input is prepared once)")
-        result = prepare_dataset([path], target, progress=console.is_terminal, console=console)
+        with PrepareProgress(console) as bar:
+            result = prepare_dataset([path], target, on_progress=bar.callback)
         note = "reused the prepared copy" if result.reused else "prepared"
         return Path(result.path).resolve(), f"{path} ({note} in {result.path})"
     default = out_dir / "data"
@@ -56,7 +58,8 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
     from minimind.data.sample import prepare_sample
 
     console.print(f"no --data and no {default}: preparing the built-in sample corpus (Python's own documentation)")
-    result = prepare_sample(default, progress=console.is_terminal, console=console)
+    with PrepareProgress(console) as bar:
+        result = prepare_sample(default, on_progress=bar.callback)
     return Path(result.path).resolve(), f"the built-in sample corpus in {result.path}"
 
 

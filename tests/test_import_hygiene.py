@@ -16,6 +16,12 @@ def test_core_never_loads_cli_libraries():
     assert not {"typer", "textual", "minimind_cli"} & mods
 
 
+def test_prepare_never_loads_rich():
+    mods = _loaded_modules("import minimind.data.prepare, minimind.data.sample")
+    assert "minimind.data.prepare.pipeline" in mods
+    assert not {"rich", "typer", "textual", "minimind_cli"} & mods
+
+
 def test_cli_help_loads_no_torch():
     mods = _loaded_modules("import sys; sys.argv=['minimind','--help']\n"
                            "from minimind_cli.app import app\n"

@@ -1,4 +1,4 @@
-"""The dataset directory format (DESIGN.md section 4): the contract between ``prepare`` (writer)
+"""The dataset directory format: the contract between ``prepare`` (writer)
 and the dataset reader / trainer. Stdlib + numpy only.
 
     <dataset>/
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from minimind.errors import MinimindError
+from minimind.files import sha256_file
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
@@ -62,14 +63,8 @@ def combine_fingerprint(file_digests: dict[str, str], tokenizer_fingerprint: str
 def dataset_fingerprint(path: str | Path) -> str:
     """Recompute the fingerprint of a dataset directory from its files (reads every byte)."""
     path = Path(path)
-    digests = {}
-    for name in FINGERPRINT_FILES:
-        h = hashlib.sha256()
-        with open(path / name, "rb") as f:
-            while block := f.read(1 << 20):
-                h.update(block)
-        digests[name] = h.hexdigest()
-    tok = hashlib.sha256((path / TOKENIZER_DIR / "tokenizer.json").read_bytes()).hexdigest()
+    digests = {name: sha256_file(path / name) for name in FINGERPRINT_FILES}
+    tok = sha256_file(path / TOKENIZER_DIR / "tokenizer.json")
     return combine_fingerprint(digests, tok)
 
 

@@ -18,6 +18,8 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+from minimind.files import atomic_write
+
 # A small lexer instead of ast.parse (ten times faster over the ~700 files): comments and one-line
 # strings are matched too, so that quotes inside them never start a false triple-quoted string.
 _LEXEME = re.compile(r"""#[^\n]*|([rRbBuUfF]{0,2})(\"\"\"|\'\'\')((?:\\.|(?!\2).)*)\2"""
@@ -84,24 +86,19 @@ def build_sample_corpus(path: str | Path) -> Path:
     """Write the sample corpus to ``path`` as JSON Lines (one document per line) and return the path."""
     import json
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            for doc in sample_documents():
-                try:
-                    f.write(json.dumps(doc, ensure_ascii=False) + "\n")
-                except UnicodeEncodeError:  # a lone surrogate in some test string: not text
-                    continue
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    def write(f) -> None:
+        for doc in sample_documents():
+            try:
+                f.write((json.dumps(doc, ensure_ascii=False) + "\n").encode("utf-8"))
+            except UnicodeEncodeError:  # a lone surrogate in some test string: not text
+                continue
+
+    return atomic_write(path, write)
 
 
-def prepare_sample(out_dir: str | Path, **kwargs):
-    """Prepare the sample corpus into ``out_dir`` (a dataset directory); kwargs go to ``prepare_dataset``.
+def prepare_sample(out_dir: str | Path, *, on_progress=None, **kwargs):
+    """Prepare the sample corpus into ``out_dir`` (a dataset directory); ``on_progress`` and kwargs
+    go to ``prepare_dataset``.
 
     The corpus is rebuilt in a temporary directory each time (a couple of seconds) so that reuse of
     an existing dataset is decided by content, like any other input.
@@ -110,4 +107,4 @@ def prepare_sample(out_dir: str | Path, **kwargs):
 
     with tempfile.TemporaryDirectory(prefix="minimind-sample-") as tmp:
         corpus = build_sample_corpus(Path(tmp) / "sample.jsonl")
-        return prepare_dataset([corpus], out_dir, source_names=[SAMPLE_NAME], **kwargs)
+        return prepare_dataset([corpus], out_dir, source_names=[SAMPLE_NAME], on_progress=on_progress, **kwargs)

@@ -10,7 +10,6 @@ directory without ``tokenizer.json``, e.g. a slow sentencepiece tokenizer, which
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from minimind.errors import MinimindError
+from minimind.files import sha256_file
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 SPECIAL_TOKENS = [PAD_TOKEN, BOS_TOKEN, EOS_TOKEN]  # list position = token id
@@ -191,7 +191,7 @@ def tokenizer_fingerprint(path: str | Path) -> str:
     file = Path(path) / TOKENIZER_JSON
     if not file.is_file():
         raise TokenizerError(f"{path}: no {TOKENIZER_JSON} (not a Hugging Face fast tokenizer directory)")
-    return hashlib.sha256(file.read_bytes()).hexdigest()
+    return sha256_file(file)
 
 
 def _token_name(value) -> str | None:

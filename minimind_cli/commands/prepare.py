@@ -53,6 +53,7 @@ def prepare(
 
     from minimind.data.prepare import prepare_dataset
     from minimind.data.sample import prepare_sample
+    from minimind_cli.prepare_progress import PrepareProgress
 
     if sample and inputs:
         raise UserError("give either INPUT files or --sample, not both")
@@ -60,15 +61,16 @@ def prepare(
         raise UserError("no INPUT given", hint="name .jsonl/.jsonl.gz/.txt files or a directory, or use --sample")
     console = Console(stderr=True, highlight=False)
     kwargs = dict(tokenizer=tokenizer, vocab_size=vocab_size, text_key=text_key, val_fraction=val_fraction,
-                  skip_invalid=skip_invalid, workers=workers, force=force,
-                  # a bar in a log file is noise: only a terminal gets one
-                  progress=console.is_terminal, console=console)
+                  skip_invalid=skip_invalid, workers=workers, force=force)
     if sample:
         console.print("building the sample corpus (Python's pydoc topics and standard-library docstrings)")
         kwargs.pop("text_key")
-        result = prepare_sample(out, **kwargs)
-    else:
-        result = prepare_dataset(list(inputs), out, **kwargs)
+    # a bar in a log file is noise: only a terminal gets one
+    with PrepareProgress(console) as bar:
+        if sample:
+            result = prepare_sample(out, on_progress=bar.callback, **kwargs)
+        else:
+            result = prepare_dataset(list(inputs), out, on_progress=bar.callback, **kwargs)
     for note in result.notes:
         console.print(f"[dim]{note}[/]")
     print_summary(result)

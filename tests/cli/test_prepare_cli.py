@@ -66,3 +66,22 @@ def test_help_has_examples_and_the_txt_rule():
     text = " ".join(proc.stdout.split())  # rich wraps the help to the terminal width
     assert "minimind prepare data.jsonl" in text and "--sample" in text
     assert "paragraphs are separated by one or more blank lines" in text
+
+
+def test_progress_bar_draws_each_phase_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from minimind.data.prepare import ProgressUpdate
+    from minimind_cli.prepare_progress import PrepareProgress
+
+    assert PrepareProgress(Console(file=io.StringIO())).callback is None  # a log file gets no bar
+    out = io.StringIO()
+    with PrepareProgress(Console(file=out, force_terminal=True, width=120)) as bar:
+        for update in (ProgressUpdate("tokenizer", 0, 2_000_000), ProgressUpdate("tokenizer", 2_000_000, 2_000_000),
+                       ProgressUpdate("encode", 0, 4_000_000), ProgressUpdate("encode", 4_000_000, 4_000_000, 10)):
+            bar.callback(update)
+        assert [t.completed for t in bar.bar.tasks] == [2_000_000, 4_000_000]
+    text = out.getvalue()
+    assert "training tokenizer" in text and "tokenizing" in text and "4.0/4.0 MB" in text

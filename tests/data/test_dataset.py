@@ -30,19 +30,29 @@ def test_packed_windows_cover_every_token_once_in_order(dataset_dir):
 def test_padded_rows_reproduce_minimind_samples(dataset_dir):
     ds = PretrainDataset(dataset_dir, max_seq_len=32, packing=False)
     assert len(ds) == 300
-    doc0 = np.asarray(ds.split.doc(0), dtype=np.int64)
-    b = ds.batch([0])
-    n = len(doc0)
-    assert doc0[0] == 1 and doc0[-1] == 2  # bos + text + eos
-    if n <= 33:
-        assert np.array_equal(b.input_ids[0, :n - 1], doc0[:-1])
-        assert b.loss_mask[0].sum() == n - 1
-        assert (b.input_ids[0, n - 1:] == 0).all()  # padded with 0, masked out
-        assert (b.loss_mask[0, n - 1:] == 0).all()
+    lengths = np.diff(ds.split.offsets)
+    short_docs = [i for i in range(300) if lengths[i] < 33]
+    assert short_docs, "fixture should contain documents shorter than the window"
+    short = short_docs[0]
+    doc = np.asarray(ds.split.doc(short), dtype=np.int64)
+    b = ds.batch([short])
+    n = len(doc)
+    assert n < 33  # room for at least one pad token in the 33-token row
+    assert doc[0] == 1 and doc[-1] == 2  # bos + text + eos
+    assert np.array_equal(b.input_ids[0, :n - 1], doc[:-1])
+    assert np.array_equal(b.targets[0, :n - 1], doc[1:])
+    assert b.loss_mask[0].sum() == n - 1
+    assert (b.loss_mask[0, :n - 1] == 1).all()
+    # The eos is the last real input; its target and everything after it is padding (0), masked out.
+    assert b.input_ids[0, n - 1] == 2 and (b.input_ids[0, n:] == 0).all()
+    assert (b.targets[0, n - 1:] == 0).all()
+    assert (b.loss_mask[0, n - 1:] == 0).all()
     long_docs = [i for i in range(300) if ds.split.offsets[i + 1] - ds.split.offsets[i] > 33]
     assert long_docs, "fixture should contain documents longer than the window"
+    long_doc = np.asarray(ds.split.doc(long_docs[0]), dtype=np.int64)
     lb = ds.batch([long_docs[0]])
     assert lb.loss_mask.all()  # truncated, not padded
+    assert np.array_equal(lb.input_ids[0], long_doc[:32]) and np.array_equal(lb.targets[0], long_doc[1:33])
 
 
 def test_restoring_a_position_yields_the_same_batches(dataset_dir):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minimind.data import format as fmt
-from minimind.data.prepare import PrepareError, prepare_dataset, prepared_path_for
+from minimind.data.prepare import PrepareError, ProgressUpdate, prepare_dataset, prepared_path_for
 from minimind.data.tokenizer import load_tokenizer, tokenizer_fingerprint, train_tokenizer
 
 DOCS = ["The quick brown fox jumps over the lazy dog.",
@@ -49,7 +49,6 @@ def tok_dir(tmp_path_factory):
 
 
 def prep(inputs, out, **kw):
-    kw.setdefault("progress", False)
     kw.setdefault("vocab_size", 300)
     return prepare_dataset([inputs] if isinstance(inputs, (str, Path)) else inputs, out, **kw)
 
@@ -72,6 +71,7 @@ def assert_nothing_left(tmp_path: Path, out: Path):
 
 # ------------------------------------------------------------------------------ good input, layout
 
+@pytest.mark.slow
 def test_round_trip_layout_and_meta(tmp_path):
     src = write_jsonl(tmp_path / "data.jsonl", DOCS)
     before = src.read_bytes()
@@ -167,6 +167,7 @@ def test_large_vocabulary_uses_uint32(tmp_path):
     assert decoded_docs(tmp_path / "ds") == ["a zebra-crossing here"]
 
 
+@pytest.mark.slow
 def test_ten_megabyte_single_document(tmp_path):
     # Long words that the tokenizer learns whole keep the encoding (about 0.5M tokens/s here) short.
     words = ["internationalization", "characteristically", "incomprehensibility", "中华人民共和国"]
@@ -180,6 +181,46 @@ def test_ten_megabyte_single_document(tmp_path):
     data = fmt.open_split(tmp_path / "ds")
     assert tok.decode(data.doc(0)[1:-1]) == text
     assert tok.decode(data.doc(1)[1:-1]) == "after the big one"
+
+
+# ----------------------------------------------------------------------------------- progress
+
+def updates_of(updates, phase):
+    mine = [u for u in updates if u.phase == phase]
+    assert mine, f"no {phase} updates"
+    dones = [u.done for u in mine]
+    assert {u.total for u in mine} == {mine[0].total}  # one total per phase
+    assert dones == sorted(dones) and dones[0] >= 0 and all(d <= mine[0].total for d in dones)
+    assert dones[-1] == mine[0].total  # the last update reaches the total
+    return mine
+
+
+def test_progress_callback_reports_each_phase_up_to_its_total(tmp_path):
+    src = write_jsonl(tmp_path / "data.jsonl", topics_text(100_000))
+    size = src.stat().st_size
+    updates: list[ProgressUpdate] = []
+    res = prep(src, tmp_path / "ds", workers=1, chunk_bytes=16 << 10, on_progress=updates.append)
+    assert [u.phase for u in updates] == sorted((u.phase for u in updates), key=["tokenizer", "encode"].index)
+    tokenizer, encode = updates_of(updates, "tokenizer"), updates_of(updates, "encode")
+    assert tokenizer[0].total == encode[0].total == size  # the whole input is under the tokenizer's budget
+    assert len(encode) > size // (16 << 10)  # at least one update per block
+    docs = [u.documents for u in encode]
+    assert docs == sorted(docs) and docs[-1] == res.meta["documents"] + res.meta["val_documents"]
+    updates.clear()
+    assert prep(src, tmp_path / "ds", workers=1, chunk_bytes=16 << 10, on_progress=updates.append).reused
+    assert updates == []  # a reused dataset is no work
+
+
+def test_progress_callback_with_workers_and_a_given_tokenizer(tmp_path, tok_dir):
+    src = write_jsonl(tmp_path / "data.jsonl", topics_text(100_000))
+    updates: list[ProgressUpdate] = []
+    res = prep(src, tmp_path / "ds", tokenizer=tok_dir, workers=2, chunk_bytes=16 << 10,
+               on_progress=updates.append)
+    assert res.workers == 2
+    assert {u.phase for u in updates} == {"encode"}  # nothing to train
+    encode = updates_of(updates, "encode")
+    assert encode[0].total == src.stat().st_size
+    assert encode[-1].documents == res.meta["documents"] + res.meta["val_documents"]
 
 
 # ------------------------------------------------------------------------------------ caching

@@ -20,8 +20,7 @@ from tests.data.test_prepare import topics_text, write_jsonl
 SCRIPT = """
 import sys
 from minimind.data.prepare import prepare_dataset
-prepare_dataset([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], workers=2, chunk_bytes=128 << 10,
-                progress=False)
+prepare_dataset([sys.argv[1]], sys.argv[2], tokenizer=sys.argv[3], workers=2, chunk_bytes=128 << 10)
 print("finished")
 """
 
@@ -86,7 +85,7 @@ def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path, corpus):
     # The workers notice that their parent is gone and exit instead of waiting forever.
     assert wait_gone(workers) == []
     small = write_jsonl(tmp_path / "small.jsonl", ["a small corpus", "of two documents"])
-    res = prepare_dataset([small], out, tokenizer=tok, progress=False)
+    res = prepare_dataset([small], out, tokenizer=tok)
     assert not leftovers[0].exists()
     assert any("interrupted prepare" in note for note in res.notes)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "small.jsonl"]
@@ -101,8 +100,8 @@ def test_a_running_prepare_is_not_disturbed_by_another(tmp_path, corpus):
     proc.send_signal(signal.SIGSTOP)  # alive but frozen: it cannot finish while we look
     try:
         small = write_jsonl(tmp_path / "small.jsonl", ["another corpus"])
-        prepare_dataset([small], tmp_path / "other", tokenizer=tok, progress=False)
-        prepare_dataset([small], out, tokenizer=tok, progress=False)  # same output, different process
+        prepare_dataset([small], tmp_path / "other", tokenizer=tok)
+        prepare_dataset([small], out, tokenizer=tok)  # same output, different process
         assert list(tmp_path.glob("data.tmp-*")), "the live run's directory must survive"
     finally:
         proc.kill()

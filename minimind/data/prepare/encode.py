@@ -1,0 +1,140 @@
+"""Tokenizing blocks of input, in this process or in worker processes.
+
+Workers decode, validate and tokenize a whole block and send back one flat token array, so the
+main process only reads, splits and writes. Processes, not threads or ``encode_batch``: on a
+2-core machine the Rust batch encoder gains nothing, while independent processes scale. At most
+``2 * workers`` blocks are in flight, so memory stays flat whatever the input size.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minimind.data.prepare.parse import SURROGATE, Reader, parse
+
+
+@dataclass
+class Encoded:
+    tokens: np.ndarray  # every document as bos + ids + eos, concatenated
+    lengths: np.ndarray  # int64, tokens per document (including bos and eos)
+    skipped: Counter
+    error: tuple[int, str] | None
+
+
+def encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: str, kind: str, chunk: bytes,
+                 line0: int, text_key: str, strict: bool,
+                 encode_many: Callable[[list[str]], list[list[int]]] | None = None) -> Encoded:
+    """Parse one block and tokenize its documents (``encode_many`` first, ``encode`` as the fallback)."""
+    parsed = parse(kind, chunk, line0, text_key, strict)
+    flat: list[int] = []
+    lengths: list[int] = []
+    batch: list[list[int]] | None = None
+    if encode_many is not None:
+        try:
+            batch = encode_many(parsed.texts)
+        except TypeError:
+            batch = None  # a refused text somewhere: the per-text loop below finds and reports it
+    for i, (text, line) in enumerate(zip(parsed.texts, parsed.lines, strict=True)):
+        try:
+            ids = batch[i] if batch is not None else encode(text)
+        except TypeError:  # the Rust side refuses str with lone surrogates ("\ud800" escapes in JSON)
+            if strict:
+                parsed.error = (line, "lone surrogate in text (an unpaired \\ud800-\\udfff escape)")
+                break
+            parsed.skipped[SURROGATE] += 1
+            continue
+        flat.append(bos)
+        flat.extend(ids)
+        flat.append(eos)
+        lengths.append(len(ids) + 2)
+    return Encoded(np.array(flat, dtype=dtype), np.array(lengths, dtype=np.int64), parsed.skipped, parsed.error)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int) -> None:
+    from tokenizers import Tokenizer
+
+    from minimind.data.tokenizer import make_batch_encoder, make_encoder
+
+    # Ctrl-C goes to the whole process group: the parent decides, workers just finish their block.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Each worker process already has a core of its own: no extra tokenizer threads.
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    tok = Tokenizer.from_file(tokenizer_file)
+    encode = make_encoder(tok)
+    _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype)
+
+    def exit_with_parent() -> None:
+        # A SIGKILLed parent cannot stop its pool; without this the workers would wait forever.
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _worker_encode(kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> Encoded:
+    w = _WORKER
+    return encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict,
+                        w["encode_many"])
+
+
+class BlockEncoder:
+    """Tokenizes the blocks of input files in order; a context manager that owns the worker pool.
+
+    ``tok`` is a loaded tokenizer (encode/encode_many/bos_id/eos_id), ``tokenizer_file`` its
+    ``tokenizer.json`` for the workers to load. With one worker everything runs in this process.
+    """
+
+    def __init__(self, tok, tokenizer_file: str, dtype: str, text_key: str, strict: bool, workers: int):
+        self.tok, self.dtype, self.text_key, self.strict, self.workers = tok, dtype, text_key, strict, workers
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            # spawn, not fork: the parent may hold rayon threads (tokenizer training) or a progress
+            # bar's refresh thread, and a forked child would inherit them half-alive.
+            self.pool = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
+                initargs=(tokenizer_file, tok.bos_id, tok.eos_id, dtype, os.getpid()))
+
+    def __enter__(self) -> BlockEncoder:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if self.pool is not None:
+            # On failure nothing more is wanted from the workers: drop what is queued, do not wait.
+            self.pool.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+            self.pool = None
+        return False
+
+    def encode_file(self, reader: Reader) -> Iterator[tuple[Encoded, int]]:
+        """(encoded block, bytes of the file consumed up to its end), in file order."""
+        if self.pool is None:
+            tok = self.tok
+            for line0, chunk in reader.chunks():
+                yield (encode_chunk(tok.encode, tok.bos_id, tok.eos_id, self.dtype, reader.kind, chunk, line0,
+                                    self.text_key, self.strict, tok.encode_many), reader.position())
+            return
+        pending: deque = deque()
+        for line0, chunk in reader.chunks():
+            pending.append((self.pool.submit(_worker_encode, reader.kind, chunk, line0, self.text_key, self.strict),
+                            reader.position()))
+            # A bounded queue keeps memory flat: reading never runs far ahead of encoding.
+            while len(pending) > 2 * self.workers:
+                fut, pos = pending.popleft()
+                yield fut.result(), pos
+        while pending:
+            fut, pos = pending.popleft()
+            yield fut.result(), pos
