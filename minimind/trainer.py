@@ -194,7 +194,7 @@ class Trainer:
 
     def _load_init_weights(self, path: Path) -> None:
         try:
-            from minimind.convert import load_weights
+            from minimind.weights import load_weights
         except ImportError:
             raise ConfigError("--init-from needs minimind.convert, which this installation lacks") from None
         loaded = load_weights(path)

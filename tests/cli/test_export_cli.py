@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.checkpoint_fakes import tiny_model, write_run, write_tokenizer
@@ -25,6 +26,7 @@ print(json.dumps({"class": type(model).__name__, "logits": logits, "generated": 
 """
 
 
+@pytest.mark.slow  # several seconds: real subprocesses or a full-size model
 def test_export_run_to_hf_loads_in_plain_transformers_and_inspects(tmp_path, capsys):
     out = tmp_path / "out"
     write_tokenizer(out / "data" / "tokenizer")
