@@ -77,3 +77,14 @@ def test_export_to_pth_moe_and_refusals(tmp_path, capsys):
     assert taken.returncode == 2 and "not empty" in taken.stderr
     assert (tmp_path / "taken" / "file").read_text() == "x"
     assert bad_to.returncode == 2 and "onnx" in bad_to.stderr
+
+
+def test_export_force_onto_its_own_run_is_refused(tmp_path, capsys):
+    run = write_run(tmp_path / "out" / "runs" / "r", tiny_model(seed=13), steps=(10,), incomplete_step=None)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    result = run_main(capsys, "export", str(run), str(run), "--to", "hf", "--force")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error:") and "holds the source being exported" in lines[0]
+    assert lines[1].startswith("hint:") and len(lines) == 2
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
