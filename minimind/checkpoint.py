@@ -116,18 +116,26 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any] | None:
     return meta
 
 
-def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
-    """Complete checkpoints of a run, oldest first."""
+def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
+    """(step, directory) of every ``step_N`` directory of a run, complete or not, oldest first."""
     root = Path(run_dir) / CHECKPOINTS_DIR
     found = []
     if root.is_dir():
         for child in root.iterdir():
             match = _STEP_DIR.match(child.name)
             if match and child.is_dir():
-                meta = read_checkpoint_meta(child)
-                if meta is not None:
-                    found.append(CheckpointInfo(child, int(match.group(1)), meta))
-    return sorted(found, key=lambda c: c.step)
+                found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
+    """Complete checkpoints of a run, oldest first."""
+    found = []
+    for step, child in checkpoint_dirs(run_dir):
+        meta = read_checkpoint_meta(child)
+        if meta is not None:
+            found.append(CheckpointInfo(child, step, meta))
+    return found
 
 
 def find_checkpoint(path: Path) -> CheckpointInfo:
@@ -147,11 +155,20 @@ def find_checkpoint(path: Path) -> CheckpointInfo:
     return checkpoints[-1]
 
 
+def verify_files(info: CheckpointInfo) -> dict[str, bool]:
+    """Each file recorded in meta.json: whether it is present and matches its recorded sha256."""
+    out = {}
+    for name, digest in info.meta["files"].items():
+        path = info.path / name
+        out[name] = path.is_file() and sha256_file(path) == digest
+    return out
+
+
 def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, Any]:
     """model/optimizer/state dicts of a checkpoint, each checked against its recorded sha256."""
     if verify:
-        for name, digest in info.meta["files"].items():
-            if sha256_file(info.path / name) != digest:
+        for name, ok in verify_files(info).items():
+            if not ok:
                 raise CheckpointError(f"checkpoint {info.path}: {name} does not match its recorded sha256 "
                                       f"(corrupted?)")
     out = {}
@@ -172,7 +189,14 @@ def save_weights(path: Path, model_state: dict[str, torch.Tensor]) -> Path:
     """MiniMind-compatible weights: half precision, native keys, both tied names, atomic."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    half = {k: v.detach().to("cpu", torch.float16).clone() for k, v in model_state.items()}
+    # Names that share one tensor (the tied head) keep sharing it, so it is stored once.
+    converted: dict[tuple, torch.Tensor] = {}
+    half = {}
+    for k, v in model_state.items():
+        same = (v.device, v.data_ptr(), v.dtype, tuple(v.shape), v.stride())
+        if same not in converted:
+            converted[same] = v.detach().to("cpu", torch.float16).clone()
+        half[k] = converted[same]
     if "lm_head.weight" not in half and "model.embed_tokens.weight" in half:
         half["lm_head.weight"] = half["model.embed_tokens.weight"]
     atomic_write(path, lambda f: torch.save(half, f))

@@ -35,6 +35,12 @@ def _f(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+def default_ffn_size(hidden_size: int) -> int:
+    """MiniMind's feed-forward width for a null ``intermediate_size``: 8/3 of the hidden size
+    (SwiGLU's three matrices cost what a 4x two-matrix MLP would), rounded up to a multiple of 64."""
+    return 64 * math.ceil((8 * hidden_size / 3) / 64)
+
+
 @dataclass
 class ModelConfig:
     """The architecture. Defaults are MiniMind's 25.8M dense model; key names are MiniMind2's."""
@@ -66,7 +72,7 @@ class ModelConfig:
         """The feed-forward width actually used (``intermediate_size`` or MiniMind's rule)."""
         if self.intermediate_size:
             return self.intermediate_size
-        return 64 * math.ceil((8 * self.hidden_size / 3) / 64)
+        return default_ffn_size(self.hidden_size)
 
     def validate(self) -> None:
         _positive(self, "model", ["hidden_size", "num_hidden_layers", "num_attention_heads",

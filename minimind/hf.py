@@ -1,4 +1,4 @@
-"""Hugging Face transformers classes for exported MiniMind MoE models (DESIGN.md 3.4).
+"""Hugging Face transformers classes for exported MiniMind MoE models.
 
 Dense models export to a stock ``LlamaForCausalLM`` and need nothing from here. Llama has no MoE
 feed-forward, so an MoE export carries ``model_type: minimind_moe``; importing this module
@@ -9,7 +9,7 @@ registers the config and model with transformers' Auto classes:
     model = AutoModelForCausalLM.from_pretrained("out/hf_moe")
 
 The wrapped network is ``minimind.model.MiniMindLM`` itself, so the numbers are ours exactly; the
-safetensors keys are the native MiniMind2 keys (DESIGN.md 3.1).
+safetensors keys are MiniMind2's native key names (``model.layers.0.self_attn.q_proj.weight``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -298,15 +299,33 @@ class MiniMindLM(nn.Module):
                 m.expert_counts.zero_()
         return counts
 
-    def num_parameters(self) -> dict[str, int]:
-        """Unique parameters (the tied head counts once); ``active`` = used per token."""
-        total = sum(p.numel() for p in self.parameters())
+    def num_parameters(self, detail: bool = False) -> dict[str, Any]:
+        """Unique parameters (the tied head counts once); ``active`` = used per token.
+
+        ``detail`` adds the breakdown ``inspect`` shows: embedding, per block (one number when all
+        blocks are alike), final norm, and for MoE the expert, router and shared-expert sizes. It
+        works on a meta-device model, so a checkpoint's counts need no real weights."""
+        def numel(module: nn.Module) -> int:
+            return sum(p.numel() for p in module.parameters())
+
+        total = numel(self)
         active = total
         cfg = self.config
         for moe in self.moe_layers():
-            per_expert = sum(p.numel() for p in moe.experts[0].parameters())
-            active -= per_expert * (cfg.n_routed_experts - cfg.num_experts_per_tok)
-        return {"total": total, "active": active}
+            active -= numel(moe.experts[0]) * (cfg.n_routed_experts - cfg.num_experts_per_tok)
+        if not detail:
+            return {"total": total, "active": active}
+        blocks = [numel(layer) for layer in self.model.layers]
+        out: dict[str, Any] = {"total": total, "active": active, "embedding": numel(self.model.embed_tokens),
+                               "per_block": blocks[0] if len(set(blocks)) == 1 else blocks,
+                               "blocks": sum(blocks), "final_norm": numel(self.model.norm), "tied_head": True}
+        moes = self.moe_layers()
+        if moes:
+            per_expert = numel(moes[0].experts[0])
+            out["moe"] = {"per_expert": per_expert, "router_per_block": numel(moes[0].gate),
+                          "routed_experts_total": per_expert * cfg.n_routed_experts * len(moes),
+                          "shared_experts_total": sum(numel(m.shared_experts) for m in moes)}
+        return out
 
     def flops_per_token(self, seq_len: int) -> float:
         """Training FLOPs per token (6 x active matmul params + attention), PaLM appendix B."""

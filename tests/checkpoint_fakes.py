@@ -84,7 +84,7 @@ def write_tokenizer(directory: Path, vocab_size: int = 300) -> Path:
     return directory
 
 
-# The earlier MiniMind layout (DESIGN.md 3.2), written out independently of minimind.convert.
+# The earlier MiniMind layout, written out independently of minimind.weights.layouts.
 _TO_V1 = [
     (r"^model\.embed_tokens\.weight$", "tok_embeddings.weight"), (r"^lm_head\.weight$", "output.weight"),
     (r"^model\.norm\.weight$", "norm.weight"),

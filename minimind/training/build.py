@@ -156,7 +156,7 @@ def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer
 
 def load_init_weights(model: MiniMindLM, path: Path) -> str:
     """Copy the weights of any checkpoint ``inspect`` reads into ``model``; returns a note."""
-    from minimind.convert import load_weights
+    from minimind.weights import load_weights
 
     loaded = load_weights(path)
     own = model.state_dict()

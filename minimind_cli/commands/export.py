@@ -52,27 +52,27 @@ def export(
     from rich.console import Console
     from rich.markup import escape
 
-    from minimind import convert
+    from minimind import weights
 
     console = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    convert.check_export_target(out, to.value, force)
-    loaded = convert.load_weights(path, head_dim=head_dim, rope_theta=rope_theta)
+    weights.check_export_target(out, to.value, force, source=path)
+    loaded = weights.load_weights(path, head_dim=head_dim, rope_theta=rope_theta)
     for note in loaded.notes:
         err.print(f"[yellow]note:[/] {escape(note)}")
     if to is Target.pth:
-        result = convert.export_pth(loaded, out, force=force)
+        result = weights.export_pth(loaded, out, force=force)
         console.print(f"wrote {escape(result['out'])} ({result['tensors']} tensors, float16, "
                       f"{result['size_bytes'] / 2**20:.1f} MiB, native keys)")
         return
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # one line of result, not a shard-writing progress bar
-    tok_dir = convert.find_tokenizer(loaded, tokenizer)
+    tok_dir = weights.find_tokenizer(loaded, tokenizer)
     if tok_dir is None:
         err.print("[yellow]warning:[/] no tokenizer found (run dataset, out/data/tokenizer); the export has "
                   "weights only: pass --tokenizer DIR to include one")
-    result = convert.export_hf(loaded, out, tokenizer_dir=tok_dir, dtype=dtype.value, force=force)
+    result = weights.export_hf(loaded, out, tokenizer_dir=tok_dir, dtype=dtype.value, force=force)
     console.print(f"wrote {escape(result['out'])}: {', '.join(result['files'])}")
     if result["model_type"] == "llama":
         console.print("load it with: transformers.AutoModelForCausalLM.from_pretrained("

@@ -60,19 +60,19 @@ def inspect(
     rope_theta: Annotated[float | None, typer.Option(
         "--rope-theta", help="RoPE theta for a bare state dict (default 1e6).")] = None,
 ) -> None:
-    from minimind import convert
+    from minimind import weights
 
-    loaded = convert.load_weights(path, head_dim=head_dim, rope_theta=rope_theta)
-    info = convert.describe(loaded)
+    loaded = weights.load_weights(path, head_dim=head_dim, rope_theta=rope_theta)
+    info = weights.describe(loaded)
     if tensors:
-        info["tensors"] = convert.tensor_table(loaded)
+        info["tensors"] = weights.tensor_table(loaded)
     if generate is not None:
-        tok_dir = convert.find_tokenizer(loaded, tokenizer)
+        tok_dir = weights.find_tokenizer(loaded, tokenizer)
         if tok_dir is None:
-            raise convert.CheckpointError(
+            raise weights.CheckpointError(
                 f"{path}: no tokenizer found for --generate (looked for the run's dataset and "
                 f"{loaded.path.parent / 'data' / 'tokenizer'}); pass --tokenizer DIR")
-        info["generation"] = convert.generate_text(loaded, tok_dir, generate, max_new_tokens=max_new_tokens,
+        info["generation"] = weights.generate_text(loaded, tok_dir, generate, max_new_tokens=max_new_tokens,
                                                    temperature=temperature, top_p=top_p, seed=seed)
     if json_output:
         typer.echo(json.dumps(info, indent=2, default=str))

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.checkpoint_fakes import tiny_model, write_run, write_tokenizer
@@ -25,6 +26,7 @@ print(json.dumps({"class": type(model).__name__, "logits": logits, "generated": 
 """
 
 
+@pytest.mark.slow  # several seconds: real subprocesses or a full-size model
 def test_export_run_to_hf_loads_in_plain_transformers_and_inspects(tmp_path, capsys):
     out = tmp_path / "out"
     write_tokenizer(out / "data" / "tokenizer")
@@ -75,3 +77,14 @@ def test_export_to_pth_moe_and_refusals(tmp_path, capsys):
     assert taken.returncode == 2 and "not empty" in taken.stderr
     assert (tmp_path / "taken" / "file").read_text() == "x"
     assert bad_to.returncode == 2 and "onnx" in bad_to.stderr
+
+
+def test_export_force_onto_its_own_run_is_refused(tmp_path, capsys):
+    run = write_run(tmp_path / "out" / "runs" / "r", tiny_model(seed=13), steps=(10,), incomplete_step=None)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    result = run_main(capsys, "export", str(run), str(run), "--to", "hf", "--force")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("error:") and "holds the source being exported" in lines[0]
+    assert lines[1].startswith("hint:") and len(lines) == 2
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before

@@ -21,6 +21,7 @@ def _save_half(model, path):
     return path
 
 
+@pytest.mark.slow  # several seconds: real subprocesses or a full-size model
 def test_inspect_default_dense_pth(tmp_path):
     path = _save_half(MiniMindLM(ModelConfig()), tmp_path / "pretrain_512.pth")
     result = run_cli("inspect", str(path))
@@ -140,6 +141,7 @@ BAD_FILES = {
 IN_SUBPROCESS = ("zip_evil.pth", "legacy_evil.pth", "raw_evil.pkl")
 
 
+@pytest.mark.slow  # several seconds: real subprocesses or a full-size model
 def test_bad_files_one_line_exit_2(tmp_path, capsys):
     _bad_files(tmp_path)
     results = dict(zip(IN_SUBPROCESS, run_many(*(("inspect", str(tmp_path / n)) for n in IN_SUBPROCESS)),

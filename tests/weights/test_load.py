@@ -1,4 +1,4 @@
-"""minimind.convert: safe loading, layouts, config inference, parameter accounting."""
+"""minimind.weights loading: safe reading, config inference, parameter accounting, sources."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pickle
 import pytest
 import torch
 
-from minimind import convert
+from minimind import weights
 from minimind.config import ModelConfig
-from minimind.model import MiniMindLM, apply_rope, rope_tables
-from tests.checkpoint_fakes import tiny_model, to_earlier_layout, write_checkpoint, write_run
+from minimind.model import MiniMindLM
+from tests.checkpoint_fakes import tiny_model, write_checkpoint, write_run
 
 
 def _save_half(model: MiniMindLM, path):
@@ -20,8 +20,8 @@ def _save_half(model: MiniMindLM, path):
 
 def test_default_dense_counts_and_inference_from_bare_state_dict(tmp_path):
     path = _save_half(MiniMindLM(ModelConfig()), tmp_path / "pretrain_512.pth")
-    loaded = convert.load_weights(path)
-    params = convert.count_parameters(loaded.state_dict, loaded.config)
+    loaded = weights.load_weights(path)
+    params = weights.parameter_counts(loaded.config)
     assert params["total"] == params["active"] == 25_829_888
     assert params["embedding"] == 3_276_800
     assert params["per_block"] == 2_819_072
@@ -31,14 +31,14 @@ def test_default_dense_counts_and_inference_from_bare_state_dict(tmp_path):
             cfg.vocab_size, cfg.ffn_size, cfg.use_moe) == (512, 8, 8, 2, 6400, 1408, False)
     assert loaded.layout == "native" and loaded.source_kind == "pth" and loaded.training is None
     assert {"hidden_size", "num_attention_heads", "rope_theta"} <= loaded.inferred
-    assert loaded.state_dict[convert.HEAD] is loaded.state_dict[convert.EMBED]
-    assert loaded.state_dict[convert.EMBED].dtype == torch.float32
+    assert loaded.state_dict[weights.HEAD] is loaded.state_dict[weights.EMBED]
+    assert loaded.state_dict[weights.EMBED].dtype == torch.float32
     assert loaded.file_dtypes == {"float16": 75}
 
 
 def test_default_moe_counts_from_bare_state_dict(tmp_path):
     path = _save_half(MiniMindLM(ModelConfig(use_moe=True)), tmp_path / "pretrain_512_moe.pth")
-    info = convert.describe(convert.load_weights(path))  # what `inspect --json` prints
+    info = weights.describe(weights.load_weights(path))  # what `inspect --json` prints
     assert (info["parameters"]["total"], info["parameters"]["active"]) == (95_052_288, 60_449_280)
     arch = info["architecture"]
     assert arch["use_moe"] == {"value": True, "source": "inferred"}
@@ -48,71 +48,12 @@ def test_default_moe_counts_from_bare_state_dict(tmp_path):
     assert any("top-k 2 assumed" in n for n in info["notes"])
 
 
-@pytest.mark.parametrize("moe", [False, True])
-def test_earlier_layout_recognised_inferred_same_logits(tmp_path, moe):
-    model = tiny_model(use_moe=moe, num_attention_heads=2, num_key_value_heads=1)  # head_dim 32
-    v1 = to_earlier_layout(model.state_dict(), head_dim=32)
-    assert "tok_embeddings.weight" in v1 and "layers.0.attention.wq.weight" in v1
-    torch.save(v1, tmp_path / "minimind_v1.pth")
-    loaded = convert.load_weights(tmp_path / "minimind_v1.pth", head_dim=32)
-    assert loaded.layout == "minimind-v1"
-    cfg = loaded.config
-    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads,
-            cfg.vocab_size, cfg.use_moe) == (64, 2, 2, 1, 300, moe)
-    if moe:
-        assert (cfg.n_routed_experts, cfg.n_shared_experts) == (4, 1)
-    mapped = MiniMindLM(cfg).eval()
-    mapped.load_state_dict(loaded.state_dict, strict=True)
-    x = torch.randint(0, 300, (2, 12))
-    with torch.no_grad():
-        assert torch.allclose(mapped(x).logits, model(x).logits, atol=1e-5)
-
-
-def test_earlier_layout_attention_scores_match_interleaved_rope():
-    """The q/k regrouping is right: the earlier release's complex (interleaved-pair) RoPE on the v1
-    rows gives the same q.k as our rotate-half RoPE on the mapped rows."""
-    torch.manual_seed(1)
-    hd, heads, hidden, T, theta = 16, 2, 32, 7, 1e6
-    wq, wk = torch.randn(heads * hd, hidden), torch.randn(heads * hd, hidden)
-    x = torch.randn(1, T, hidden)
-
-    def interleaved_rope(v):  # (1, T, H, hd), pairs (2j, 2j+1) rotated by angle t * theta^(-2j/hd)
-        freqs = 1.0 / theta ** (torch.arange(0, hd, 2).float() / hd)
-        angles = torch.outer(torch.arange(T).float(), freqs)
-        c = torch.view_as_complex(v.reshape(*v.shape[:-1], -1, 2))
-        return torch.view_as_real(c * torch.polar(torch.ones_like(angles), angles)[None, :, None]).flatten(3)
-
-    q1 = interleaved_rope((x @ wq.T).view(1, T, heads, hd))
-    k1 = interleaved_rope((x @ wk.T).view(1, T, heads, hd))
-    native = convert.v1_to_native({"layers.0.attention.wq.weight": wq, "layers.0.attention.wk.weight": wk}, hd)
-    cos, sin = rope_tables(hd, T, theta)
-    q2 = apply_rope((x @ native["model.layers.0.self_attn.q_proj.weight"].T).view(1, T, heads, hd), cos, sin)
-    k2 = apply_rope((x @ native["model.layers.0.self_attn.k_proj.weight"].T).view(1, T, heads, hd), cos, sin)
-    scores1 = torch.einsum("bthd,bshd->bhts", q1, k1)
-    scores2 = torch.einsum("bthd,bshd->bhts", q2, k2)
-    assert torch.allclose(scores1, scores2, atol=1e-4)
-
-
-def test_native_to_v1_round_trip_and_saved_mask_gives_context_length(tmp_path):
-    model = tiny_model(use_moe=True)
-    v1 = convert.native_to_v1(model.state_dict(), head_dim=32)
-    assert v1.keys() == to_earlier_layout(model.state_dict(), 32).keys()
-    v1["layers.0.attention.mask"] = torch.full((1, 1, 128, 128), float("-inf")).triu(1)
-    v1["layers.1.attention.mask"] = v1["layers.0.attention.mask"]
-    torch.save(v1, tmp_path / "old.pth")
-    loaded = convert.load_weights(tmp_path / "old.pth", head_dim=32)
-    assert loaded.config.max_position_embeddings == 128
-    assert "max_position_embeddings" not in loaded.inferred
-    for key, value in model.state_dict().items():
-        assert torch.equal(loaded.state_dict[key], value), key
-
-
 def test_head_dim_override_and_wrong_head_dim(tmp_path):
     model = tiny_model(hidden_size=96, num_attention_heads=4, num_key_value_heads=2)  # head_dim 24
     torch.save(model.state_dict(), tmp_path / "m.pth")
-    with pytest.raises(convert.CheckpointError, match="--head-dim"):
-        convert.load_weights(tmp_path / "m.pth")
-    loaded = convert.load_weights(tmp_path / "m.pth", head_dim=24, rope_theta=1e4)
+    with pytest.raises(weights.CheckpointError, match="--head-dim"):
+        weights.load_weights(tmp_path / "m.pth")
+    loaded = weights.load_weights(tmp_path / "m.pth", head_dim=24, rope_theta=1e4)
     assert (loaded.config.num_attention_heads, loaded.config.num_key_value_heads) == (4, 2)
     assert loaded.config.rope_theta == 1e4 and "rope_theta" not in loaded.inferred
 
@@ -120,25 +61,25 @@ def test_head_dim_override_and_wrong_head_dim(tmp_path):
 def test_run_dir_uses_latest_complete_checkpoint(tmp_path):
     model = tiny_model()
     run = write_run(tmp_path / "runs" / "r1", model, steps=(100, 200), incomplete_step=300)
-    loaded = convert.load_weights(run)
+    loaded = weights.load_weights(run)
     assert loaded.source_kind == "run" and loaded.training["step"] == 200
     assert loaded.inferred == set() and loaded.config == model.config
-    summary = convert.describe(loaded)["training"]
+    summary = weights.describe(loaded)["training"]
     assert summary["complete"] and summary["checkpoints_total"] == 3 and summary["checkpoints_complete"] == 2
     assert summary["optimizer_state"] and summary["rng_state"] and summary["scaler_state"]
     assert all(summary["files_verified"].values())
 
-    incomplete = convert.load_weights(run / "checkpoints" / "step_00000300")
+    incomplete = weights.load_weights(run / "checkpoints" / "step_00000300")
     assert incomplete.training is None
-    assert convert.describe(incomplete)["training"]["complete"] is False
+    assert weights.describe(incomplete)["training"]["complete"] is False
     assert any("incomplete" in n for n in incomplete.notes)
 
 
 def test_checkpoint_sha_mismatch_is_reported(tmp_path):
     ckpt = write_checkpoint(tmp_path / "runs" / "r" / "checkpoints" / "step_00000010", tiny_model(), step=10)
     (ckpt / "optimizer.pt").write_bytes((ckpt / "optimizer.pt").read_bytes() + b"x")
-    loaded = convert.load_weights(ckpt)
-    assert convert.describe(loaded)["training"]["files_verified"]["optimizer.pt"] is False
+    loaded = weights.load_weights(ckpt)
+    assert weights.describe(loaded)["training"]["files_verified"]["optimizer.pt"] is False
     assert any("sha256 mismatch" in n for n in loaded.notes)
 
 
@@ -158,8 +99,8 @@ def test_crafted_pickle_is_refused_and_never_runs(tmp_path):
     control = tmp_path / "control"
     pickle.loads(pickle.dumps(_WritesMarker(control))).close()
     assert control.exists()
-    with pytest.raises(convert.CheckpointError, match="refused"):
-        convert.load_weights(evil)
+    with pytest.raises(weights.CheckpointError, match="refused"):
+        weights.load_weights(evil)
     assert not marker.exists()
 
 
@@ -174,14 +115,14 @@ def test_bad_files_give_one_line_errors(tmp_path):
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
-        with pytest.raises(convert.CheckpointError, match=message) as exc:
-            convert.load_weights(tmp_path / name)
+        with pytest.raises(weights.CheckpointError, match=message) as exc:
+            weights.load_weights(tmp_path / name)
         assert "\n" not in str(exc.value)
     for name, obj, message in (("list.pth", [torch.zeros(1)], "found list"), ("str.pth", "hello", "found str"),
                                ("nontensors.pth", {"a": 1, "b": "x"}, "holds no tensors")):
         torch.save(obj, tmp_path / name)
-        with pytest.raises(convert.CheckpointError, match=message):
-            convert.load_weights(tmp_path / name)
+        with pytest.raises(weights.CheckpointError, match=message):
+            weights.load_weights(tmp_path / name)
 
 
 def test_generate_text_greedy_and_seeded_sampling(tmp_path):
@@ -190,12 +131,12 @@ def test_generate_text_greedy_and_seeded_sampling(tmp_path):
     model = tiny_model(seed=2)
     torch.save(model.state_dict(), tmp_path / "m.pth")
     tok_dir = write_tokenizer(tmp_path / "tok")
-    loaded = convert.load_weights(tmp_path / "m.pth", head_dim=32)
-    assert convert.find_tokenizer(loaded) is None
-    assert convert.find_tokenizer(loaded, tmp_path / "tok") == tok_dir
-    greedy = [convert.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5) for _ in range(2)]
+    loaded = weights.load_weights(tmp_path / "m.pth", head_dim=32)
+    assert weights.find_tokenizer(loaded) is None
+    assert weights.find_tokenizer(loaded, tmp_path / "tok") == tok_dir
+    greedy = [weights.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5) for _ in range(2)]
     assert greedy[0] == greedy[1] and greedy[0]["new_tokens"] <= 5
-    sampled = [convert.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5, temperature=1.5,
+    sampled = [weights.generate_text(loaded, tok_dir, "the fox", max_new_tokens=5, temperature=1.5,
                                      top_p=0.9, seed=s) for s in (1, 1, 2, 3)]
     assert sampled[0] == sampled[1]
     assert len({s["completion"] for s in sampled}) > 1  # a random model sampled hot varies by seed
@@ -209,11 +150,11 @@ def test_bare_pth_next_to_runs_takes_the_matching_run_config(tmp_path):
               steps=(10,), incomplete_step=None)
     write_run(tmp_path / "out" / "runs" / "mine", model, steps=(10,), incomplete_step=None)
     torch.save(model.state_dict(), tmp_path / "out" / "pretrain_64.pth")
-    loaded = convert.load_weights(tmp_path / "out" / "pretrain_64.pth")
+    loaded = weights.load_weights(tmp_path / "out" / "pretrain_64.pth")
     assert loaded.config == model.config and loaded.inferred == set()
     assert loaded.config_source.endswith("runs/mine/config.yaml")
     alone = tmp_path / "elsewhere.pth"
     torch.save(model.state_dict(), alone)
-    with pytest.raises(convert.CheckpointError, match="--head-dim"):  # k_proj 32 rows: not 64-sized heads
-        convert.load_weights(alone)
-    assert convert.load_weights(alone, head_dim=16).config.num_attention_heads == 4
+    with pytest.raises(weights.CheckpointError, match="--head-dim"):  # k_proj 32 rows: not 64-sized heads
+        weights.load_weights(alone)
+    assert weights.load_weights(alone, head_dim=16).config.num_attention_heads == 4

@@ -1,0 +1,164 @@
+"""Export loaded weights for other tools: a Hugging Face directory or MiniMind's ``.pth``.
+
+Dense models become a stock ``LlamaForCausalLM`` directory; MoE models use ``minimind_moe``
+(``minimind.hf``). Every HF export is built beside its target and moved into place with
+``minimind.files.replace_dir``, and carries a marker file (``.minimind-export.json``: format,
+source, time). ``--force`` replaces only a directory holding that marker, and never the source
+being exported or a directory above it, so a wrong OUT argument cannot delete a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minimind import __version__
+from minimind.checkpoint import CheckpointError, save_weights
+from minimind.config import ModelConfig
+from minimind.files import atomic_write, replace_dir
+from minimind.weights.load import LoadedWeights
+
+EXPORT_MARKER = ".minimind-export.json"
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Files of a tokenizer directory that are not the tokenizer (it may be an earlier export).
+_NOT_TOKENIZER_FILES = {"config.json", "generation_config.json", "model.safetensors.index.json", EXPORT_MARKER}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
+def _within(path: Path, ancestor: Path) -> bool:
+    """``path`` is ``ancestor`` or lies below it (symlinks resolved)."""
+    path, ancestor = path.resolve(), ancestor.resolve()
+    return path == ancestor or ancestor in path.parents
+
+
+def check_export_target(out: str | Path, to: str, force: bool = False,
+                        source: str | Path | Iterable[str | Path] | None = None) -> None:
+    """Refuse an output that would overwrite something it should not, before any slow work.
+
+    ``source`` is what is being exported (a path or several): with ``--force`` the output may not
+    be it, hold it, or lie inside it, and a directory is replaced only if it is an earlier export."""
+    out = Path(out)
+    sources = [Path(source)] if isinstance(source, (str, Path)) else [Path(s) for s in source or ()]
+    if to == "pth":
+        if out.suffix not in (".pth", ".pt"):
+            raise CheckpointError(f"{out}: the output of --to pth should end in .pth")
+        if not out.exists():
+            return
+        if not force:
+            raise CheckpointError(f"{out}: file exists (pass --force to replace it)")
+        if out.is_dir():
+            raise CheckpointError(f"{out}: is a directory; --to pth writes one file",
+                                  hint="name a .pth file as the output")
+        if any(_within(out, s) for s in sources):
+            raise CheckpointError(f"{out}: is part of the source being exported; refusing to overwrite it",
+                                  hint="write the export to another file")
+        return
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a directory")
+    if not any(out.iterdir()):
+        return
+    if not force:
+        raise CheckpointError(f"{out}: directory exists and is not empty (pass --force to replace it)")
+    if any(_within(s, out) for s in sources):
+        raise CheckpointError(f"{out}: holds the source being exported; --force would delete it",
+                              hint="export to another directory")
+    if not (out / EXPORT_MARKER).is_file():
+        raise CheckpointError(f"{out}: not a previous minimind export (no {EXPORT_MARKER}); --force only "
+                              f"replaces earlier exports", hint="remove it yourself or choose another directory")
+
+
+def _sources(loaded: LoadedWeights) -> list[Path]:
+    return [loaded.path, loaded.weights_file]
+
+
+def hf_llama_config(cfg: ModelConfig, dtype: str = "fp32"):
+    """The stock transformers LlamaConfig of a dense MiniMind model (tied head, MiniMind's token ids)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.ffn_size,
+        num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, hidden_act="silu",
+        max_position_embeddings=cfg.max_position_embeddings, rms_norm_eps=cfg.rms_norm_eps,
+        rope_parameters={"rope_type": "default", "rope_theta": float(cfg.rope_theta)},
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        attention_bias=False, mlp_bias=False, attention_dropout=0.0, dtype=_DTYPES[dtype],
+        architectures=["LlamaForCausalLM"])
+
+
+def _hf_model(cfg: ModelConfig, dtype: str):
+    """An empty (meta-device) transformers model for ``cfg``, and its model_type."""
+    if cfg.use_moe:
+        from minimind.hf import MiniMindMoEConfig, MiniMindMoEForCausalLM
+
+        hf_cfg = MiniMindMoEConfig.from_model_config(cfg, dtype=_DTYPES[dtype],
+                                                     architectures=["MiniMindMoEForCausalLM"])
+        with torch.device("meta"):
+            return MiniMindMoEForCausalLM(hf_cfg), "minimind_moe"
+    from transformers import LlamaForCausalLM
+
+    with torch.device("meta"):
+        return LlamaForCausalLM(hf_llama_config(cfg, dtype)), "llama"
+
+
+def _copy_tokenizer(tokenizer_dir: Path, dest: Path) -> list[str]:
+    """Copy the tokenizer files into ``dest``, never over a file the export itself wrote."""
+    copied = []
+    for f in sorted(Path(tokenizer_dir).iterdir()):
+        if (not f.is_file() or f.name in _NOT_TOKENIZER_FILES or f.suffix in _WEIGHT_SUFFIXES
+                or (dest / f.name).exists()):
+            continue
+        shutil.copy2(f, dest / f.name)
+        copied.append(f.name)
+    return copied
+
+
+def _marker(loaded: LoadedWeights, fmt: str, **extra: Any) -> str:
+    return json.dumps({"format": fmt, "source": str(loaded.path), "weights_file": str(loaded.weights_file),
+                       "time": time.time(), "minimind_version": __version__, **extra}, indent=2)
+
+
+def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | None = None,
+              dtype: str = "fp32", force: bool = False) -> dict[str, Any]:
+    """Write a Hugging Face directory: stock Llama for dense models, ``minimind_moe`` for MoE."""
+    out_dir = Path(out_dir)
+    if dtype not in _DTYPES:
+        raise CheckpointError(f"--dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
+    check_export_target(out_dir, "hf", force, source=_sources(loaded))
+    # Built beside the target (same filesystem), so replace_dir can rename it into place.
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-export-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    try:
+        model, kind = _hf_model(loaded.config, dtype)
+        sd = {k: v.to(_DTYPES[dtype]) for k, v in loaded.state_dict.items()}
+        model.load_state_dict(sd, strict=True, assign=True)
+        model.tie_weights()
+        model.save_pretrained(str(tmp))
+        copied = _copy_tokenizer(tokenizer_dir, tmp) if tokenizer_dir is not None else []
+        atomic_write(tmp / EXPORT_MARKER, _marker(loaded, "hf", model_type=kind, dtype=dtype))
+        replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"out": str(out_dir), "model_type": kind, "dtype": dtype, "tokenizer_files": copied,
+            "files": sorted(p.name for p in out_dir.iterdir() if p.name != EXPORT_MARKER)}
+
+
+def export_pth(loaded: LoadedWeights, out_path: str | Path, force: bool = False) -> dict[str, Any]:
+    """MiniMind-compatible weights: native keys, half precision, both tied keys (strict loader)."""
+    out_path = Path(out_path)
+    check_export_target(out_path, "pth", force, source=_sources(loaded))
+    save_weights(out_path, loaded.state_dict)
+    return {"out": str(out_path), "dtype": "float16", "tensors": len(loaded.state_dict),
+            "size_bytes": out_path.stat().st_size}

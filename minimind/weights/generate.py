@@ -1,0 +1,69 @@
+"""Using loaded weights: a ready model, the tokenizer that belongs with them, a text sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minimind.checkpoint import CheckpointError
+from minimind.weights.load import TOKENIZER_MARKERS, LoadedWeights
+
+
+def build_model(loaded: LoadedWeights):
+    """A MiniMindLM (eval mode, float32) holding the loaded weights."""
+    from minimind.model import MiniMindLM
+
+    model = MiniMindLM(loaded.config)
+    model.load_state_dict(loaded.state_dict, strict=True)
+    return model.eval()
+
+
+def _tokenizer_dir_of(path: Path) -> Path | None:
+    for cand in (path, path / "tokenizer"):
+        if cand.is_dir() and any((cand / n).is_file() for n in TOKENIZER_MARKERS):
+            return cand
+    return None
+
+
+def find_tokenizer(loaded: LoadedWeights, explicit: str | Path | None = None) -> Path | None:
+    """--tokenizer, then the run's dataset, the HF dir itself, then <pth dir>/data/tokenizer."""
+    if explicit is not None:
+        found = _tokenizer_dir_of(Path(explicit))
+        if found is None:
+            raise CheckpointError(f"{explicit}: not a tokenizer directory (no tokenizer.json or tokenizer_config.json)")
+        return found
+    candidates: list[Path] = []
+    if loaded.tokenizer_hint is not None:
+        candidates.append(loaded.tokenizer_hint)
+    if loaded.source_kind == "pth":
+        candidates.append(loaded.path.parent / "data")
+    elif loaded.source_kind in ("run", "checkpoint"):
+        ckpt = Path((loaded.checkpoint or {}).get("dir") or loaded.path)
+        candidates.append(ckpt.parent.parent.parent.parent / "data")  # <out>/runs/<run>/checkpoints/step_N
+    for c in candidates:
+        found = _tokenizer_dir_of(c)
+        if found is not None:
+            return found
+    return None
+
+
+def generate_text(loaded: LoadedWeights, tokenizer_dir: Path, prompt: str, max_new_tokens: int = 64,
+                  temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> dict[str, Any]:
+    """A continuation of ``prompt``: greedy at temperature 0, else seeded nucleus sampling."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    model = build_model(loaded)
+    # MiniMind's tokenizer puts bos at 1 and eos at 2; a tokenizer without them gets those ids.
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 2
+    ids = [bos] + tokenizer.encode(prompt, add_special_tokens=False)
+    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, T)
+    gen = torch.Generator().manual_seed(seed)
+    out = model.generate(input_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                         eos_token_id=eos, generator=gen)
+    new = out[0, len(ids):].tolist()
+    return {"prompt": prompt, "completion": tokenizer.decode(new, skip_special_tokens=True),
+            "new_tokens": len(new), "tokenizer": str(tokenizer_dir), "temperature": temperature, "top_p": top_p}

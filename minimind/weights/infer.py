@@ -1,0 +1,182 @@
+"""The ModelConfig of loaded weights: inferred from tensor shapes, read from an exported
+``config.json`` or from the run beside a bare ``.pth``, and checked against the tensors.
+
+Everything that needs a model's shapes or sizes builds it on the meta device (no memory, no
+initialisation), so the model definition is the only place that knows them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minimind.checkpoint import CheckpointError
+from minimind.config import ConfigError, ModelConfig, default_ffn_size, load_config
+from minimind.weights.layouts import DEFAULT_HEAD_DIM, EMBED, HEAD
+from minimind.weights.read import short_reason
+
+DEFAULT_TOP_K = 2  # MiniMind's experts per token: shapes cannot tell it
+
+
+def meta_model(cfg: ModelConfig):
+    """A MiniMindLM with every tensor on the meta device: shapes and counts, no memory."""
+    from minimind.model import MiniMindLM
+
+    with torch.device("meta"):
+        return MiniMindLM(cfg)
+
+
+def parameter_counts(cfg: ModelConfig) -> dict[str, Any]:
+    """The breakdown ``inspect`` shows (the tied head counted once), from the model definition."""
+    return meta_model(cfg).num_parameters(detail=True)
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = None,
+                 max_position_embeddings: int | None = None) -> tuple[ModelConfig, set[str], list[str]]:
+    """A ModelConfig from the shapes of a native state dict: (config, inferred fields, notes)."""
+    sd = state_dict
+    notes: list[str] = []
+    vocab, hidden = sd[EMBED].shape
+    layer_ids = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.layers\.(\d+)\.", k))})
+    if not layer_ids:
+        raise CheckpointError("no transformer blocks (model.layers.N.*) in the state dict")
+    n_layers = layer_ids[-1] + 1
+    if layer_ids != list(range(n_layers)):
+        missing = sorted(set(range(n_layers)) - set(layer_ids))
+        raise CheckpointError(f"blocks {missing} are missing from the state dict (found up to layer {n_layers - 1})")
+    hd = head_dim or DEFAULT_HEAD_DIM
+    q_out = sd["model.layers.0.self_attn.q_proj.weight"].shape[0]
+    k_out = sd["model.layers.0.self_attn.k_proj.weight"].shape[0]
+    if q_out != hidden:
+        raise CheckpointError(f"q_proj has {q_out} outputs for hidden size {hidden}; this model "
+                              f"(heads x head_dim != hidden) is not supported")
+    if q_out % hd or k_out % hd:
+        raise CheckpointError(f"q_proj ({q_out}) / k_proj ({k_out}) outputs are not multiples of "
+                              f"head_dim={hd}; pass --head-dim with the model's head size")
+    heads, kv_heads = q_out // hd, k_out // hd
+    if head_dim is None:
+        notes.append(f"head_dim {hd} assumed (MiniMind's default; pass --head-dim if it differs): "
+                     f"{heads} query / {kv_heads} key-value heads")
+    experts = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.layers\.0\.mlp\.experts\.(\d+)\.", k))})
+    shared = sorted({int(m.group(1)) for k in sd
+                     if (m := re.match(r"model\.layers\.0\.mlp\.shared_experts\.(\d+)\.", k))})
+    use_moe = bool(experts)
+    gate_key = ("model.layers.0.mlp.experts.0.gate_proj.weight" if use_moe
+                else "model.layers.0.mlp.gate_proj.weight")
+    if gate_key not in sd:
+        raise CheckpointError(f"missing {gate_key}: cannot tell the feed-forward size")
+    ffn = sd[gate_key].shape[0]
+    kwargs: dict[str, Any] = dict(hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=heads,
+                                  num_key_value_heads=kv_heads, vocab_size=vocab,
+                                  intermediate_size=_stored_ffn(ffn, hidden), use_moe=use_moe)
+    inferred = {"hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size",
+                "intermediate_size", "use_moe", "rope_theta", "rms_norm_eps", "max_position_embeddings"}
+    notes.append("rope_theta 1e6 assumed (not stored in a weights file; MiniMind's earliest release used 1e4)")
+    if max_position_embeddings:
+        kwargs["max_position_embeddings"] = max_position_embeddings
+    if use_moe:
+        n_routed = len(experts)
+        top_k = min(DEFAULT_TOP_K, n_routed)
+        kwargs.update(n_routed_experts=n_routed, n_shared_experts=len(shared), num_experts_per_tok=top_k,
+                      norm_topk_prob=top_k > 1)
+        inferred |= {"n_routed_experts", "n_shared_experts", "num_experts_per_tok"}
+        notes.append(f"MoE top-k {top_k} assumed (experts per token cannot be read from shapes)")
+    cfg = ModelConfig(**kwargs)
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise CheckpointError(f"inferred config is invalid: {exc}") from None
+    return cfg, inferred, notes
+
+
+def _stored_ffn(ffn: int, hidden: int) -> int | None:
+    """``intermediate_size`` as our own configs store it: null when it is MiniMind's rule."""
+    return None if ffn == default_ffn_size(hidden) else ffn
+
+
+def config_from_hf(conf: dict, path: Path) -> ModelConfig:
+    """The ModelConfig of an exported HF directory's ``config.json`` (Llama or minimind_moe)."""
+    where = path / "config.json"
+    try:
+        rope = conf.get("rope_parameters") or {}
+        theta = rope.get("rope_theta", conf.get("rope_theta", 1e6))
+        hidden, heads = int(conf["hidden_size"]), int(conf["num_attention_heads"])
+        if int(conf.get("head_dim") or hidden // heads) * heads != hidden:
+            raise CheckpointError(f"{where}: head_dim x heads != hidden_size is not supported")
+        if not conf.get("tie_word_embeddings", False):
+            raise CheckpointError(f"{where}: tie_word_embeddings is false; MiniMind ties the output head")
+        kwargs = dict(hidden_size=hidden, num_hidden_layers=int(conf["num_hidden_layers"]),
+                      num_attention_heads=heads,
+                      num_key_value_heads=int(conf.get("num_key_value_heads") or heads),
+                      vocab_size=int(conf["vocab_size"]), intermediate_size=int(conf["intermediate_size"])
+                      if conf.get("intermediate_size") else None, rope_theta=float(theta),
+                      rms_norm_eps=float(conf.get("rms_norm_eps", 1e-5)),
+                      max_position_embeddings=int(conf.get("max_position_embeddings", 32768)))
+        if conf.get("model_type") == "minimind_moe":
+            for name in ("use_moe", "n_routed_experts", "num_experts_per_tok", "n_shared_experts",
+                         "aux_loss_alpha", "seq_aux", "norm_topk_prob"):
+                if name in conf:
+                    kwargs[name] = conf[name]
+        if kwargs["intermediate_size"] is not None:
+            kwargs["intermediate_size"] = _stored_ffn(kwargs["intermediate_size"], hidden)
+        cfg = ModelConfig(**kwargs)
+        cfg.validate()
+    except KeyError as exc:
+        raise CheckpointError(f"{where}: missing key {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"{where}: {short_reason(exc)}") from None
+    return cfg
+
+
+def validate_shapes(state_dict: dict[str, torch.Tensor], cfg: ModelConfig, where: str) -> None:
+    """Strict load into a meta-device model: missing/unexpected keys and wrong shapes, one line."""
+    expected = meta_model(cfg).state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing:
+        raise CheckpointError(f"{where}: missing {missing[0]}"
+                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                              + " for the config " + config_brief(cfg))
+    if unexpected:
+        raise CheckpointError(f"{where}: unexpected key {unexpected[0]}"
+                              + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
+                              + " for the config " + config_brief(cfg))
+    for key, value in expected.items():
+        if tuple(state_dict[key].shape) != tuple(value.shape):
+            raise CheckpointError(f"{where}: {key} has shape {tuple(state_dict[key].shape)}, the config "
+                                  f"{config_brief(cfg)} expects {tuple(value.shape)}")
+
+
+def config_brief(cfg: ModelConfig) -> str:
+    moe = f", MoE {cfg.n_routed_experts}x top-{cfg.num_experts_per_tok}" if cfg.use_moe else ""
+    return (f"(hidden {cfg.hidden_size}, {cfg.num_hidden_layers} layers, {cfg.num_attention_heads}/"
+            f"{cfg.num_key_value_heads} heads, vocab {cfg.vocab_size}{moe})")
+
+
+def _shape_signature(shapes: dict[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v) for k, v in shapes.items() if k != HEAD}
+
+
+def matching_run_config(pth: Path, state_dict: dict[str, torch.Tensor]) -> tuple[ModelConfig, Path] | None:
+    """``out/pretrain_*.pth`` carries no config, but the run that wrote it (``out/runs/*/config.yaml``)
+    does: the most recent run whose model has exactly these shapes gives heads, RoPE theta, etc.,
+    which shapes alone cannot (e.g. the tiny profile's head_dim 32)."""
+    runs = pth.parent / "runs"
+    if not runs.is_dir():
+        return None
+    wanted = _shape_signature({k: tuple(v.shape) for k, v in state_dict.items()})
+    configs = sorted(runs.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for config_path in configs[:50]:  # a bound: an out dir with thousands of runs stays fast
+        try:
+            cfg = load_config(config_path).model
+        except (ConfigError, OSError):
+            continue
+        shapes = {k: tuple(v.shape) for k, v in meta_model(cfg).state_dict().items()}
+        if _shape_signature(shapes) == wanted:
+            return cfg, config_path
+    return None

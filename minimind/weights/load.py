@@ -1,0 +1,222 @@
+"""Load any MiniMind weights into one form: native keys, float32, with what is known about them.
+
+Accepted inputs: a ``.pth``/``.pt``/``.safetensors`` weights file (ours, or MiniMind's in either key
+layout), a run directory (its latest complete checkpoint), a checkpoint directory, or an exported
+Hugging Face directory. Tensors are read only through ``minimind.weights.read`` (weights_only
+torch.load or safetensors); which checkpoints are complete, and whether their files match their
+recorded sha256, is ``minimind.checkpoint``'s answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from minimind import checkpoint
+from minimind.checkpoint import CheckpointError
+from minimind.config import ModelConfig, load_config
+from minimind.weights.infer import config_from_hf, infer_config, matching_run_config, validate_shapes
+from minimind.weights.layouts import to_native
+from minimind.weights.read import dtype_counts, read_json, read_tensors, safe_torch_load
+
+TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json")  # either makes a directory a tokenizer
+
+
+@dataclass
+class LoadedWeights:
+    """A checkpoint brought to the native layout, with what is known about it."""
+
+    state_dict: dict[str, torch.Tensor]  # native keys, float32, both EMBED and HEAD (one tensor)
+    config: ModelConfig
+    inferred: set[str]  # config fields not read from a stored config
+    layout: str  # native | minimind-v1 | hf-llama | hf-minimind-moe
+    source_kind: str  # pth | run | checkpoint | hf
+    training: dict | None = None  # meta.json of a checkpoint
+    path: Path = field(default_factory=Path)  # what the user named
+    weights_file: Path = field(default_factory=Path)  # the file the tensors came from
+    config_source: str | None = None  # the file the stored config came from
+    file_dtypes: dict[str, int] = field(default_factory=dict)  # dtype name -> tensor count, as stored
+    stored_keys: list[str] = field(default_factory=list)  # keys as stored (before mapping)
+    notes: list[str] = field(default_factory=list)  # assumptions and oddities, for the user
+    head_dim_assumed: bool = False  # heads were counted with the default head size
+    checkpoint: dict[str, Any] | None = None  # checkpoint/run facts (complete, files, siblings)
+    tokenizer_hint: Path | None = None  # a dataset/tokenizer directory recorded with the run
+
+
+def load_weights(path: str | Path, head_dim: int | None = None, rope_theta: float | None = None,
+                 max_position_embeddings: int | None = None) -> LoadedWeights:
+    """Load a .pth/.pt file, a run dir, a checkpoint dir or an exported HF dir (native keys, fp32).
+
+    ``head_dim`` / ``rope_theta`` / ``max_position_embeddings`` override values that a bare state
+    dict cannot tell (they are ignored when a stored config gives them)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "config.json").is_file():
+            loaded = _load_hf_dir(path)
+        elif (path / checkpoint.CHECKPOINTS_DIR).is_dir() or (path / "events.jsonl").is_file():
+            loaded = _load_run_dir(path, head_dim)
+        elif (path / "model.pt").is_file() or (path / checkpoint.META_FILE).is_file():
+            loaded = _load_checkpoint_dir(path, head_dim, "checkpoint")
+        else:
+            raise CheckpointError(f"{path}: not a run, checkpoint or Hugging Face directory "
+                                  f"(no checkpoints/, model.pt or config.json)")
+    else:
+        loaded = _load_weights_file(path, head_dim, max_position_embeddings)
+    if rope_theta is not None and "rope_theta" in loaded.inferred:
+        loaded.config = replace(loaded.config, rope_theta=float(rope_theta))
+        loaded.inferred.discard("rope_theta")
+        loaded.notes = [n for n in loaded.notes if not n.startswith("rope_theta")]
+    if max_position_embeddings is not None and "max_position_embeddings" in loaded.inferred:
+        loaded.config = replace(loaded.config, max_position_embeddings=int(max_position_embeddings))
+        loaded.inferred.discard("max_position_embeddings")
+    return loaded
+
+
+def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) -> LoadedWeights:
+    raw = read_tensors(path)
+    # The earliest MiniMind saved its causal mask: its size is the training context length.
+    mask = raw.get("layers.0.attention.mask")
+    sd, layout, notes = to_native(raw, str(path), head_dim)
+    run_config = matching_run_config(path, sd) if head_dim is None and layout == "native" else None
+    if run_config is not None:
+        cfg, config_source = run_config
+        validate_shapes(sd, cfg, str(path))
+        notes.append(f"config read from {config_source}: the run next to this file whose shapes match")
+        return LoadedWeights(state_dict=sd, config=cfg, inferred=set(), layout=layout, source_kind="pth",
+                             path=path, weights_file=path, config_source=str(config_source),
+                             file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes,
+                             tokenizer_hint=_data_dir_of_run(config_source))
+    cfg, inferred, more = infer_config(sd, head_dim, max_pos or (int(mask.shape[-1]) if mask is not None else None))
+    if mask is not None and not max_pos:
+        notes.append(f"max_position_embeddings {cfg.max_position_embeddings} read from the saved attention mask")
+        inferred.discard("max_position_embeddings")
+    validate_shapes(sd, cfg, str(path))
+    return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind="pth",
+                         path=path, weights_file=path, file_dtypes=dtype_counts(raw), stored_keys=list(raw),
+                         notes=notes + more, head_dim_assumed=head_dim is None)
+
+
+def _data_dir_of_run(config_path: Path) -> Path | None:
+    """The dataset directory a run's config names, as given or relative to the out dir."""
+    data_path = load_config(config_path).data.path
+    if not data_path:
+        return None
+    run_dir = config_path.parent
+    for cand in (Path(data_path), run_dir.parent.parent / data_path):
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def _load_run_dir(run_dir: Path, head_dim: int | None) -> LoadedWeights:
+    every = checkpoint.checkpoint_dirs(run_dir)
+    complete = checkpoint.list_checkpoints(run_dir)
+    if not complete:
+        detail = f"{len(every)} incomplete" if every else "none"
+        raise CheckpointError(f"{run_dir}: the run has no complete checkpoint yet ({detail} under checkpoints/)")
+    loaded = _load_checkpoint_dir(complete[-1].path, head_dim, "run")
+    loaded.path = run_dir
+    assert loaded.checkpoint is not None
+    loaded.checkpoint.update({"run_dir": str(run_dir), "checkpoints_total": len(every),
+                              "checkpoints_complete": len(complete), "steps": [c.step for c in complete]})
+    return loaded
+
+
+def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> LoadedWeights:
+    model_file = ckpt_dir / "model.pt"
+    meta = checkpoint.read_checkpoint_meta(ckpt_dir)
+    raw = read_tensors(model_file)
+    sd, layout, notes = to_native(raw, str(model_file), head_dim)
+    config_path = ckpt_dir / "config.yaml"
+    if not config_path.is_file() and (ckpt_dir.parent.parent / "config.yaml").is_file():
+        config_path = ckpt_dir.parent.parent / "config.yaml"  # the run's own config
+    tokenizer_hint = None
+    if config_path.is_file():
+        config = load_config(config_path)
+        cfg, inferred, more = config.model, set(), []
+        if config.data.path:
+            tokenizer_hint = _resolve_data_path(config.data.path, ckpt_dir)
+        config_source = str(config_path)
+    else:
+        cfg, inferred, more = infer_config(sd, head_dim)
+        config_source = None
+    validate_shapes(sd, cfg, str(model_file))
+    head_dim_assumed = config_source is None and head_dim is None
+    files = {}
+    for name in ("model.pt", "optimizer.pt", "state.pt", "config.yaml", checkpoint.META_FILE):
+        p = ckpt_dir / name
+        files[name] = p.stat().st_size if p.is_file() else None
+    info: dict[str, Any] = {"dir": str(ckpt_dir), "complete": meta is not None, "files": files}
+    if meta is None:
+        why = ("meta.json is missing (it is written last)" if not (ckpt_dir / checkpoint.META_FILE).is_file()
+               else "meta.json is unreadable or names a file that is not there")
+        notes.append(f"incomplete checkpoint: {why}")
+    else:
+        step = meta.get("step")
+        info["verified"] = checkpoint.verify_files(
+            checkpoint.CheckpointInfo(ckpt_dir, int(step) if isinstance(step, int) else -1, meta))
+        bad = [name for name, ok in info["verified"].items() if not ok]
+        if bad:
+            notes.append(f"sha256 mismatch for {', '.join(bad)}: the checkpoint was modified or damaged")
+    state_path = ckpt_dir / "state.pt"
+    if state_path.is_file():
+        info["state_keys"] = _state_keys(state_path)
+    return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind=kind,
+                         training=meta, path=ckpt_dir, weights_file=model_file, config_source=config_source,
+                         file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes + more,
+                         checkpoint=info, tokenizer_hint=tokenizer_hint, head_dim_assumed=head_dim_assumed)
+
+
+def _resolve_data_path(data_path: str, ckpt_dir: Path) -> Path | None:
+    """The dataset dir recorded in a run's config, as given or relative to the out dir / run dir."""
+    run_dir = ckpt_dir.parent.parent
+    for c in (Path(data_path), run_dir.parent.parent / data_path, run_dir / data_path):
+        if c.is_dir():
+            return c
+    return None
+
+
+def _state_keys(path: Path) -> list[str] | None:
+    """Top-level keys of state.pt (rng, scaler, data position), or None if it cannot be read safely."""
+    try:
+        obj = safe_torch_load(path)
+    except CheckpointError:  # only used to report what is there
+        return None
+    return sorted(str(k) for k in obj) if isinstance(obj, dict) else None
+
+
+def hf_weight_files(path: Path) -> list[Path]:
+    """The tensor files of an HF directory: one safetensors file, the shards of its index, or a .bin."""
+    single = path / "model.safetensors"
+    index = path / "model.safetensors.index.json"
+    if single.is_file():
+        return [single]
+    if index.is_file():
+        return sorted({path / f for f in read_json(index).get("weight_map", {}).values()})
+    if (path / "pytorch_model.bin").is_file():
+        return [path / "pytorch_model.bin"]
+    raise CheckpointError(f"{path}: no model.safetensors (or index / pytorch_model.bin) next to config.json")
+
+
+def _load_hf_dir(path: Path) -> LoadedWeights:
+    conf = read_json(path / "config.json")
+    model_type = conf.get("model_type")
+    if model_type not in ("llama", "minimind_moe"):
+        raise CheckpointError(f"{path / 'config.json'}: model_type {model_type!r} is not llama or minimind_moe")
+    files = hf_weight_files(path)
+    raw: dict[str, torch.Tensor] = {}
+    for f in files:
+        raw.update(read_tensors(f))
+    sd, _, notes = to_native(raw, str(files[0]), None)
+    cfg = config_from_hf(conf, path)
+    validate_shapes(sd, cfg, str(files[0]))
+    layout = "hf-llama" if model_type == "llama" else "hf-minimind-moe"
+    tok = path if any((path / n).is_file() for n in TOKENIZER_MARKERS) else None
+    return LoadedWeights(state_dict=sd, config=cfg, inferred=set(), layout=layout, source_kind="hf", path=path,
+                         weights_file=files[0], config_source=str(path / "config.json"),
+                         file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes, tokenizer_hint=tok)
