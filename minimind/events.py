@@ -208,7 +208,7 @@ def stop_of_v1(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     if len(events) < 2:
         return None
     ckpt, warn = events[-2], events[-1]
-    if (ckpt.get("type") == "checkpoint" and warn.get("type") == "warning"
+    if (ckpt.get("type") == "checkpoint" and warn.get("type") == "warning" and int(warn.get("v", 1)) < 2
             and ckpt.get("reason") in ("request", "signal") and warn.get("step") == ckpt.get("step")):
         return {"v": 1, "type": "run_stopped", "time": warn.get("time"), "step": ckpt.get("step"),
                 "reason": ckpt.get("reason"), "checkpoint": ckpt.get("path")}

@@ -156,18 +156,6 @@ def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer
 
 def load_init_weights(model: MiniMindLM, path: Path) -> str:
     """Copy the weights of any checkpoint ``inspect`` reads into ``model``; returns a note."""
-    from minimind.weights import load_weights
-
-    loaded = load_weights(path)
-    own = model.state_dict()
-    mismatched = [k for k, v in loaded.state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
-    if mismatched:
-        k = mismatched[0]
-        raise ConfigError(f"--init-from {path}: shapes differ from this config at {k} "
-                          f"({tuple(loaded.state_dict[k].shape)} vs {tuple(own[k].shape)})")
-    missing, unexpected = model.load_state_dict(loaded.state_dict, strict=False)
-    missing = [k for k in missing if k != "lm_head.weight"]
-    if missing or unexpected:
-        raise ConfigError(f"--init-from {path}: keys do not match this config "
-                          f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
+    loaded = policy.check_init_from(model.config, path)
+    model.load_state_dict(loaded.state_dict, strict=False)  # the tied head may be absent: it is the embedding
     return f"initialised weights from {path} ({loaded.layout} layout)"

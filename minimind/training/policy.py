@@ -41,6 +41,32 @@ def check_dataset_fits(cfg: Config, world_size: int) -> None:
                           f"--set model.vocab_size={vocab}")
 
 
+def check_init_from(model_cfg: ModelConfig, path: Any):
+    """The weights at ``path`` (anything ``inspect`` reads) fit a model of ``model_cfg`` key for key
+    and shape for shape; returns them loaded (``LoadedWeights``)."""
+    import torch
+
+    from minimind.model import MiniMindLM
+    from minimind.weights import load_weights
+
+    loaded = load_weights(path)
+    with torch.device("meta"):
+        own = MiniMindLM(model_cfg).state_dict()
+    mismatched = [k for k, v in loaded.state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]
+    if mismatched:
+        k = mismatched[0]
+        raise ConfigError(f"--init-from {path}: shapes differ from this config at {k} "
+                          f"({tuple(loaded.state_dict[k].shape)} vs {tuple(own[k].shape)})",
+                          f"inspect it with `minimind inspect {path}` and match the model.* settings")
+    missing = [k for k in own if k not in loaded.state_dict and k != "lm_head.weight"]
+    unexpected = [k for k in loaded.state_dict if k not in own]
+    if missing or unexpected:
+        raise ConfigError(f"--init-from {path}: keys do not match this config "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})",
+                          f"inspect it with `minimind inspect {path}` and match the model.* settings")
+    return loaded
+
+
 def check_model_shape(saved: ModelConfig, current: ModelConfig, where: str) -> None:
     if saved != current:
         changed = [k for k, v in vars(saved).items() if getattr(current, k, None) != v]

@@ -57,7 +57,7 @@ def pretrain(
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to <run>/tensorboard.")] = False,
 ) -> None:
     from minimind.config import resolve
-    from minimind.training.policy import check_dataset_fits
+    from minimind.training.policy import check_dataset_fits, check_init_from
     from minimind_cli.launch import LaunchOptions
     from minimind_cli.runs import console, launch_and_follow, new_run_dir, resolve_data
 
@@ -94,6 +94,8 @@ def pretrain(
     cfg.validate()
     world = nproc * (nnodes or 1)
     check_dataset_fits(cfg, world)
+    if init_from is not None:
+        check_init_from(cfg.model, init_from)
     run_dir = new_run_dir(cfg)
     console.print(f"data: {where}")
     console.print(f"run: {run_dir}  (profile {cfg.run.profile})")
