@@ -405,6 +405,30 @@ async def test_stop_exits_130_attached_or_watching(tmp_path, fake_trainer, watch
     assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
 
 
+@pytest.mark.parametrize("watching", [False, True], ids=["pretrain", "watch"])
+def test_dashboard_crash_on_ctrl_c_still_stops_with_130(tmp_path, fake_trainer, watching):
+    """A SIGINT that escapes the app (``run_dashboard``'s KeyboardInterrupt path) stops the run
+    like ctrl+c in the app, and reports it by the same rule."""
+    import time
+
+    from minimind_cli.dashboard import _stop_after_crash
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    deadline = time.monotonic() + 10
+    while not run_is_live(run_dir):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    if watching:  # the fake trainer is our child: reap it once it exits so its pid disappears
+        import threading
+
+        threading.Thread(target=proc.wait, daemon=True).start()
+    assert _stop_after_crash(run_dir, None if watching else proc, "interrupted", timeout=10) == 130
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_stopped"
+    assert _stop_after_crash(run_dir, None if watching else proc, "interrupted") == 130  # already gone
+
+
 # --------------------------------------------------------------------------- pieces
 def test_state_resume_drops_history_past_the_checkpoint():
     from minimind.events import read_events
