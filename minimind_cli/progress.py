@@ -16,21 +16,24 @@ from minimind.metrics import format_duration
 from minimind_cli.launch import TRAINER_LOG
 
 
-class RunOutcome:
+class Seen:
+    """The notable events shown so far (how the run ended is ``minimind.events.run_outcome``'s call)."""
+
     def __init__(self) -> None:
         self.finished: dict | None = None
+        self.stopped: dict | None = None
         self.failed: dict | None = None
         self.started: dict | None = None
         self.last_checkpoint: dict | None = None
 
 
 def follow_headless(run_dir: Path, proc: subprocess.Popen, console: Console, *, skip_existing: bool = True,
-                    poll_s: float = 0.25) -> tuple[int | None, RunOutcome]:
+                    poll_s: float = 0.25) -> tuple[int | None, Seen]:
     """Show progress until the trainer exits; returns (trainer exit code, what the events said)."""
     tail = EventTail(Path(run_dir) / EVENTS_FILE)
     if skip_existing:
         list(tail.read_new())  # a resumed run's history was already shown last time
-    outcome = RunOutcome()
+    outcome = Seen()
     progress = Progress(
         TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(), TextColumn("eta {task.fields[eta]}"), console=console, transient=False,
@@ -47,7 +50,7 @@ def follow_headless(run_dir: Path, proc: subprocess.Popen, console: Console, *, 
     return proc.returncode, outcome
 
 
-def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
+def _show(event: dict, progress: Progress, task, outcome: Seen):
     kind = event.get("type")
     say = progress.console.print
     if kind == "run_started":
@@ -82,6 +85,8 @@ def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
         outcome.last_checkpoint = event
         say(f"[green]saved[/]  step {event['step']} ({event['reason']}) -> {escape(event['path'])} "
             f"in {event['seconds']:.1f}s")
+    elif kind == "info":
+        say(escape(str(event.get("message"))))
     elif kind == "warning":
         say(f"[yellow]warning:[/] {escape(str(event.get('message')))}")
     elif kind in ("paused", "resumed"):
@@ -90,6 +95,8 @@ def _show(event: dict, progress: Progress, task, outcome: RunOutcome):
         outcome.finished = event
         if task is not None:
             progress.update(task, completed=event["step"])
+    elif kind == "run_stopped":
+        outcome.stopped = event  # the CLI says so, with the resume command, once the trainer exits
     elif kind == "run_failed":
         outcome.failed = event
     return task

@@ -12,8 +12,8 @@ from pathlib import Path
 from rich.console import Console
 
 from minimind.config import Config, save_config
-from minimind.events import EVENTS_FILE, read_events
-from minimind_cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, UserError
+from minimind.events import EVENTS_FILE, read_events, run_outcome
+from minimind_cli.errors import EXIT_FAILED, UserError
 from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
 from minimind_cli.progress import follow_headless, trainer_log_tail
 
@@ -125,42 +125,37 @@ def _follow_plain(run_dir: Path, proc) -> int:
 
 
 def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool) -> int:
+    """Print how the trainer ended and return the exit code, both by ``run_outcome`` (the rule
+    ``watch`` uses too): 0 finished, 130 stopped after saving, else the failure's code."""
     events = read_events(run_dir / EVENTS_FILE)[events_before:]
-    finished = next((e for e in reversed(events) if e["type"] == "run_finished"), None)
-    failed = next((e for e in reversed(events) if e["type"] == "run_failed"), None)
-    checkpoints = [e for e in events if e["type"] == "checkpoint"]
-    if code == 0 and finished:
-        val = f", val loss {finished['val_loss']:.4f}" if finished.get("val_loss") is not None else ""
-        loss = finished.get("final_loss")
-        console.print(f"[bold green]done[/]: {finished['step']} steps, loss {loss:.4f}{val} "
-                      f"in {finished['elapsed_s']:.0f}s")
-        if finished.get("weights_path"):
-            console.print(f"weights: {finished['weights_path']}  (inspect with `minimind inspect "
-                          f"{finished['weights_path']}`)")
+    outcome = run_outcome(events, returncode=code)
+    end = outcome.event or {}
+    if outcome.status == "finished":
+        val = f", val loss {end['val_loss']:.4f}" if end.get("val_loss") is not None else ""
+        loss = f", loss {end['final_loss']:.4f}" if end.get("final_loss") is not None else ""
+        console.print(f"[bold green]done[/]: {end.get('step')} steps{loss}{val} in {end.get('elapsed_s') or 0:.0f}s")
+        if end.get("weights_path"):
+            console.print(f"weights: {end['weights_path']}  (inspect with `minimind inspect "
+                          f"{end['weights_path']}`)")
         console.print(f"run: {run_dir}")
-        return EXIT_OK
-    if code == 0:
-        step = checkpoints[-1]["step"] if checkpoints else "?"
-        err.print(f"stopped after saving a checkpoint at step {step}. Resume with:\n  minimind resume {run_dir}")
-        return EXIT_INTERRUPTED
-    if failed:
-        err.print(f"[bold red]error:[/] {failed['error']}")
-        if failed.get("exit_code") == EXIT_FAILED and failed.get("traceback") and show:
-            tb = "\n".join(failed["traceback"].rstrip().splitlines()[-8:])
+        return outcome.exit_code
+    if outcome.status == "stopped":
+        err.print(f"stopped after saving a checkpoint at step {end.get('step')}. Resume with:\n"
+                  f"  minimind resume {run_dir}")
+        return outcome.exit_code
+    if end:  # run_failed: the trainer said what went wrong
+        err.print(f"[bold red]error:[/] {end.get('error')}")
+        if end.get("exit_code") == EXIT_FAILED and end.get("traceback") and show:
+            tb = "\n".join(str(end["traceback"]).rstrip().splitlines()[-8:])
             err.print(tb, markup=False, style="dim")
-        code = failed.get("exit_code", code)
-    else:
-        how = f"was killed by {signal.Signals(-code).name}" if code is not None and code < 0 else \
-            f"exited with code {code}"
-        err.print(f"[bold red]error:[/] the trainer {how}")
+    else:  # killed, or gone without a word: its own output may say why
+        err.print(f"[bold red]error:[/] {outcome.message}")
         tail = trainer_log_tail(run_dir)
         if tail and show:
             err.print(tail, markup=False, style="dim")
-    if checkpoints or (run_dir / "checkpoints").is_dir():
+    if any(e["type"] == "checkpoint" for e in events) or (run_dir / "checkpoints").is_dir():
         err.print(f"the last complete checkpoint is kept; resume with: minimind resume {run_dir}")
-    if code in (EXIT_USAGE, EXIT_FAILED):
-        return code
-    return EXIT_FAILED
+    return outcome.exit_code
 
 
 def latest_run(out_dir: Path) -> Path:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minimind.events import EVENTS_FILE, read_events
+from minimind.errors import EXIT_INTERRUPTED
+from minimind.events import EVENTS_FILE, read_events, run_outcome
+from minimind.files import pid_alive
 
 if TYPE_CHECKING:
     from minimind_cli.dashboard.app import DashboardApp, DashboardResult
@@ -42,8 +45,11 @@ def run_dashboard(run_dir: Path, process: subprocess.Popen | None = None) -> int
 def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[str], None] = print) -> int:
     """The CLI's exit code for how the dashboard ended, printing what the user needs to know.
 
-    Attached: the trainer's exit code (0 finished, 1 failed, 130 interrupted after saving;
-    killed by signal N -> 128+N). Detached: 0. Watch mode: 0, or the run's exit code if it failed.
+    Detached: 0 (training goes on). Asked to stop but the trainer did not exit: 1. Otherwise how
+    the run ended, by the rule every command uses (``minimind.events.run_outcome``), so a Stop
+    gives 130 under ``pretrain``, ``resume`` and ``watch`` alike: 0 finished, 130 stopped after
+    saving, the recorded code of a failure, 128+N killed by signal N, 1 gone without a word.
+    Under ``watch`` a failure is also printed (``pretrain``/``resume`` report the end themselves).
     """
     run_dir, process, state = app.run_dir, app.process, app.state
     watch = watch_command(run_dir)
@@ -57,18 +63,15 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
              f"still running. Watch it with: {watch}")
         return 1
     if process is not None:
-        # The caller (``minimind pretrain`` / ``resume``) reports how the trainer ended.
-        code = result.returncode if result.returncode is not None else process.poll()
-        return 0 if code is None else _signal_code(code)
-    if state.failed is not None:
-        code = int(state.failed.get("exit_code") or 1)
-    else:
-        code = 1 if state.status == "failed" else 0
-    if code != 0:
-        error = (state.failed or {}).get("error")
-        echo(f"Training failed ({_status_words(code)}){f': {error}' if error else ''}. "
+        returncode = result.returncode if result.returncode is not None else process.poll()
+        outcome = run_outcome(read_events(run_dir / EVENTS_FILE), returncode, process_gone=returncode is not None)
+        return outcome.exit_code
+    outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
+    if outcome.status == "failed":
+        error = (outcome.event or {}).get("error")
+        echo(f"Training failed ({_status_words(outcome.exit_code)}){f': {error}' if error else ''}. "
              f"Log: {run_dir / 'trainer.log'}")
-    return code
+    return outcome.exit_code
 
 
 def watch_command(run_dir: Path) -> str:
@@ -97,34 +100,38 @@ def _dashboard_crashed(run_dir: Path, process: subprocess.Popen | None, why: str
 
 def _stop_after_crash(run_dir: Path, process: subprocess.Popen | None, why: str,
                       timeout: float = 120.0) -> int:
+    """Ask a live trainer to save and stop, wait for it, and return how the run ended."""
     from minimind.control import send_command
 
-    if process is None or process.poll() is not None:
-        return 130 if process is None else _signal_code(process.returncode)
+    if process is not None and process.poll() is not None:
+        return run_outcome(read_events(Path(run_dir) / EVENTS_FILE), process.returncode).exit_code
+    if process is None and not run_is_live(run_dir):
+        return EXIT_INTERRUPTED  # only the watching was interrupted
     print(f"Dashboard {why}: asking the trainer to save and stop (up to {timeout:.0f} s)...", file=sys.stderr)
     send_command(run_dir, "stop")
+    returncode = None
     try:
-        return _signal_code(process.wait(timeout=timeout))
+        if process is not None:
+            returncode = process.wait(timeout=timeout)
+        elif not _wait_until_gone(run_dir, timeout):
+            raise subprocess.TimeoutExpired("trainer", timeout)
     except subprocess.TimeoutExpired:
         print(f"The trainer is still running. Watch it with: {watch_command(run_dir)}", file=sys.stderr)
         return 1
+    return run_outcome(read_events(Path(run_dir) / EVENTS_FILE), returncode).exit_code
 
 
-def _signal_code(code: int) -> int:
-    return 128 - code if code < 0 else code
+def _wait_until_gone(run_dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while run_is_live(run_dir):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 def run_is_live(run_dir: Path) -> bool:
-    """True when the run's latest ``run_started`` pid is alive and the run has not ended."""
-    from minimind_cli.dashboard.tailer import pid_alive
-
-    pid = None
-    ended = False
-    for event in read_events(Path(run_dir) / EVENTS_FILE):
-        if event.get("type") == "run_started":
-            pid, ended = event.get("pid"), False
-        elif event.get("type") in ("run_finished", "run_failed"):
-            ended = True
-    return bool(pid) and not ended and pid_alive(int(pid))
-
-
+    """True when the run's latest ``run_started`` pid is alive and no end event followed it."""
+    events = read_events(Path(run_dir) / EVENTS_FILE)
+    pid = next((e.get("pid") for e in reversed(events) if e.get("type") == "run_started"), None)
+    return bool(pid) and run_outcome(events, process_gone=False).status == "running" and pid_alive(int(pid))

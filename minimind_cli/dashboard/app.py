@@ -61,7 +61,7 @@ class DashboardApp(App[DashboardResult]):
         self.run_dir = Path(run_dir)
         self.process = process
         self.stop_timeout = stop_timeout
-        self.state = RunState()
+        self.state = RunState(run_dir=self.run_dir)
         self.log_y = False
         self._pause_wanted: bool | None = None  # last pause/continue request not yet answered
         self._tailer = Tailer(self, self.run_dir, process, interval=poll_interval)

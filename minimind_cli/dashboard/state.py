@@ -7,11 +7,14 @@ offsets of log lines (event time minus run start, so a replay renders the same e
 
 from __future__ import annotations
 
+import shlex
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from minimind.events import END_TYPES, RunOutcome, run_outcome
 from minimind_cli.dashboard import format as fmt
 
 # MoE alert thresholds, relative to what an expert can get. With E experts and top-k routing an
@@ -55,16 +58,18 @@ class RunState:
     paused: bool = False
     finished: dict[str, Any] | None = None
     failed: dict[str, Any] | None = None
+    stopped: dict[str, Any] | None = None  # the run_stopped event (version 2)
     last_checkpoint: dict[str, Any] | None = None
+    run_dir: Path | None = None  # where the run lives, for the resume command in the log
     # Set by the app, not by events: the trainer process's fate.
     returncode: int | None = None
     process_gone: bool = False
     trainer_log_tail: str | None = None
     stopping: bool = False
-    # The trainer stops on request/signal by saving, then warning at the same step, then exiting 0
-    # with no run_finished: that pair in the events marks a clean stop (seen again in a replay).
-    stop_recorded: bool = False
-    _last_type: str | None = None
+    # What ``minimind.events.run_outcome`` needs of the events since the last run_started: that
+    # event, the last end event and the last two events other than info (a version-1 stop).
+    _end: dict[str, Any] | None = None
+    _last_two: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=2))
 
     # ------------------------------------------------------------------ events
     def apply_all(self, events: list[dict[str, Any]]) -> set[str]:
@@ -84,7 +89,17 @@ class RunState:
             self._log(event, "warning", f"unreadable {event.get('type')} event skipped")
             return {"log"}
         finally:
-            self._last_type = event.get("type")
+            self._remember(event)
+
+    def _remember(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "run_started":
+            self._end = None
+            self._last_two.clear()
+        if kind in END_TYPES:
+            self._end = event
+        if kind != "info":
+            self._last_two.append(event)
 
     def _on_run_started(self, e: dict[str, Any]) -> set[str]:
         start_step = int(e.get("start_step") or 0)
@@ -95,11 +110,10 @@ class RunState:
             keep_val = sum(1 for s in self.val_steps if s <= start_step)
             del self.val_steps[keep_val:], self.val_losses[keep_val:]
         self.started = e
-        self.finished = self.failed = None
+        self.finished = self.failed = self.stopped = None
         self.paused = False
         self.returncode = None
         self.process_gone = False
-        self.stop_recorded = False
         if e.get("resumed_from"):
             source = e["resumed_from"]
             if isinstance(source, dict):  # the trainer records {"path": checkpoint dir, "step": N}
@@ -111,7 +125,6 @@ class RunState:
 
     def _on_step(self, e: dict[str, Any]) -> set[str]:
         self.last_step = e
-        self.stop_recorded = False
         self.steps.append(int(e["step"]))
         self.losses.append(e.get("loss"))
         self.loss_emas.append(e.get("loss_ema"))
@@ -140,14 +153,15 @@ class RunState:
                                    f"{fmt.fixed(e.get('seconds'), 1)} s): {e['path']}")
         return {"log", "progress"}
 
+    def _on_info(self, e: dict[str, Any]) -> set[str]:
+        where = f" (step {e['step']})" if e.get("step") is not None else ""
+        self._log(e, "info", f"{e['message']}{where}")
+        return {"log"}
+
     def _on_warning(self, e: dict[str, Any]) -> set[str]:
-        ck = self.last_checkpoint or {}
-        if (self._last_type == "checkpoint" and ck.get("reason") in ("request", "signal")
-                and e.get("step") == ck.get("step")):
-            self.stop_recorded = True
         where = f" (step {e['step']})" if e.get("step") is not None else ""
         self._log(e, "warning", f"{e['message']}{where}")
-        return {"log"}
+        return {"log", "header", "progress"}  # it may complete a version-1 stop
 
     def _on_paused(self, e: dict[str, Any]) -> set[str]:
         self.paused = True
@@ -172,6 +186,17 @@ class RunState:
         self._log(e, "info", ", ".join(parts))
         return {"log", "header", "progress"}
 
+    def _on_run_stopped(self, e: dict[str, Any]) -> set[str]:
+        self.stopped = e
+        self.paused = False
+        run_dir = self.run_dir
+        if run_dir is None and e.get("checkpoint"):  # RUN/checkpoints/step_N
+            run_dir = Path(str(e["checkpoint"])).parent.parent
+        resume = f"minimind resume {shlex.quote(str(run_dir))}" if run_dir is not None else "minimind resume RUN"
+        self._log(e, "control", f"stopped at step {e['step']} ({e.get('reason')}) after saving "
+                                f"{e.get('checkpoint')}; resume with: {resume}")
+        return {"log", "header", "progress"}
+
     def _on_run_failed(self, e: dict[str, Any]) -> set[str]:
         self.failed = e
         self._log(e, "error", f"run failed: {e['error']}")
@@ -180,13 +205,13 @@ class RunState:
     # ----------------------------------------------------- the process, seen by the app
     def trainer_exited(self, returncode: int | None, log_tail: str | None = None) -> set[str]:
         """The trainer process is gone (``returncode`` None when only its pid vanished)."""
-        if returncode is None and (self.stopping or self.stop_recorded):
-            returncode = 0  # a watched pid that vanished after a recorded clean stop
         self.returncode = returncode
         self.process_gone = True
         self.trainer_log_tail = log_tail
         self.stopping = False
-        if self.failed is None and not (self.finished is not None and returncode in (0, None)):
+        outcome = self.outcome
+        if outcome.event is None or (outcome.status != "failed" and returncode not in (0, None)):
+            # No end event says how it ended (or the exit contradicts it): say what we saw.
             text = f"trainer ended: {fmt.exit_status(returncode)}"
             if self.finished is None:
                 text += " without a run_finished event"
@@ -216,18 +241,23 @@ class RunState:
         return bool((config.get("model") or {}).get("use_moe"))
 
     @property
+    def outcome(self) -> RunOutcome:
+        """How the run ended, by the rule every command uses (``minimind.events.run_outcome``);
+        status "running" while the process may still be alive and no end event was written."""
+        events = [self.started] if self.started is not None else []
+        if self._end is not None and not any(e is self._end for e in self._last_two):
+            events.append(self._end)
+        events.extend(self._last_two)
+        return run_outcome(events, self.returncode, self.process_gone)
+
+    @property
     def status(self) -> str:
         """waiting | running | paused | stopping | finished | stopped | interrupted | failed."""
-        if self.failed is not None:
-            return "failed"
-        if self.process_gone:
-            if self.returncode == 0 or (self.returncode is None and self.finished is not None):
-                return "finished" if self.finished is not None else "stopped"
-            if self.returncode == 130:
-                return "interrupted"
-            return "failed"
-        if self.finished is not None:
-            return "finished"
+        outcome = self.outcome
+        if outcome.status != "running":
+            if outcome.status == "failed" and outcome.event is None and self.returncode == 130:
+                return "interrupted"  # exit code 130 without a word: killed by a SIGINT of its own
+            return outcome.status
         if self.started is None:
             return "waiting"
         if self.stopping:

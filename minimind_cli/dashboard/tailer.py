@@ -6,7 +6,6 @@ appended since the last wake, and never touches the trainer: a watch is a read, 
 
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from pathlib import Path
@@ -14,22 +13,11 @@ from pathlib import Path
 from textual.message_pump import MessagePump
 
 from minimind.events import EVENTS_FILE, EventTail
+from minimind.files import pid_alive
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
 from minimind_cli.dashboard.state import trainer_log_tail
 
 POLL_INTERVAL_S = 0.5
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    except (OverflowError, ValueError):
-        return False
-    return True
 
 
 class Tailer(threading.Thread):
@@ -76,6 +64,7 @@ class Tailer(threading.Thread):
                 self._ended_by_event = False
             elif kind in ("run_finished", "run_failed"):
                 self._ended_by_event = True
+            # After run_stopped the trainer exits at once: its pid vanishing tells the app it is gone.
         if events:
             self.target.post_message(EventsRead(events))
 

@@ -1,6 +1,6 @@
 """A stand-in trainer process for the dashboard's own tests: it writes a recorded run's events to
 ``RUN_DIR/events.jsonl`` (with its own pid), then idles answering the real control channel the
-way ``minimind.train`` does (save -> checkpoint event, pause/resume, stop -> save and exit 0).
+way ``minimind.train`` does (save -> checkpoint event, pause/resume, stop -> checkpoint then run_stopped, exit 0).
 
 The dashboard's end-to-end tests against the real trainer live in tests/e2e.
 Usage: python tests/dashboard/fake_trainer.py RUN_DIR FIXTURE.jsonl [LINES]
@@ -22,7 +22,7 @@ def main() -> int:
     run_dir, fixture = Path(sys.argv[1]), Path(sys.argv[2])
     limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
     events = [json.loads(line) for line in fixture.read_text().splitlines() if line.strip()]
-    events = [e for e in events if e["type"] not in ("run_finished", "run_failed")][:limit]
+    events = [e for e in events if e["type"] not in ("run_finished", "run_stopped", "run_failed")][:limit]
     control = ControlReader(run_dir)
     print("fake trainer starting", flush=True)
     step = 0
@@ -44,10 +44,10 @@ def main() -> int:
             elif command == "resume":
                 writer.emit("resumed", step=step)
             elif command == "stop":
-                writer.emit("checkpoint", step=step, path=str(run_dir / "checkpoints" / f"step_{step}"),
-                            seconds=0.1, reason="request")
-                writer.emit("warning", step=step, message=f"stop requested: stopped at step {step} after saving")
-                return 0
+                path = str(run_dir / "checkpoints" / f"step_{step}")
+                writer.emit("checkpoint", step=step, path=path, seconds=0.1, reason="request")
+                writer.emit("run_stopped", step=step, reason="request", checkpoint=path)
+                return 0  # like the real trainer: a clean stop exits 0; the CLI's 130 comes from run_outcome
             time.sleep(0.1)
 
 

@@ -6,7 +6,10 @@ Run: ``PYTHONPATH=. python tests/dashboard/make_fixtures.py``.
 
 ``fixtures/real_*.jsonl`` are not made here: they are recordings of the real trainer driven through
 the dashboard in a terminal (``minimind pretrain --profile tiny`` / ``moe``), with the pid in
-``run_started`` replaced by one that can never be alive.
+``run_started`` replaced by one that can never be alive. They are schema version 1 (a stop is a
+request checkpoint then a warning at the same step). ``fixtures/stopped_v2.jsonl`` is
+``real_tiny_stopped`` in version 2: every ``v`` set to 2 and the stop warning replaced by the
+``run_stopped`` event the trainer now writes.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ import sys
 import pytest
 
 from minimind.control import CONTROL_FILE
-from minimind_cli.dashboard import exit_code_for
+from minimind.events import read_events
+from minimind_cli.dashboard import exit_code_for, run_is_live
 from minimind_cli.dashboard.app import DashboardApp, DashboardResult
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
 from minimind_cli.dashboard.state import RunState, moe_alerts
@@ -95,9 +96,11 @@ async def test_moe_replay_heat_map(tmp_path):
         assert "5.96M params (3.87M active)" in text_of(app.query_one(HeaderPanel))
 
 
-@pytest.mark.parametrize("name,moe", [("real_tiny_stopped", False), ("real_moe_stopped", True)])
+@pytest.mark.parametrize("name,moe", [("real_tiny_stopped", False), ("real_moe_stopped", True),
+                                     ("stopped_v2", False)])
 async def test_replay_of_real_recordings_stopped_on_request(tmp_path, name, moe):
-    """Recorded from the real trainer (`minimind pretrain` with this dashboard: s, p, p, then stop)."""
+    """Recorded from the real trainer (`minimind pretrain` with this dashboard: s, p, p, then stop).
+    The real_* recordings are schema version 1 (checkpoint + warning); stopped_v2 ends in run_stopped."""
     app = DashboardApp(copy_run(tmp_path, name))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.state.process_gone)
@@ -111,7 +114,27 @@ async def test_replay_of_real_recordings_stopped_on_request(tmp_path, name, moe)
         if moe:
             assert len(text_of(app.query_one(HeatMap)).splitlines()) == 1 + len(app.state.last_step["moe"]["load"])
         await pilot.press("q")
-    assert exit_code_for(app.return_value, app, lambda _: None) == 0
+    assert exit_code_for(app.return_value, app, lambda _: None) == 130  # the run's outcome: stopped
+
+
+async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_path):
+    run_dir = copy_run(tmp_path, "stopped_v2")
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.process_gone)
+        await pilot.pause()
+        assert app.state.status == "stopped" and app.state.stopped["step"] == 64
+        stop_line = app.state.log[-1]
+        assert stop_line.kind == "control"
+        assert "stopped at step 64 (request)" in stop_line.text
+        assert "/tmp/dash/out/runs/tiny1/checkpoints/step_00000064" in stop_line.text
+        assert f"minimind resume {run_dir}" in stop_line.text
+        assert not any(line.kind == "warning" for line in app.state.log)
+        assert "trainer ended" not in text_of(app.query_one(EventLog))
+        assert "done" in text_of(app.query_one(ProgressPanel))
+        await pilot.press("q")
+    messages = []
+    assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
 
 
 async def test_gpu_memory_per_device(tmp_path):
@@ -281,9 +304,9 @@ async def test_quit_stop_waits_for_the_trainer_to_save_and_exit(tmp_path, fake_t
         await pilot.press("s")
         await wait_for(pilot, lambda: app.return_value is not None)
     assert app.return_value == DashboardResult("ended", 0)
-    assert proc.returncode == 0
+    assert proc.returncode == 0  # a clean stop exits 0 (torchrun would call anything else a crash)
     assert read_control(run_dir)["command"] == "stop"
-    assert exit_code_for(app.return_value, app) == 0
+    assert exit_code_for(app.return_value, app) == 130  # run_outcome: stopped after saving
 
 
 async def test_ctrl_c_stops_the_trainer(tmp_path, fake_trainer):
@@ -357,7 +380,53 @@ async def test_watch_mode_stop_ends_the_background_run_cleanly(tmp_path, fake_tr
         await wait_for(pilot, reaped)
     assert app.state.status == "stopped"
     messages = []
-    assert exit_code_for(app.return_value, app, messages.append) == 0 and messages == []
+    assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
+
+
+@pytest.mark.parametrize("watching", [False, True], ids=["pretrain", "watch"])
+async def test_stop_exits_130_attached_or_watching(tmp_path, fake_trainer, watching):
+    """Stop in the dashboard gives the same exit code under pretrain/resume (the process is ours)
+    and under watch (only the pid in run_started): 130, stopped after saving."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    app = DashboardApp(run_dir, None if watching else proc)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.last_step is not None)
+        assert run_is_live(run_dir)
+        await pilot.press("q", "s")
+        await wait_for(pilot, lambda: proc.poll() is not None and app.return_value is not None)
+    assert proc.returncode == 0
+    assert [e["type"] for e in read_events(run_dir / "events.jsonl")[-2:]] == ["checkpoint", "run_stopped"]
+    assert not run_is_live(run_dir)
+    assert app.state.status == "stopped"
+    assert any("stopped at step 100 (request)" in line.text for line in app.state.log)
+    messages = []
+    assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
+
+
+@pytest.mark.parametrize("watching", [False, True], ids=["pretrain", "watch"])
+def test_dashboard_crash_on_ctrl_c_still_stops_with_130(tmp_path, fake_trainer, watching):
+    """A SIGINT that escapes the app (``run_dashboard``'s KeyboardInterrupt path) stops the run
+    like ctrl+c in the app, and reports it by the same rule."""
+    import time
+
+    from minimind_cli.dashboard import _stop_after_crash
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    proc = fake_trainer(run_dir, "dense", 12)
+    deadline = time.monotonic() + 10
+    while not run_is_live(run_dir):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    if watching:  # the fake trainer is our child: reap it once it exits so its pid disappears
+        import threading
+
+        threading.Thread(target=proc.wait, daemon=True).start()
+    assert _stop_after_crash(run_dir, None if watching else proc, "interrupted", timeout=10) == 130
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_stopped"
+    assert _stop_after_crash(run_dir, None if watching else proc, "interrupted") == 130  # already gone
 
 
 # --------------------------------------------------------------------------- pieces
@@ -371,6 +440,46 @@ def test_state_resume_drops_history_past_the_checkpoint():
     state.apply(resumed)
     assert state.steps[-1] == 200 and state.val_steps[-1] == 200
     assert state.status == "running" and "resumed from checkpoints/step_200" in state.log[-1].text
+
+
+def test_state_follows_run_outcome():
+    events = read_events(FIXTURES / "stopped_v2.jsonl")
+    state = RunState()
+    state.apply_all(events[:-1])
+    assert state.status == "running"
+    state.apply(events[-1])  # run_stopped: stopped even before the process is seen to go
+    assert state.status == "stopped" and state.outcome.exit_code == 130
+    assert "minimind resume /tmp/dash/out/runs/tiny1" in state.log[-1].text  # from the checkpoint path
+    state.trainer_exited(0)
+    assert state.status == "stopped" and state.log[-1].text.startswith("stopped at step 64")
+
+    v1 = read_events(FIXTURES / "real_tiny_stopped.jsonl")
+    state = RunState()
+    state.apply_all(v1[:-1])
+    assert state.status == "running"
+    state.apply({"v": 2, "type": "info", "time": v1[-1]["time"], "message": "a note"})
+    assert state.log[-1].kind == "info" and state.status == "running"
+    state.apply(v1[-1])  # the warning after a request checkpoint at the same step: a version-1 stop
+    assert state.status == "stopped"
+    state.trainer_exited(None)
+    assert state.status == "stopped" and not state.has_failure
+
+    state = RunState()
+    state.apply_all([e for e in read_events(FIXTURES / "dense.jsonl") if e["type"] != "run_finished"])
+    state.trainer_exited(-9)
+    assert state.status == "failed" and state.outcome.exit_code == 137
+    state = RunState()
+    state.apply_all(v1[:3])
+    state.trainer_exited(130)
+    assert state.status == "interrupted"
+
+
+def test_info_event_is_a_plain_log_line():
+    state = RunState()
+    state.apply({"v": 2, "type": "info", "time": 1.0, "message": "initialised weights from x", "step": 0})
+    assert (state.log[-1].kind, state.log[-1].text) == ("info", "initialised weights from x (step 0)")
+    state.apply({"v": 2, "type": "info", "time": 1.0, "message": "no step"})
+    assert state.log[-1].text == "no step"
 
 
 def test_moe_alert_thresholds():

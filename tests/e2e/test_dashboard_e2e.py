@@ -59,8 +59,8 @@ def test_save_then_quit_stop_ends_cleanly_and_resumes(tmp_path, small_dataset):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    assert app.return_value == DashboardResult("ended", 0)
-    assert exit_code_for(app.return_value, app) == 0
+    assert app.return_value == DashboardResult("ended", 0)  # the trainer exits 0 on a clean stop
+    assert exit_code_for(app.return_value, app) == 130  # run_outcome: stopped after saving
     events = read_events(run_dir / "events.jsonl")
     reasons = [e["reason"] for e in events if e["type"] == "checkpoint"]
     assert reasons.count("request") == 2  # `s`, then the save before stopping

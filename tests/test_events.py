@@ -1,0 +1,105 @@
+"""``run_outcome``: the one rule for how a run ended and which exit code every command returns."""
+
+import signal
+
+import pytest
+
+from minimind.events import make_event, run_outcome, stop_of_v1
+
+
+def ev(type_: str, v: int = 2, **fields) -> dict:
+    return {"v": v, "type": type_, "time": 1.0, **fields}
+
+
+START = ev("run_started", pid=123)
+STEPS = [START, ev("step", step=10), ev("step", step=20)]
+CKPT = ev("checkpoint", step=20, path="run/checkpoints/step_20", seconds=0.1, reason="request")
+V1_STOP = [ev("checkpoint", v=1, step=20, path="run/checkpoints/step_20", seconds=0.1, reason="request"),
+           ev("warning", v=1, step=20, message="stop requested: stopped at step 20 after saving")]
+
+
+def test_finished_is_0():
+    end = ev("run_finished", step=30, tokens_seen=1, elapsed_s=2.0)
+    outcome = run_outcome([*STEPS, end], returncode=0)
+    assert (outcome.status, outcome.exit_code, outcome.event) == ("finished", 0, end)
+    # The end event decides, even while the process is still on its way out.
+    assert run_outcome([*STEPS, end], process_gone=False).status == "finished"
+
+
+def test_stopped_v2_is_130():
+    end = ev("run_stopped", step=20, reason="request", checkpoint="run/checkpoints/step_20")
+    outcome = run_outcome([*STEPS, CKPT, end], returncode=0)
+    assert (outcome.status, outcome.exit_code, outcome.event) == ("stopped", 130, end)
+    assert "step 20" in outcome.message
+
+
+@pytest.mark.parametrize("reason", ["request", "signal"])
+def test_stopped_v1_is_130(reason):
+    stop = [{**V1_STOP[0], "reason": reason}, V1_STOP[1]]
+    outcome = run_outcome([*STEPS, *stop], returncode=0)
+    assert (outcome.status, outcome.exit_code) == ("stopped", 130)
+    assert outcome.event["type"] == "run_stopped" and outcome.event["step"] == 20
+    assert outcome.event["reason"] == reason and outcome.event["checkpoint"] == "run/checkpoints/step_20"
+
+
+def test_v1_pair_that_is_not_a_stop():
+    interval = [{**V1_STOP[0], "reason": "interval"}, V1_STOP[1]]
+    assert stop_of_v1([*STEPS, *interval]) is None
+    other_step = [V1_STOP[0], {**V1_STOP[1], "step": 21}]
+    assert stop_of_v1([*STEPS, *other_step]) is None
+    # Training went on after the pair: not a stop.
+    assert run_outcome([*STEPS, *V1_STOP, ev("step", step=30)], returncode=0).status == "failed"
+
+
+def test_info_events_do_not_break_v1_detection():
+    note = ev("info", step=20, message="a note")
+    assert run_outcome([*STEPS, V1_STOP[0], note, V1_STOP[1], note], returncode=0).status == "stopped"
+
+
+def test_failed_with_its_recorded_code():
+    end = ev("run_failed", error="dataset changed", traceback="", exit_code=2, step=20)
+    outcome = run_outcome([*STEPS, end], returncode=2)
+    assert (outcome.status, outcome.exit_code, outcome.message) == ("failed", 2, "dataset changed")
+    nan = ev("run_failed", error="loss is nan", traceback="Traceback ...", exit_code=1)
+    assert run_outcome([*STEPS, nan], returncode=1).exit_code == 1
+    assert run_outcome([*STEPS, {**nan, "exit_code": None}], returncode=1).exit_code == 1  # no code: 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_killed_by_signal_is_128_plus_n(sig):
+    outcome = run_outcome(STEPS, returncode=-int(sig))
+    assert (outcome.status, outcome.exit_code, outcome.event) == ("failed", 128 + int(sig), None)
+    assert sig.name in outcome.message
+
+
+def test_vanished_without_an_end_event_is_1():
+    outcome = run_outcome(STEPS)  # a watched pid that disappeared: no return code known
+    assert (outcome.status, outcome.exit_code) == ("failed", 1)
+    assert run_outcome(STEPS, returncode=0).exit_code == 1  # exit 0 yet no end event: still not a success
+    assert run_outcome(STEPS, returncode=3).exit_code == 3
+    assert run_outcome([]).exit_code == 1
+
+
+def test_running_while_the_process_is_alive():
+    outcome = run_outcome(STEPS, process_gone=False)
+    assert (outcome.status, outcome.exit_code) == ("running", 0)
+    assert run_outcome([], process_gone=False).status == "running"
+
+
+def test_resumed_stream_only_the_last_run_counts():
+    first = [*STEPS, CKPT, ev("run_stopped", step=20, reason="request", checkpoint="run/checkpoints/step_20")]
+    resumed = [{**START, "start_step": 20, "pid": 456}, ev("step", step=30)]
+    assert run_outcome(first + resumed, process_gone=False).status == "running"
+    assert run_outcome(first + resumed, returncode=-9).exit_code == 137  # the old stop does not count
+    finished = ev("run_finished", step=40, tokens_seen=1, elapsed_s=2.0)
+    assert run_outcome(first + resumed + [finished], returncode=0).status == "finished"
+    # A version-1 stop before a resume does not count either.
+    assert run_outcome([*STEPS, *V1_STOP, *resumed], returncode=0).status == "failed"
+    # A finished run followed by a run that failed before its run_started: the newest end decides.
+    early = ev("run_failed", error="bad config", traceback="", exit_code=2)
+    assert run_outcome([*STEPS, finished, early]).exit_code == 2
+
+
+def test_v2_events_validate():
+    make_event("run_stopped", step=1, reason="request", checkpoint="run/checkpoints/step_1")
+    make_event("info", message="initialised weights from x")
