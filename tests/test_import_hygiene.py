@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
 
 
@@ -11,9 +13,20 @@ def _loaded_modules(code: str) -> set[str]:
 
 
 def test_core_never_loads_cli_libraries():
-    mods = _loaded_modules("import minimind, minimind.config, minimind.events, minimind.model")
-    assert "torch" in mods
-    assert not {"typer", "textual", "minimind_cli"} & mods
+    mods = _loaded_modules("import minimind, minimind.config, minimind.events, minimind.model, minimind.train, "
+                           "minimind.training.build, minimind.training.loop, minimind.training.policy, "
+                           "minimind.weights, minimind.checkpoint")
+    assert "torch" in mods and "minimind.weights.export" in mods
+    assert not {"typer", "textual", "rich", "minimind_cli"} & mods
+
+
+def test_every_package_is_in_the_wheel():
+    """pyproject lists packages by hand: a new package directory must be added there too."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(REPO).parts) for root in ("minimind", "minimind_cli")
+               for p in (REPO / root).rglob("__init__.py")}
+    assert on_disk - listed == set()
 
 
 def test_prepare_never_loads_rich():

@@ -522,7 +522,7 @@ async def main():
         while app.state.finished is None:
             await pilot.pause(0.05)
 asyncio.run(main())
-print("torch" in sys.modules, "minimind.model" in sys.modules, "minimind.trainer" in sys.modules)
+print("torch" in sys.modules, "minimind.model" in sys.modules, "minimind.training" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(REPO)})
