@@ -11,9 +11,7 @@ nearest valid one. This module is stdlib + PyYAML only: the CLI imports it witho
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from minimind.errors import MinimindError
+from minimind.config_types import check_type, convert_string, field_type, suggest, type_name
+from minimind.errors import ConfigError
+from minimind.files import atomic_write
 
-
-class ConfigError(MinimindError, ValueError):
-    """A user-facing configuration error: one line, naming the key or value at fault."""
+__all__ = ["ConfigError", "convert_string"]
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -163,7 +161,7 @@ class TrainConfig:
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"train.{name}={value!r} is not one of {', '.join(allowed)}"
-                                  + _suggest(value, allowed))
+                                  + suggest(value, allowed))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train.device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
         for name in ("warmup_steps", "eval_interval", "save_interval"):
@@ -221,7 +219,7 @@ class Config:
         sections: dict[str, Any] = {}
         for name, values in data.items():
             if name not in SECTIONS:
-                raise ConfigError(f"{source}: unknown section {name!r}" + _suggest(name, SECTIONS))
+                raise ConfigError(f"{source}: unknown section {name!r}" + suggest(name, SECTIONS))
             if values is None:
                 values = {}
             if not isinstance(values, dict):
@@ -232,8 +230,8 @@ class Config:
             for key, value in values.items():
                 if key not in known:
                     raise ConfigError(f"{source}: unknown key {name}.{key}"
-                                      + _suggest(key, known, prefix=f"{name}."))
-                kwargs[key] = _check_type(f"{name}.{key}", value, _field_type(section_cls, key), source)
+                                      + suggest(key, known, prefix=f"{name}."))
+                kwargs[key] = check_type(f"{name}.{key}", value, field_type(section_cls, key), source)
             sections[name] = section_cls(**kwargs)
         return cls(**sections).validate()
 
@@ -248,7 +246,7 @@ def describe_fields() -> list[tuple[str, str, Any, str]]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            rows.append((f"{section}.{f.name}", _type_name(hints[f.name]), default, f.metadata.get("doc", "")))
+            rows.append((f"{section}.{f.name}", type_name(hints[f.name]), default, f.metadata.get("doc", "")))
     return rows
 
 
@@ -281,7 +279,7 @@ def find_profile(name_or_path: str) -> Path:
             return path
     names = available_profiles()
     raise ConfigError(f"unknown profile {name_or_path!r} (available: {', '.join(names)})"
-                      + _suggest(name_or_path, names))
+                      + suggest(name_or_path, names))
 
 
 def load_profile_dict(name_or_path: str, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -323,10 +321,10 @@ def parse_override(text: str) -> tuple[str, str, str]:
     if not dot or not name:
         raise ConfigError(f"--set {text!r}: the key must be SECTION.NAME, e.g. train.learning_rate")
     if section not in SECTIONS:
-        raise ConfigError(f"--set {key}: unknown section {section!r}" + _suggest(section, SECTIONS))
+        raise ConfigError(f"--set {key}: unknown section {section!r}" + suggest(section, SECTIONS))
     known = [f.name for f in dataclasses.fields(SECTIONS[section])]
     if name not in known:
-        raise ConfigError(f"--set {key}: unknown key" + _suggest(name, known, prefix=f"{section}."))
+        raise ConfigError(f"--set {key}: unknown key" + suggest(name, known, prefix=f"{section}."))
     return section, name, value.strip()
 
 
@@ -335,7 +333,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     out = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
     for text in overrides:
         section, name, raw = parse_override(text)
-        typ = _field_type(SECTIONS[section], name)
+        typ = field_type(SECTIONS[section], name)
         out.setdefault(section, {})
         if not isinstance(out[section], dict):
             out[section] = {}
@@ -354,10 +352,7 @@ def resolve(profile: str = "default", overrides: list[str] | None = None) -> Con
 
 def save_config(config: Config, path: Path) -> None:
     """Write a resolved config as YAML (what the trainer reads from the run directory)."""
-    text = yaml.safe_dump(config.to_dict(), sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def load_config(path: Path) -> Config:
@@ -370,85 +365,7 @@ def load_config(path: Path) -> Config:
     return Config.from_dict(data or {}, source=str(path))
 
 
-# ---------------------------------------------------------------------------------------------
-# Types and suggestions
-
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0"}
-_NULL = {"null", "none", "~", ""}
-
-
-def _field_type(cls: type, name: str) -> Any:
-    return typing.get_type_hints(cls)[name]
-
-
-def _unwrap_optional(typ: Any) -> tuple[Any, bool]:
-    args = typing.get_args(typ)
-    if typing.get_origin(typ) in (typing.Union, types.UnionType) and type(None) in args:
-        rest = [a for a in args if a is not type(None)]
-        return rest[0], True
-    return typ, False
-
-
-def _type_name(typ: Any) -> str:
-    base, optional = _unwrap_optional(typ)
-    return base.__name__ + (" or null" if optional else "")
-
-
-def convert_string(key: str, raw: str, typ: Any) -> Any:
-    """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null)."""
-    base, optional = _unwrap_optional(typ)
-    low = raw.strip().lower()
-    if optional and low in _NULL:
-        return None
-    try:
-        if base is bool:
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-            raise ValueError
-        if base is int:
-            value = float(raw) if any(c in raw for c in ".eE") else int(raw)
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError
-                value = int(value)
-            return value
-        if base is float:
-            return float(raw)
-        return raw
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a valid {_type_name(typ)}") from None
-
-
-def _check_type(key: str, value: Any, typ: Any, source: str) -> Any:
-    base, optional = _unwrap_optional(typ)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{source}: {key} must be a {_type_name(typ)}, got null")
-    if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if base is float and isinstance(value, str):
-        # YAML reads 5e-4 (no dot) as a string; accept numeric strings for floats.
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    if base is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, base) and not (base is int and isinstance(value, bool)):
-        return value
-    raise ConfigError(f"{source}: {key} must be a {_type_name(typ)}, got {value!r}")
-
-
 def _positive(obj: Any, section: str, names: list[str]) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
             raise ConfigError(f"{section}.{name}={getattr(obj, name)} must be > 0")
-
-
-def _suggest(word: str, choices: Any, prefix: str = "") -> str:
-    match = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean {prefix}{match[0]}?)" if match else ""

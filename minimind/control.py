@@ -16,6 +16,8 @@ import os
 import time
 from pathlib import Path
 
+from minimind.files import atomic_write
+
 CONTROL_FILE = "control.json"
 COMMANDS = ("save", "pause", "resume", "stop")
 
@@ -30,9 +32,7 @@ def send_command(run_dir: str | os.PathLike, command: str) -> int:
         seq = int(json.loads(path.read_text(encoding="utf-8")).get("seq", 0)) + 1
     except (OSError, ValueError, AttributeError):
         pass
-    tmp = path.with_name(f".{CONTROL_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"seq": seq, "command": command, "time": time.time()}), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps({"seq": seq, "command": command, "time": time.time()}))
     return seq
 
 

@@ -27,3 +27,7 @@ class MinimindError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ConfigError(MinimindError, ValueError):
+    """A user-facing configuration error: one line, naming the key or value at fault."""
