@@ -29,3 +29,10 @@ def small_dataset(tmp_path_factory) -> Path:
 
     return write_dataset(tmp_path_factory.mktemp("data") / "ds", random_docs(1500, seed=0),
                          random_docs(60, seed=1))
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e runs real trainer processes: slow by definition."""
+    for item in items:
+        if "/tests/e2e/" in str(item.path).replace("\\", "/"):
+            item.add_marker(pytest.mark.slow)

@@ -12,9 +12,10 @@ def tiny(**kw) -> ModelConfig:
 
 
 def test_default_parameter_counts():
-    dense = MiniMindLM(ModelConfig())
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        dense = MiniMindLM(ModelConfig())
+        moe = MiniMindLM(ModelConfig(use_moe=True))
     assert dense.num_parameters() == {"total": 25_829_888, "active": 25_829_888}
-    moe = MiniMindLM(ModelConfig(use_moe=True))
     assert moe.num_parameters() == {"total": 95_052_288, "active": 60_449_280}
 
 
@@ -173,6 +174,7 @@ def test_moe_dispatch_has_no_python_loop_over_tokens():
     assert 0 < len(calls) <= 4
 
 
+@pytest.mark.slow  # hundreds of optimizer steps
 @pytest.mark.parametrize("use_moe", [False, True])
 def test_tiny_model_overfits_a_fixed_batch(use_moe):
     torch.manual_seed(0)

@@ -55,6 +55,7 @@ def test_export_run_to_hf_loads_in_plain_transformers_and_inspects(tmp_path, cap
     assert all(v["source"] == "stored" for v in info["architecture"].values())
 
 
+@pytest.mark.slow  # a full-size MoE model
 def test_export_to_pth_moe_and_refusals(tmp_path, capsys):
     out = tmp_path / "out"
     moe = tiny_model(seed=12, use_moe=True)

@@ -1,3 +1,4 @@
+
 """`minimind pretrain` / `resume` as a user runs them (real subprocesses, real trainer)."""
 
 import json
@@ -6,6 +7,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events
@@ -52,6 +55,7 @@ def test_unwritable_output_dir(tmp_path, small_dataset):
     assert "cannot write to" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # runs the real trainer
 def test_pretrain_runs_to_the_end(tmp_path, small_dataset):
     proc = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(tmp_path / "out"),
                    "--run", "r1", "--max-steps", "6", cwd=tmp_path)
@@ -65,6 +69,7 @@ def test_pretrain_runs_to_the_end(tmp_path, small_dataset):
     assert again.returncode == 2 and "minimind resume" in again.stderr
 
 
+@pytest.mark.slow  # runs the real trainer
 def test_ctrl_c_saves_exits_130_and_resume_finishes(tmp_path, small_dataset):
     out = tmp_path / "out"
     env = {"PYTHONPATH": str(REPO), "MINIMIND_FAULT_STEP_SLEEP": "0.3", "PYTHONUNBUFFERED": "1"}
@@ -92,6 +97,7 @@ def test_ctrl_c_saves_exits_130_and_resume_finishes(tmp_path, small_dataset):
     assert f"from step {step}" in resumed.stdout and "done: 16 steps" in resumed.stdout
 
 
+@pytest.mark.slow  # runs the real trainer
 def test_resume_refuses_model_change_and_changed_data(tmp_path, small_dataset):
     import shutil
 
@@ -114,6 +120,7 @@ def test_resume_refuses_model_change_and_changed_data(tmp_path, small_dataset):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
+@pytest.mark.slow  # runs the real trainer
 def test_tensorboard_sink_or_a_clear_message(tmp_path, small_dataset):
     import importlib.util
 
@@ -127,6 +134,7 @@ def test_tensorboard_sink_or_a_clear_message(tmp_path, small_dataset):
         assert list((tmp_path / "out" / "runs" / "tb" / "tensorboard").glob("events.out.tfevents.*"))
 
 
+@pytest.mark.slow  # runs the real trainer
 def test_data_jsonl_is_prepared_once_and_reused(tmp_path):
     from pydoc_data.topics import topics
 

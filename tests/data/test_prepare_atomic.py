@@ -59,6 +59,7 @@ def wait_gone(processes: list[psutil.Process], timeout: float = 10) -> list[psut
     return alive
 
 
+@pytest.mark.slow  # kills real prepare processes
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_removes_the_temporary_directory(tmp_path, corpus, sig):
     src, tok = corpus
@@ -73,6 +74,7 @@ def test_interrupt_removes_the_temporary_directory(tmp_path, corpus, sig):
     assert wait_gone(workers) == []
 
 
+@pytest.mark.slow  # kills real prepare processes
 def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path, corpus):
     src, tok = corpus
     out = tmp_path / "data"

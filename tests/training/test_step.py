@@ -17,6 +17,7 @@ def _params(built) -> list[torch.Tensor]:
     return [p.detach().clone() for p in built.model.parameters()]
 
 
+@pytest.mark.slow  # a dozen real optimizer steps
 def test_steps_lower_the_loss_and_evaluate_is_deterministic(make_config):
     built = build(make_config())
     state = TrainState()

@@ -36,6 +36,7 @@ def test_default_dense_counts_and_inference_from_bare_state_dict(tmp_path):
     assert loaded.file_dtypes == {"float16": 75}
 
 
+@pytest.mark.slow  # a full-size MoE model
 def test_default_moe_counts_from_bare_state_dict(tmp_path):
     path = _save_half(MiniMindLM(ModelConfig(use_moe=True)), tmp_path / "pretrain_512_moe.pth")
     info = weights.describe(weights.load_weights(path))  # what `inspect --json` prints
