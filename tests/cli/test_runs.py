@@ -148,6 +148,7 @@ def test_prepare_into_dot(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "corpus.jsonl", "empty", "tok"]
 
 
+@pytest.mark.slow  # an HF export: transformers import and save, several seconds
 def test_export_to_dot(tmp_path, capsys, monkeypatch):
     run = write_run(tmp_path / "out" / "runs" / "r", tiny_model(seed=3), steps=(10,), incomplete_step=None)
     busy = tmp_path / "busy"
