@@ -9,19 +9,58 @@ datasets), so "written completely or not at all" means the same thing everywhere
   renamed into place, and only then is the old one removed. At every instant the target is either
   the old or the new complete directory (at worst, briefly absent with the old one beside it).
 
+Where writing an output fails for a reason the user can fix (read-only or full filesystem, a
+mount point, a file where a directory should be), ``writing`` and ``replace_dir`` say so in one
+line naming the path and the reason (``OutputError``), never as a traceback.
+
 Stdlib only.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from minimind.errors import MinimindError
+
 CHUNK = 1 << 20
+
+
+class OutputError(MinimindError):
+    """An output path cannot be written (permissions, a mount point, no space, ...)."""
+
+
+def absolute(path: str | os.PathLike) -> Path:
+    """``path`` made absolute and normalized, without following links: ``.`` and ``x/..`` get a real
+    name (``Path('.').name`` is empty, so temporary siblings could not be named after it)."""
+    return Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
+
+
+def output_error(path: str | os.PathLike, exc: OSError) -> OutputError:
+    """The one-line error for an ``OSError`` met while writing the output ``path``."""
+    reason = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    if exc.errno == errno.EEXIST and exc.filename and not os.path.isdir(exc.filename):
+        reason, where = f"{exc.filename} is a file, not a directory", ""  # what mkdir(parents=True) meets
+    hint = "choose a writable output location"
+    if exc.errno == errno.EBUSY:
+        hint = "it is in use, or a mount point, which cannot be replaced: write to a directory inside it"
+    return OutputError(f"cannot write {path}: {reason}{where}", hint)
+
+
+@contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Turn an ``OSError`` inside the block into ``OutputError`` naming ``path`` (the output being made)."""
+    try:
+        yield
+    except OSError as exc:
+        raise output_error(path, exc) from exc
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -59,7 +98,7 @@ def write_durably(path: str | os.PathLike, write: Callable[[BinaryIO], object]) 
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` completely or not at all. ``data`` is bytes, text (UTF-8) or a function that
     writes to the binary file it is given."""
-    path = Path(path)
+    given, path = Path(path), absolute(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
@@ -71,26 +110,34 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
-    return path
+    return given
 
 
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Move the complete directory ``new`` to ``target``; an old ``target`` is removed only after
-    the new one is in place. ``new`` must be on the same filesystem (build it beside ``target``)."""
-    new, target = Path(new), Path(target)
+    the new one is in place. ``new`` must be on the same filesystem (build it beside ``target``).
+    A rename the system refuses (a mount point, permissions) raises ``OutputError`` and leaves the
+    old ``target`` as it was; ``new`` is left for the caller to remove."""
+    given, new, target = Path(target), absolute(new), absolute(target)
     fsync_dir(new)
     if target.exists():
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-        os.replace(new, target)
+        with writing(target):
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+        try:
+            os.replace(new, target)
+        except OSError as exc:
+            os.replace(old, target)  # put the old one back
+            raise output_error(target, exc) from exc
         fsync_dir(target.parent)
         shutil.rmtree(old, ignore_errors=True)
     else:
-        os.replace(new, target)
+        with writing(target):
+            os.replace(new, target)
         fsync_dir(target.parent)
-    return target
+    return given
 
 
 def pid_alive(pid: int) -> bool:

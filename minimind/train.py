@@ -32,11 +32,24 @@ def main(argv: list[str] | None = None) -> int:
 
     dist = distributed.from_env()
     run_dir = args.run_dir
-    events = None
+    events, lock, stale = None, None, None
+    if dist.is_main:  # one owner per run: nothing is written before the lock is ours
+        from minimind.runlock import RunLock
+
+        lock = RunLock(run_dir)
+        try:
+            stale = lock.acquire()
+        except MinimindError as exc:
+            print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr, flush=True)
+            return exc.exit_code
+        except OSError as exc:
+            print(f"error: cannot lock {run_dir}: {exc.strerror or exc}", file=sys.stderr, flush=True)
+            return EXIT_USAGE
     try:
         if dist.is_main:
             events = EventWriter(run_dir)
     except OSError as exc:
+        lock.release()
         print(f"error: cannot write events to {run_dir}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     reporter = Reporter(events, dist.is_main)
@@ -50,6 +63,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(tb, file=sys.stderr, flush=True)
         return code
 
+    if stale:
+        print(f"info: {stale}", file=sys.stderr, flush=True)
+        reporter.emit("info", message=stale, step=0)
     try:
         return train(run_dir, dist=dist, reporter=reporter, resume_from=args.resume_from,
                      init_from=args.init_from, force=args.force, faults=Faults.from_env(), progress=progress)
@@ -69,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         if events is not None:
             events.close()
         distributed.shutdown()
+        if lock is not None:
+            lock.release()
 
 
 def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, init_from: Path | None = None,

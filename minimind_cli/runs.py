@@ -3,6 +3,7 @@ the trainer, following it (dashboard or plain progress) and turning its end into
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
@@ -21,6 +22,7 @@ console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DATA_SUFFIXES = (".jsonl", ".gz", ".txt", ".json")
+CACHE_DIR = "cache"  # out/cache/<content hash>: data files prepared by `pretrain --data FILE`
 
 
 def runs_root(out_dir: str | Path) -> Path:
@@ -46,7 +48,7 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
             return path.resolve(), f"dataset {path}"
         from minimind.data.prepare import prepare_dataset, prepared_path_for
 
-        target = prepared_path_for([path], out_dir / "data" / "cache")
+        target = prepared_path_for([path], out_dir / CACHE_DIR)
         console.print(f"preparing {path} -> {target} (cached: the same input is prepared once)")
         with PrepareProgress(console) as bar:
             result = prepare_dataset([path], target, on_progress=bar.callback)
@@ -64,21 +66,43 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
 
 
 def new_run_dir(cfg: Config) -> Path:
-    name = cfg.run.name or f"{cfg.run.profile or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
+    """Create the run directory. ``--run NAME`` must be new (or empty); a generated name
+    (``<profile>-<date>-<time>``) gets ``-2``, ``-3``, ... when a run started in the same second
+    already has it: each directory is created by one atomic ``mkdir``, so two starts never share one."""
     root = runs_root(cfg.run.out_dir)
-    run_dir = root / name
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"run directory {run_dir} already exists",
-                        f"continue it with `minimind resume {run_dir}` or pick another --run name")
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
+        if cfg.run.name:
+            run_dir = root / cfg.run.name
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                raise UserError(f"run directory {run_dir} already exists",
+                                f"continue it with `minimind resume {run_dir}` or pick another --run name")
+            run_dir.mkdir(exist_ok=True)
+        else:
+            base = f"{cfg.run.profile or 'run'}-{datetime.now():%Y%m%d-%H%M%S}"
+            for n in itertools.count(1):
+                run_dir = root / (base if n == 1 else f"{base}-{n}")
+                try:
+                    run_dir.mkdir()
+                    break
+                except FileExistsError:
+                    continue
         probe = run_dir / ".write-test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"cannot write to {run_dir}: {exc.strerror or exc}",
+        raise UserError(f"cannot write to {exc.filename or root}: {exc.strerror or exc}",
                         "choose a writable --out directory") from None
     return run_dir
+
+
+def refuse_if_training(path: Path) -> None:
+    """``resume PATH`` (a run or one of its checkpoints) of a run a live trainer owns: one line, exit 2."""
+    from minimind.runlock import refuse_if_training as refuse
+
+    path = Path(path)
+    for candidate in (path, *list(path.parents)[:2]):  # RUN, or RUN/checkpoints/step_N
+        refuse(candidate)
 
 
 def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool) -> int:

@@ -22,7 +22,7 @@ import torch
 from minimind import __version__
 from minimind.checkpoint import CheckpointError, save_weights
 from minimind.config import ModelConfig
-from minimind.files import atomic_write, replace_dir
+from minimind.files import absolute, atomic_write, replace_dir, writing
 from minimind.weights.load import LoadedWeights
 
 EXPORT_MARKER = ".minimind-export.json"
@@ -130,15 +130,16 @@ def _marker(loaded: LoadedWeights, fmt: str, **extra: Any) -> str:
 def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | None = None,
               dtype: str = "fp32", force: bool = False) -> dict[str, Any]:
     """Write a Hugging Face directory: stock Llama for dense models, ``minimind_moe`` for MoE."""
-    out_dir = Path(out_dir)
+    out_dir = absolute(out_dir)  # `.` has no name to build a temporary sibling from
     if dtype not in _DTYPES:
         raise CheckpointError(f"--dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
     check_export_target(out_dir, "hf", force, source=_sources(loaded))
     # Built beside the target (same filesystem), so replace_dir can rename it into place.
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-export-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    with writing(out_dir):
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
     try:
         model, kind = _hf_model(loaded.config, dtype)
         sd = {k: v.to(_DTYPES[dtype]) for k, v in loaded.state_dict.items()}
@@ -159,6 +160,7 @@ def export_pth(loaded: LoadedWeights, out_path: str | Path, force: bool = False)
     """MiniMind-compatible weights: native keys, half precision, both tied keys (strict loader)."""
     out_path = Path(out_path)
     check_export_target(out_path, "pth", force, source=_sources(loaded))
-    save_weights(out_path, loaded.state_dict)
+    with writing(out_path):
+        save_weights(out_path, loaded.state_dict)
     return {"out": str(out_path), "dtype": "float16", "tensors": len(loaded.state_dict),
             "size_bytes": out_path.stat().st_size}

@@ -80,6 +80,9 @@ def pretrain(
     from minimind.sinks import check_available
 
     check_available(cfg)
+    from minimind.training.build import pick_device
+
+    pick_device(cfg.train.device)  # a device this machine lacks fails here, before any directory exists
 
     out_dir = Path(cfg.run.out_dir)
     data_path, where = resolve_data(data, cfg, out_dir)

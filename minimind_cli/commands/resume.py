@@ -28,9 +28,10 @@ def resume(
 ) -> None:
     from minimind.training.policy import plan_resume
     from minimind_cli.launch import LaunchOptions
-    from minimind_cli.runs import console, latest_run, launch_and_follow
+    from minimind_cli.runs import console, latest_run, launch_and_follow, refuse_if_training
 
     target = path if path is not None else latest_run(Path(out))
+    refuse_if_training(target)  # a live run has one owner: refuse before reading or writing anything
     plan = plan_resume(target, overrides, world=nproc, force=force)
     for note in plan.notes:
         console.print(note)

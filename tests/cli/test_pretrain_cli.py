@@ -150,5 +150,9 @@ def test_data_jsonl_is_prepared_once_and_reused(tmp_path):
     second = run_cli(*args, "--run", "b", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     assert "(reused the prepared copy in" in second.stdout
-    cached = list((tmp_path / "out" / "data" / "cache").iterdir())
+    cached = list((tmp_path / "out" / "cache").iterdir())
     assert len(cached) == 1 and (cached[0] / "meta.json").is_file()
+    assert not (tmp_path / "out" / "data").exists()  # out/data is only ever a dataset
+    prepared = run_cli("prepare", str(data), cwd=tmp_path)  # the README's next command
+    assert prepared.returncode == 0, prepared.stderr
+    assert (tmp_path / "out" / "data" / "meta.json").is_file()

@@ -34,6 +34,7 @@ from minimind.data.prepare.encode import BlockEncoder
 from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources
 from minimind.data.prepare.parse import TXT_RULE, Reader, leading_texts
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
+from minimind.files import absolute, writing
 
 TOKENIZER_SAMPLE_BYTES = 64 << 20
 DEFAULT_CHUNK_BYTES = 1 << 20
@@ -278,7 +279,7 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
     ``source_names`` replaces the recorded paths (the sample corpus is built in a temporary file).
     """
     start = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = absolute(out_dir)  # `-o .` has a name to put temporary siblings beside
     _check_options(val_fraction, workers, text_key)
     files = collect_inputs(inputs)
     sources = describe_sources(files)
@@ -298,7 +299,8 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
     n_workers = max(1, min(workers or default_workers(), -(-total_bytes // chunk_bytes)))
     job = _Job(files, sources, options, tokenizer, vocab_size, text_key, val_fraction, not skip_invalid,
                chunk_bytes, n_workers, total_bytes, _Reporter(on_progress))
-    tmp = temp_dir_for(out_dir)
+    with writing(out_dir):  # an unwritable output: one line naming it, before any work
+        tmp = temp_dir_for(out_dir)
     try:
         with _SigtermAsInterrupt():
             meta, tok_seconds = _build(job, tmp)
