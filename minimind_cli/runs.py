@@ -29,6 +29,17 @@ def runs_root(out_dir: str | Path) -> Path:
     return Path(out_dir) / "runs"
 
 
+def move_old_cache(data_dir: Path) -> None:
+    """Earlier versions cached ``pretrain --data FILE`` in ``out/data/cache``, which then blocked
+    ``out/data`` from ever holding a dataset. Move such a cache to ``out/cache`` (once, with a note)."""
+    old, new = Path(data_dir) / CACHE_DIR, Path(data_dir).parent / CACHE_DIR
+    if not old.is_dir() or new.exists() or any(p.name != CACHE_DIR for p in Path(data_dir).iterdir()):
+        return
+    os.replace(old, new)
+    Path(data_dir).rmdir()
+    console.print(f"moved the prepared-data cache of an earlier version from {old} to {new}")
+
+
 def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, str]:
     """The dataset directory to train on, and a sentence saying where it came from.
 
@@ -38,6 +49,7 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
     from minimind.data.format import is_dataset
     from minimind_cli.prepare_progress import PrepareProgress
 
+    move_old_cache(out_dir / "data")
     source = data or cfg.data.path
     if source:
         path = Path(source).expanduser()

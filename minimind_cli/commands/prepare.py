@@ -59,6 +59,9 @@ def prepare(
         raise UserError("give either INPUT files or --sample, not both")
     if not sample and not inputs:
         raise UserError("no INPUT given", hint="name .jsonl/.jsonl.gz/.txt files or a directory, or use --sample")
+    from minimind_cli.runs import move_old_cache
+
+    move_old_cache(out)
     console = Console(stderr=True, highlight=False)
     kwargs = dict(tokenizer=tokenizer, vocab_size=vocab_size, text_key=text_key, val_fraction=val_fraction,
                   skip_invalid=skip_invalid, workers=workers, force=force)

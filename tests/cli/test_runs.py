@@ -245,3 +245,20 @@ def test_replace_dir_puts_the_old_directory_back_when_the_new_one_cannot_move(tm
         files.replace_dir(new, target)
     assert (target / "old.txt").read_text() == "old" and new.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "target"]
+
+
+def test_an_old_cache_in_out_data_is_moved_out_of_the_way(tmp_path, small_dataset):
+    """Earlier versions cached prepared --data files in out/data/cache; out/data must become usable."""
+    import shutil
+
+    from minimind_cli.runs import move_old_cache
+
+    old = tmp_path / "out" / "data" / "cache" / "abc123"
+    shutil.copytree(small_dataset, old)
+    move_old_cache(tmp_path / "out" / "data")
+    assert not (tmp_path / "out" / "data").exists()
+    assert (tmp_path / "out" / "cache" / "abc123" / "meta.json").is_file()
+    (tmp_path / "out" / "data").mkdir()
+    (tmp_path / "out" / "data" / "mine.txt").write_text("a user's file")
+    move_old_cache(tmp_path / "out" / "data")  # anything else in out/data: left alone
+    assert (tmp_path / "out" / "data" / "mine.txt").is_file()
