@@ -221,6 +221,16 @@ def _print_rich(info: dict[str, Any]) -> None:
     g = info.get("generation")
     if g is not None:
         mode = "greedy" if g["temperature"] <= 0 else f"temperature {g['temperature']}, top-p {g['top_p']}"
-        console.print(f"[bold]Generation[/] [dim]({mode}, {g['new_tokens']} new tokens, "
-                      f"tokenizer {escape(g['tokenizer'])})[/]")
-        console.print(f"[bold]{escape(g['prompt'])}[/]{escape(g['completion'])}")
+        from minimind.weights.generate import visible_whitespace
+
+        console.print(f"[bold]Generation[/] [dim]({mode}, tokenizer {escape(g['tokenizer'])}; "
+                      f"whitespace shown as \\n \\t)[/]")
+        # Whitespace made visible: an undertrained model's 64 newlines would otherwise show nothing.
+        console.print(f"[bold]{escape(visible_whitespace(g['prompt']))}[/]"
+                      f"{escape(visible_whitespace(g['completion']))}")
+        n = g["new_tokens"]
+        why = {"eos": "stopped at eos (end of text)",
+               "max_new_tokens": f"stopped at --max-new-tokens {g['max_new_tokens']}",
+               "context": "stopped at the model's maximum sequence length"}.get(g.get("stopped"), "")
+        empty = "; empty completion" if not g["completion"] else ""
+        console.print(f"[dim]{n} token{'s' if n != 1 else ''} generated, {why}{empty}[/]")
