@@ -56,7 +56,8 @@ def inspect(
     tokenizer: Annotated[Path | None, typer.Option(
         "--tokenizer", help="Tokenizer directory for --generate (default: the run's dataset, out/data).")] = None,
     head_dim: Annotated[int | None, typer.Option(
-        "--head-dim", min=2, help="Head size for a bare state dict (default 64, MiniMind's).")] = None,
+        "--head-dim", min=2, help="Head size for a weights file without a config (default: MiniMind's "
+                                  "8 query / 2 key-value heads where they fit, else 64).")] = None,
     rope_theta: Annotated[float | None, typer.Option(
         "--rope-theta", help="RoPE theta for a bare state dict (default 1e6).")] = None,
 ) -> None:
@@ -138,10 +139,11 @@ def _print_rich(info: dict[str, Any]) -> None:
     for name in _ARCH_ORDER:
         if name not in arch:
             continue
-        value, source = arch[name]["value"], arch[name]["source"]
+        value, source, rule = arch[name]["value"], arch[name]["source"], arch[name].get("rule")
         shown = f"{value:g}" if isinstance(value, float) else _fmt_int(value) if isinstance(value, int) and \
             not isinstance(value, bool) else str(value).lower() if isinstance(value, bool) else str(value)
-        t.add_row(_ARCH_LABELS.get(name, name), shown, f"[{_SOURCE_STYLE.get(source, '')}]{source}[/]")
+        t.add_row(_ARCH_LABELS.get(name, name), shown, f"[{_SOURCE_STYLE.get(source, '')}]{source}[/]"
+                  + (f" ({escape(rule)})" if rule else ""))
     console.print(t)
     console.print()
 
