@@ -148,3 +148,18 @@ def test_export_of_a_bare_file_records_what_was_inferred(tmp_path):
     again = weights.load_weights(tmp_path / "out" / "copy.pth")
     assert again.config.head_dim == 32 and "rope_theta" in again.inferred
     assert any("inferred, not known" in n for n in again.notes)
+
+
+def test_init_from_reads_weights_with_the_new_runs_head_size(tmp_path):
+    """--init-from a bare earlier-layout file of the tiny profile's shape (128 wide, 4 query / 2
+    key-value heads, head_dim 32): 8/2 heads do not fit, head_dim 64 does, and regrouping the q/k
+    rows with 64 passes every shape check with scrambled weights. The run's own config knows 32."""
+    from minimind.training.policy import check_init_from
+    from tests.checkpoint_fakes import to_earlier_layout
+
+    model = tiny_model(seed=9, hidden_size=128, num_attention_heads=4, num_key_value_heads=2)
+    torch.save(to_earlier_layout(model.state_dict(), head_dim=32), tmp_path / "old.pth")
+    assert weights.load_weights(tmp_path / "old.pth").config.head_dim == 64  # the guess, read alone
+    loaded = check_init_from(model.config, tmp_path / "old.pth")
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict[key], value), key
