@@ -16,11 +16,13 @@ their recorded sha256) is never picked up by resume. Everything is loaded with
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import shutil
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,12 +183,27 @@ def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, A
     return out
 
 
+WEIGHTS_CONFIG_FORMAT = "minimind-weights-config"  # the "format" of a weights file's sidecar config
+
+
 def weights_path(out_dir: Path, hidden_size: int, use_moe: bool) -> Path:
     return Path(out_dir) / f"pretrain_{hidden_size}{'_moe' if use_moe else ''}.pth"
 
 
-def save_weights(path: Path, model_state: dict[str, torch.Tensor]) -> Path:
-    """MiniMind-compatible weights: half precision, native keys, both tied names, atomic."""
+def weights_config_path(weights_file: Path) -> Path:
+    """The sidecar config of a weights file: ``pretrain_256.pth`` -> ``pretrain_256.json``."""
+    return Path(weights_file).with_suffix(".json")
+
+
+def save_weights(path: Path, model_state: dict[str, torch.Tensor], model_config: Any,
+                 inferred: Iterable[str] = ()) -> Path:
+    """MiniMind-compatible weights: half precision, native keys, both tied names, atomic; and
+    beside them the sidecar config (``weights_config_path``) that says how to read them back.
+
+    A state dict alone cannot tell the head count (or RoPE theta): the sidecar holds the model
+    section (``model_config``, a ModelConfig) and which of its fields were themselves inferred
+    rather than known (``inferred``, e.g. for an export of a bare file), so a file moved away from
+    its run still loads exactly. MiniMind's own scripts read only the ``.pth``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Names that share one tensor (the tied head) keep sharing it, so it is stored once.
@@ -200,4 +217,7 @@ def save_weights(path: Path, model_state: dict[str, torch.Tensor]) -> Path:
     if "lm_head.weight" not in half and "model.embed_tokens.weight" in half:
         half["lm_head.weight"] = half["model.embed_tokens.weight"]
     atomic_write(path, lambda f: torch.save(half, f))
+    sidecar = {"format": WEIGHTS_CONFIG_FORMAT, "version": 1, "weights": path.name,
+               "model": dataclasses.asdict(model_config), "inferred": sorted(inferred)}
+    atomic_write(weights_config_path(path), json.dumps(sidecar, indent=2) + "\n")
     return path

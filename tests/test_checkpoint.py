@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from minimind import checkpoint as ckpt
+from minimind.config import ModelConfig
 
 
 def _save(run_dir, step, keep_last=10, **kw):
@@ -79,8 +80,12 @@ def test_missing_paths_and_runs_without_checkpoints_say_so(tmp_path):
 
 def test_weights_file_is_half_precision_with_both_tied_names(tmp_path):
     state = {"model.embed_tokens.weight": torch.randn(4, 2), "model.norm.weight": torch.ones(2)}
-    path = ckpt.save_weights(tmp_path / "pretrain_2.pth", state)
+    cfg = ModelConfig(hidden_size=2, num_attention_heads=1, num_key_value_heads=1, vocab_size=4)
+    path = ckpt.save_weights(tmp_path / "pretrain_2.pth", state, cfg)
     loaded = torch.load(path, weights_only=True)
     assert loaded["lm_head.weight"].dtype == torch.float16
     assert torch.equal(loaded["lm_head.weight"], loaded["model.embed_tokens.weight"])
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no temporary left behind
+    sidecar = json.loads((tmp_path / "pretrain_2.json").read_text())  # how to read the file back
+    assert sidecar["format"] == ckpt.WEIGHTS_CONFIG_FORMAT and sidecar["weights"] == "pretrain_2.pth"
+    assert ModelConfig(**sidecar["model"]) == cfg and sidecar["inferred"] == []

@@ -49,7 +49,9 @@ def check_init_from(model_cfg: ModelConfig, path: Any):
     from minimind.model import MiniMindLM
     from minimind.weights import load_weights
 
-    loaded = load_weights(path)
+    # The weights go into a model of ``model_cfg``: read them with its head size (the q/k rows of
+    # MiniMind's earlier layout are regrouped per head), not with one guessed from their shapes.
+    loaded = load_weights(path, head_dim=model_cfg.head_dim)
     with torch.device("meta"):
         own = MiniMindLM(model_cfg).state_dict()
     mismatched = [k for k, v in loaded.state_dict.items() if k in own and tuple(own[k].shape) != tuple(v.shape)]

@@ -4,7 +4,7 @@
                  -> LoadedWeights (native keys, float32, config, what was inferred)
     read.py      reading one tensor file: weights_only torch.load or safetensors, one-line errors
     layouts.py   key layouts (native, earlier MiniMind) and the mapping between them
-    infer.py     the ModelConfig: from shapes, an HF config.json or the run beside a .pth
+    infer.py     the ModelConfig: a .pth's sidecar, an HF config.json, the run beside a .pth, or shapes
     describe.py  what ``minimind inspect`` shows
     generate.py  a model, its tokenizer and a text sample from loaded weights
     export.py    Hugging Face and .pth export

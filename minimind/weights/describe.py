@@ -34,8 +34,11 @@ def describe(loaded: LoadedWeights) -> dict[str, Any]:
         arch[f.name] = {"value": value, "source": "inferred" if f.name in loaded.inferred else "stored"}
     arch["intermediate_size"]["value"] = cfg.ffn_size
     arch["head_dim"] = {"value": cfg.head_dim,
-                        "source": "assumed" if loaded.head_dim_assumed
-                        else "inferred" if "num_attention_heads" in loaded.inferred else "stored"}
+                        "source": "inferred" if "num_attention_heads" in loaded.inferred else "stored"}
+    if loaded.heads_assumed:
+        # Shapes cannot split q_proj's rows into heads: the counts are a rule, named here.
+        for name in ("num_attention_heads", "num_key_value_heads", "head_dim"):
+            arch[name] = {"value": arch[name]["value"], "source": "assumed", "rule": loaded.heads_assumed}
     if not cfg.use_moe:
         for name in _MOE_FIELDS:
             arch.pop(name)

@@ -161,6 +161,6 @@ def export_pth(loaded: LoadedWeights, out_path: str | Path, force: bool = False)
     out_path = Path(out_path)
     check_export_target(out_path, "pth", force, source=_sources(loaded))
     with writing(out_path):
-        save_weights(out_path, loaded.state_dict)
+        save_weights(out_path, loaded.state_dict, loaded.config, inferred=loaded.inferred)
     return {"out": str(out_path), "dtype": "float16", "tensors": len(loaded.state_dict),
             "size_bytes": out_path.stat().st_size}

@@ -65,5 +65,19 @@ def generate_text(loaded: LoadedWeights, tokenizer_dir: Path, prompt: str, max_n
     out = model.generate(input_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
                          eos_token_id=eos, generator=gen)
     new = out[0, len(ids):].tolist()
+    if new and new[-1] == eos:
+        stopped = "eos"
+    elif len(new) >= max_new_tokens:
+        stopped = "max_new_tokens"
+    else:
+        stopped = "context"  # the model's max_position_embeddings was reached
     return {"prompt": prompt, "completion": tokenizer.decode(new, skip_special_tokens=True),
-            "new_tokens": len(new), "tokenizer": str(tokenizer_dir), "temperature": temperature, "top_p": top_p}
+            "new_tokens": len(new), "max_new_tokens": max_new_tokens, "stopped": stopped,
+            "tokenizer": str(tokenizer_dir), "temperature": temperature, "top_p": top_p}
+
+
+def visible_whitespace(text: str) -> str:
+    """``text`` on one line with its whitespace visible: newline, tab and carriage return become
+    ``\\n``, ``\\t``, ``\\r`` (a backslash is doubled so the result reads back unambiguously)."""
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+            .replace("\r", "\\r"))

@@ -1,5 +1,6 @@
-"""The ModelConfig of loaded weights: inferred from tensor shapes, read from an exported
-``config.json`` or from the run beside a bare ``.pth``, and checked against the tensors.
+"""The ModelConfig of loaded weights: read from the sidecar written beside a ``.pth``, an exported
+``config.json`` or the run beside a bare ``.pth``, else inferred from tensor shapes (MiniMind's 8
+query / 2 key-value heads where they fit), and always checked against the tensors.
 
 Everything that needs a model's shapes or sizes builds it on the meta device (no memory, no
 initialisation), so the model definition is the only place that knows them.
@@ -8,15 +9,17 @@ initialisation), so the model definition is the only place that knows them.
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from minimind.checkpoint import CheckpointError
+from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT, CheckpointError, weights_config_path
 from minimind.config import ConfigError, ModelConfig, default_ffn_size, load_config
-from minimind.weights.layouts import DEFAULT_HEAD_DIM, EMBED, HEAD
-from minimind.weights.read import short_reason
+from minimind.config_types import check_type, field_type
+from minimind.weights.layouts import EMBED, HEAD, MINIMIND_HEADS, assumed_head_dim
+from minimind.weights.read import read_json, short_reason
 
 DEFAULT_TOP_K = 2  # MiniMind's experts per token: shapes cannot tell it
 
@@ -47,19 +50,25 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
     if layer_ids != list(range(n_layers)):
         missing = sorted(set(range(n_layers)) - set(layer_ids))
         raise CheckpointError(f"blocks {missing} are missing from the state dict (found up to layer {n_layers - 1})")
-    hd = head_dim or DEFAULT_HEAD_DIM
     q_out = sd["model.layers.0.self_attn.q_proj.weight"].shape[0]
     k_out = sd["model.layers.0.self_attn.k_proj.weight"].shape[0]
     if q_out != hidden:
         raise CheckpointError(f"q_proj has {q_out} outputs for hidden size {hidden}; this model "
                               f"(heads x head_dim != hidden) is not supported")
+    hd, minimind_default = (head_dim, False) if head_dim else assumed_head_dim(q_out, k_out)
     if q_out % hd or k_out % hd:
+        why = (f"MiniMind's {MINIMIND_HEADS[0]} query / {MINIMIND_HEADS[1]} key-value heads do not fit them "
+               f"either; " if head_dim is None else "")
         raise CheckpointError(f"q_proj ({q_out}) / k_proj ({k_out}) outputs are not multiples of "
-                              f"head_dim={hd}; pass --head-dim with the model's head size")
+                              f"head_dim={hd}; {why}pass --head-dim with the model's head size")
     heads, kv_heads = q_out // hd, k_out // hd
-    if head_dim is None:
-        notes.append(f"head_dim {hd} assumed (MiniMind's default; pass --head-dim if it differs): "
-                     f"{heads} query / {kv_heads} key-value heads")
+    if head_dim is None and minimind_default:
+        notes.append(f"{heads} query / {kv_heads} key-value heads assumed (MiniMind's default at every "
+                     f"width), so head_dim {hd}; pass --head-dim if it differs")
+    elif head_dim is None:
+        notes.append(f"MiniMind's default {MINIMIND_HEADS[0]} query / {MINIMIND_HEADS[1]} key-value heads do "
+                     f"not fit q_proj ({q_out} rows) / k_proj ({k_out} rows); head_dim {hd} assumed instead: "
+                     f"{heads} query / {kv_heads} key-value heads; pass --head-dim if it differs")
     experts = sorted({int(m.group(1)) for k in sd if (m := re.match(r"model\.layers\.0\.mlp\.experts\.(\d+)\.", k))})
     shared = sorted({int(m.group(1)) for k in sd
                      if (m := re.match(r"model\.layers\.0\.mlp\.shared_experts\.(\d+)\.", k))})
@@ -180,3 +189,31 @@ def matching_run_config(pth: Path, state_dict: dict[str, torch.Tensor]) -> tuple
         if _shape_signature(shapes) == wanted:
             return cfg, config_path
     return None
+
+
+def sidecar_config(pth: Path, state_dict: dict[str, torch.Tensor]) -> tuple[ModelConfig, Path, set[str]] | str | None:
+    """The config ``checkpoint.save_weights`` wrote beside a weights file (``pretrain_256.json``):
+    (config, its path, fields that were inferred when it was written). None when there is none;
+    a note (str) when there is one that cannot be used (not ours, unreadable, other shapes)."""
+    path = weights_config_path(pth)
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except CheckpointError as exc:
+        return f"{exc}; the sidecar config is ignored"
+    if data.get("format") != WEIGHTS_CONFIG_FORMAT or not isinstance(data.get("model"), dict):
+        return f"{path} is not a minimind weights config (no \"format\": \"{WEIGHTS_CONFIG_FORMAT}\"); ignored"
+    known = {f.name for f in fields(ModelConfig)}
+    try:
+        unknown = sorted(set(data["model"]) - known)
+        if unknown:
+            raise ConfigError(f"unknown key model.{unknown[0]}")
+        cfg = ModelConfig(**{k: check_type(f"model.{k}", v, field_type(ModelConfig, k), str(path))
+                             for k, v in data["model"].items()})
+        cfg.validate()
+        validate_shapes(state_dict, cfg, str(pth))
+    except (ConfigError, CheckpointError) as exc:
+        return f"{path} does not describe this file ({short_reason(exc)}); ignored"
+    inferred = {str(x) for x in data.get("inferred") or () if x in known}
+    return cfg, path, inferred

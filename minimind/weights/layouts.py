@@ -19,7 +19,32 @@ from minimind.checkpoint import CheckpointError
 
 EMBED = "model.embed_tokens.weight"
 HEAD = "lm_head.weight"
-DEFAULT_HEAD_DIM = 64  # MiniMind's head size: what a bare state dict is read with unless told
+# A state dict stored without its config cannot tell how q_proj's rows split into heads. MiniMind
+# uses 8 query and 2 key/value heads at every width (head_dim = hidden / 8: 32 at 256 wide, 96 at
+# 768), so that is read first; a 64-wide head is the fallback when those counts do not fit.
+MINIMIND_HEADS = (8, 2)  # MiniMind's (query, key/value) heads
+DEFAULT_HEAD_DIM = 64  # the fallback head size, used only where MINIMIND_HEADS do not fit the shapes
+_QK_KEYS = {"native": ("model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.k_proj.weight"),
+            "minimind-v1": ("layers.0.attention.wq.weight", "layers.0.attention.wk.weight")}
+
+
+def assumed_head_dim(q_rows: int, k_rows: int) -> tuple[int, bool]:
+    """The head size a bare state dict is read with: (head_dim, whether MiniMind's 8 query / 2
+    key/value heads fit). They fit when q_proj's rows split into 8 even-sized heads and k_proj
+    has exactly 2 of them; otherwise the 64-wide head of ``DEFAULT_HEAD_DIM``."""
+    q_heads, kv_heads = MINIMIND_HEADS
+    head_dim, rest = divmod(q_rows, q_heads)
+    if not rest and head_dim % 2 == 0 and head_dim > 0 and k_rows == kv_heads * head_dim:
+        return head_dim, True
+    return DEFAULT_HEAD_DIM, False
+
+
+def qk_rows(state_dict: dict[str, torch.Tensor]) -> tuple[int, int] | None:
+    """Output rows of the first block's q and k projections, in either key layout."""
+    for q_key, k_key in _QK_KEYS.values():
+        if q_key in state_dict and k_key in state_dict:
+            return int(state_dict[q_key].shape[0]), int(state_dict[k_key].shape[0])
+    return None
 
 _V1_RENAMES = [  # (earlier MiniMind regex, native replacement)
     (r"^tok_embeddings\.weight$", EMBED),
@@ -151,7 +176,8 @@ def to_native(raw: dict[str, torch.Tensor], where: str,
     layout = detect_layout(raw.keys())
     sd = dict(raw)
     if layout == "minimind-v1":
-        sd = v1_to_native(sd, head_dim or DEFAULT_HEAD_DIM)
+        rows = qk_rows(sd)
+        sd = v1_to_native(sd, head_dim or (assumed_head_dim(*rows)[0] if rows else DEFAULT_HEAD_DIM))
         notes.append("earlier MiniMind layout: keys renamed to the native layout, q/k rows regrouped "
                      "for rotate-half RoPE")
     check_native_keys(sd, where)

@@ -18,11 +18,19 @@ import torch
 from minimind import checkpoint
 from minimind.checkpoint import CheckpointError
 from minimind.config import ModelConfig, load_config
-from minimind.weights.infer import config_from_hf, infer_config, matching_run_config, validate_shapes
-from minimind.weights.layouts import to_native
+from minimind.weights.infer import (
+    config_from_hf,
+    infer_config,
+    matching_run_config,
+    sidecar_config,
+    validate_shapes,
+)
+from minimind.weights.layouts import DEFAULT_HEAD_DIM, assumed_head_dim, qk_rows, to_native
 from minimind.weights.read import dtype_counts, read_json, read_tensors, safe_torch_load
 
 TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json")  # either makes a directory a tokenizer
+HEADS_MINIMIND = "MiniMind's default"  # 8 query / 2 key-value heads, head_dim = hidden / 8
+HEADS_FALLBACK = f"head_dim {DEFAULT_HEAD_DIM}"  # where MiniMind's head counts do not fit the shapes
 
 
 @dataclass
@@ -41,7 +49,7 @@ class LoadedWeights:
     file_dtypes: dict[str, int] = field(default_factory=dict)  # dtype name -> tensor count, as stored
     stored_keys: list[str] = field(default_factory=list)  # keys as stored (before mapping)
     notes: list[str] = field(default_factory=list)  # assumptions and oddities, for the user
-    head_dim_assumed: bool = False  # heads were counted with the default head size
+    heads_assumed: str | None = None  # how heads were counted without a config: HEADS_MINIMIND or HEADS_FALLBACK
     checkpoint: dict[str, Any] | None = None  # checkpoint/run facts (complete, files, siblings)
     tokenizer_hint: Path | None = None  # a dataset/tokenizer directory recorded with the run
 
@@ -82,6 +90,22 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
     # The earliest MiniMind saved its causal mask: its size is the training context length.
     mask = raw.get("layers.0.attention.mask")
     sd, layout, notes = to_native(raw, str(path), head_dim)
+    # What tells the config, most exact first: --head-dim (the user), the sidecar config written
+    # with the file, the run beside it with the same shapes, and only then the shapes themselves.
+    sidecar = sidecar_config(path, sd) if layout == "native" else None
+    if isinstance(sidecar, str):
+        notes.append(sidecar)
+    elif sidecar is not None and head_dim is not None:
+        notes.append(f"{sidecar[1]} not used: --head-dim {head_dim} was given")
+    elif sidecar is not None:
+        cfg, config_source, inferred = sidecar
+        notes.append(f"config read from {config_source}, written beside this file")
+        if inferred:
+            notes.append(f"that config records these fields as inferred, not known, when it was written: "
+                         f"{', '.join(sorted(inferred))}")
+        return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind="pth",
+                             path=path, weights_file=path, config_source=str(config_source),
+                             file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes)
     run_config = matching_run_config(path, sd) if head_dim is None and layout == "native" else None
     if run_config is not None:
         cfg, config_source = run_config
@@ -98,7 +122,13 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
     validate_shapes(sd, cfg, str(path))
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind="pth",
                          path=path, weights_file=path, file_dtypes=dtype_counts(raw), stored_keys=list(raw),
-                         notes=notes + more, head_dim_assumed=head_dim is None)
+                         notes=notes + more, heads_assumed=None if head_dim else _heads_rule(sd))
+
+
+def _heads_rule(sd: dict[str, torch.Tensor]) -> str:
+    """Which rule counted the heads of a state dict read without a config or --head-dim."""
+    rows = qk_rows(sd)
+    return HEADS_MINIMIND if rows and assumed_head_dim(*rows)[1] else HEADS_FALLBACK
 
 
 def _data_dir_of_run(config_path: Path) -> Path | None:
@@ -146,7 +176,7 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
         cfg, inferred, more = infer_config(sd, head_dim)
         config_source = None
     validate_shapes(sd, cfg, str(model_file))
-    head_dim_assumed = config_source is None and head_dim is None
+    heads_assumed = _heads_rule(sd) if config_source is None and head_dim is None else None
     files = {}
     for name in ("model.pt", "optimizer.pt", "state.pt", "config.yaml", checkpoint.META_FILE):
         p = ckpt_dir / name
@@ -169,7 +199,7 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind=kind,
                          training=meta, path=ckpt_dir, weights_file=model_file, config_source=config_source,
                          file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes + more,
-                         checkpoint=info, tokenizer_hint=tokenizer_hint, head_dim_assumed=head_dim_assumed)
+                         checkpoint=info, tokenizer_hint=tokenizer_hint, heads_assumed=heads_assumed)
 
 
 def _resolve_data_path(data_path: str, ckpt_dir: Path) -> Path | None:

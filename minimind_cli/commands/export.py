@@ -45,7 +45,8 @@ def export(
     dtype: Annotated[DType, typer.Option("--dtype", help="Weights precision for --to hf.")] = DType.fp32,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing output.")] = False,
     head_dim: Annotated[int | None, typer.Option(
-        "--head-dim", min=2, help="Head size for a bare state dict (default 64, MiniMind's).")] = None,
+        "--head-dim", min=2, help="Head size for a weights file without a config (default: MiniMind's "
+                                  "8 query / 2 key-value heads where they fit, else 64).")] = None,
     rope_theta: Annotated[float | None, typer.Option(
         "--rope-theta", help="RoPE theta for a bare state dict (default 1e6).")] = None,
 ) -> None:

@@ -56,7 +56,8 @@ def inspect(
     tokenizer: Annotated[Path | None, typer.Option(
         "--tokenizer", help="Tokenizer directory for --generate (default: the run's dataset, out/data).")] = None,
     head_dim: Annotated[int | None, typer.Option(
-        "--head-dim", min=2, help="Head size for a bare state dict (default 64, MiniMind's).")] = None,
+        "--head-dim", min=2, help="Head size for a weights file without a config (default: MiniMind's "
+                                  "8 query / 2 key-value heads where they fit, else 64).")] = None,
     rope_theta: Annotated[float | None, typer.Option(
         "--rope-theta", help="RoPE theta for a bare state dict (default 1e6).")] = None,
 ) -> None:
@@ -138,10 +139,11 @@ def _print_rich(info: dict[str, Any]) -> None:
     for name in _ARCH_ORDER:
         if name not in arch:
             continue
-        value, source = arch[name]["value"], arch[name]["source"]
+        value, source, rule = arch[name]["value"], arch[name]["source"], arch[name].get("rule")
         shown = f"{value:g}" if isinstance(value, float) else _fmt_int(value) if isinstance(value, int) and \
             not isinstance(value, bool) else str(value).lower() if isinstance(value, bool) else str(value)
-        t.add_row(_ARCH_LABELS.get(name, name), shown, f"[{_SOURCE_STYLE.get(source, '')}]{source}[/]")
+        t.add_row(_ARCH_LABELS.get(name, name), shown, f"[{_SOURCE_STYLE.get(source, '')}]{source}[/]"
+                  + (f" ({escape(rule)})" if rule else ""))
     console.print(t)
     console.print()
 
@@ -221,6 +223,16 @@ def _print_rich(info: dict[str, Any]) -> None:
     g = info.get("generation")
     if g is not None:
         mode = "greedy" if g["temperature"] <= 0 else f"temperature {g['temperature']}, top-p {g['top_p']}"
-        console.print(f"[bold]Generation[/] [dim]({mode}, {g['new_tokens']} new tokens, "
-                      f"tokenizer {escape(g['tokenizer'])})[/]")
-        console.print(f"[bold]{escape(g['prompt'])}[/]{escape(g['completion'])}")
+        from minimind.weights.generate import visible_whitespace
+
+        console.print(f"[bold]Generation[/] [dim]({mode}, tokenizer {escape(g['tokenizer'])}; "
+                      f"whitespace shown as \\n \\t)[/]")
+        # Whitespace made visible: an undertrained model's 64 newlines would otherwise show nothing.
+        console.print(f"[bold]{escape(visible_whitespace(g['prompt']))}[/]"
+                      f"{escape(visible_whitespace(g['completion']))}")
+        n = g["new_tokens"]
+        why = {"eos": "stopped at eos (end of text)",
+               "max_new_tokens": f"stopped at --max-new-tokens {g['max_new_tokens']}",
+               "context": "stopped at the model's maximum sequence length"}.get(g.get("stopped"), "")
+        empty = "; empty completion" if not g["completion"] else ""
+        console.print(f"[dim]{n} token{'s' if n != 1 else ''} generated, {why}{empty}[/]")

@@ -89,3 +89,27 @@ def test_export_force_onto_its_own_run_is_refused(tmp_path, capsys):
     assert lines[0].startswith("error:") and "holds the source being exported" in lines[0]
     assert lines[1].startswith("hint:") and len(lines) == 2
     assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+
+
+def test_export_force_onto_the_out_dir_above_its_run_keeps_everything(tmp_path, capsys):
+    """`export out/runs/RUN out --to hf --force`: out holds the run, the data and the weights. Even
+    with an export marker planted in it (so --force would otherwise replace it) nothing is touched."""
+    from minimind import checkpoint
+    from minimind.weights import EXPORT_MARKER
+
+    out = tmp_path / "out"
+    model = tiny_model(seed=14)
+    run = write_run(out / "runs" / "r", model, steps=(10,), incomplete_step=None, data_path=str(out / "data"))
+    write_tokenizer(out / "data" / "tokenizer")
+    checkpoint.save_weights(out / "pretrain_64.pth", model.state_dict(), model.config)
+    (out / EXPORT_MARKER).write_text("{}")
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    for source in (run, out / "pretrain_64.pth"):
+        result = run_main(capsys, "export", str(source), str(out), "--to", "hf", "--force")
+        assert result.returncode == 2, result.stdout
+        lines = result.stderr.strip().splitlines()
+        assert lines[0].startswith("error:") and "holds the source being exported" in lines[0], result.stderr
+        assert lines[1].startswith("hint:") and len(lines) == 2
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert {"runs", "data", "pretrain_64.pth", "pretrain_64.json"} <= {p.name for p in out.iterdir()}
+    assert not list(tmp_path.glob("**/.*tmp-export*"))
