@@ -17,6 +17,11 @@ from minimind.data.format import DatasetFormatError
 if TYPE_CHECKING:
     from minimind.checkpoint import CheckpointInfo
 
+# A resume keeps the model's shape, and so does `pretrain --init-from` (it needs the same shape):
+# another shape means training from scratch.
+SHAPE_HINT = ("resume without model.* overrides, or start a new run with these model settings "
+              "(from scratch: --init-from needs the same shape)")
+
 # Keys a resume may change: they do not alter what the saved state means.
 SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_batches",
              "train.save_interval", "train.keep_last", "train.device", "train.dtype")
@@ -72,7 +77,7 @@ def check_model_shape(saved: ModelConfig, current: ModelConfig, where: str) -> N
         changed = [k for k, v in vars(saved).items() if getattr(current, k, None) != v]
         raise ConfigError(f"{where} was trained with a different model shape ({', '.join(changed) or 'model'}): "
                           f"the model shape cannot change on resume",
-                          "start a new run with --init-from to reuse the weights in another shape")
+                          SHAPE_HINT)
 
 
 def check_dataset_unchanged(info: CheckpointInfo, fingerprint: str | None, data_path: str, force: bool) -> None:
@@ -90,7 +95,7 @@ def check_overrides(overrides: list[str], force: bool) -> None:
         key = f"{section}.{name}"
         if section == "model":
             raise ConfigError(f"--set {key}: the model shape cannot change on resume",
-                              "start a new run with --init-from to reuse the weights in another shape")
+                              SHAPE_HINT)
         if key not in SAFE_KEYS and not force:
             raise ConfigError(f"--set {key}: changing it on resume breaks exact continuation",
                               f"safe keys: {', '.join(SAFE_KEYS)}; pass --force to change it anyway")

@@ -97,3 +97,20 @@ def test_the_trainer_refuses_a_checkpoint_of_another_model_shape(saved_run, make
 def test_every_policy_error_is_a_minimind_error():
     for cls in (ConfigError, DatasetFormatError):
         assert issubclass(cls, MinimindError) and cls("x").exit_code == 2
+
+
+def test_the_shape_hint_is_true_init_from_refuses_another_shape_too(saved_run):
+    run_dir, data, _ = saved_run
+    from tests.training.conftest import small_config
+
+    other = small_config(data, run_dir.parent, "model.hidden_size=32")
+    with pytest.raises(ConfigError) as on_resume:
+        policy.check_model_shape(small_config(data, run_dir.parent).model, other.model, "checkpoint x")
+    with pytest.raises(ConfigError) as on_set:
+        policy.check_overrides(["model.hidden_size=32"], force=False)
+    # The hint may not send the user to --init-from for another shape: it refuses one.
+    with pytest.raises(ConfigError, match="shapes differ"):
+        policy.check_init_from(other.model, find_checkpoint(run_dir).path)
+    for err in (on_resume, on_set):
+        assert "reuse the weights in another shape" not in err.value.hint
+        assert "--init-from needs the same shape" in err.value.hint
