@@ -133,15 +133,15 @@ def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1,
     (unchanged, and still one step's worth)."""
     import yaml
 
-    from minimind.checkpoint import find_checkpoint
+    from minimind.checkpoint import find_verified
     from minimind.data.format import read_meta
 
     overrides = list(overrides or [])
-    info = find_checkpoint(target)
     check_overrides(overrides, force)
+    info, skipped = find_verified(target)
     saved = yaml.safe_load((info.path / "config.yaml").read_text(encoding="utf-8"))
     cfg = Config.from_dict(apply_overrides(saved, overrides), source=str(info.path / "config.yaml"))
-    notes = []
+    notes = [s.note(info) for s in skipped]
     explicit_batch = any(o.split("=", 1)[0].strip() == "train.batch_size" for o in overrides)
     if not explicit_batch:
         note = keep_global_batch(cfg, int(info.meta.get("world_size", 1)), world)
