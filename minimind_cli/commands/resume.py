@@ -28,6 +28,7 @@ def resume(
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="New run length in optimizer steps (--set train.max_steps=N).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="New run length in passes over the data (--set train.epochs=N).")] = None,
     out: Annotated[str, typer.Option("--out", help="Output root searched when no PATH is given.")] = "out",
+    keep_schedule: Annotated[bool, typer.Option("--keep-schedule", help="On a new length, keep the original lr plan (--set train.on_length_change=keep).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Allow a changed dataset and other train.* overrides.")] = False,
     nproc: Annotated[int, typer.Option("--nproc", help="Processes on this node (torchrun).")] = 1,
     no_tui: Annotated[bool, typer.Option("--no-tui", help="Plain progress instead of the dashboard.")] = False,
@@ -40,6 +41,8 @@ def resume(
     overrides = list(overrides or [])
     overrides += [f"train.{key}={value}" for key, value in (("max_steps", max_steps), ("epochs", epochs))
                   if value is not None]
+    if keep_schedule:
+        overrides.append("train.on_length_change=keep")
     plan = plan_resume(target, overrides, world=nproc, force=force)
     for note in plan.notes:
         console.print(note)
