@@ -141,11 +141,12 @@ def list_checkpoints(run_dir: Path) -> list[CheckpointInfo]:
 
 
 def find_checkpoint(path: Path) -> CheckpointInfo:
-    """``path`` is a run directory (latest complete checkpoint) or one checkpoint directory."""
+    """``path`` is a run directory (latest complete checkpoint) or one checkpoint directory.
+    Completeness only; ``find_verified`` also checks every sha256."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path} does not exist")
-    if (path / META_FILE).is_file() or _STEP_DIR.match(path.name):
+    if _is_checkpoint_dir(path):
         meta = read_checkpoint_meta(path)
         if meta is None:
             raise CheckpointError(f"checkpoint {path} is incomplete (interrupted while saving); "
@@ -157,6 +158,10 @@ def find_checkpoint(path: Path) -> CheckpointInfo:
     return checkpoints[-1]
 
 
+def _is_checkpoint_dir(path: Path) -> bool:
+    return (path / META_FILE).is_file() or bool(_STEP_DIR.match(path.name))
+
+
 def verify_files(info: CheckpointInfo) -> dict[str, bool]:
     """Each file recorded in meta.json: whether it is present and matches its recorded sha256."""
     out = {}
@@ -166,19 +171,72 @@ def verify_files(info: CheckpointInfo) -> dict[str, bool]:
     return out
 
 
+def damage(info: CheckpointInfo) -> str | None:
+    """Why a complete checkpoint cannot be trusted (a file that fails its sha256), or None."""
+    bad = [name for name, ok in verify_files(info).items() if not ok]
+    if not bad:
+        return None
+    if len(bad) == 1:
+        return f"{bad[0]} does not match its recorded sha256"
+    return f"{', '.join(bad)} do not match their recorded sha256"
+
+
+@dataclass
+class Skipped:
+    """A complete checkpoint passed over because it is damaged."""
+
+    info: CheckpointInfo
+    reason: str
+
+    def note(self, used: CheckpointInfo) -> str:
+        return (f"checkpoint {self.info.path.name} is damaged ({self.reason}): skipped it; using "
+                f"{used.path.name} (step {used.step}), the newest verified one")
+
+
+def find_verified(path: Path) -> tuple[CheckpointInfo, list[Skipped]]:
+    """The checkpoint to resume from, every file checked against its sha256.
+
+    For a run directory: the newest complete checkpoint that verifies, and the newer damaged ones
+    it passed over (newest first). For one checkpoint directory: that checkpoint, or a
+    ``CheckpointError`` naming the newest verified one of its run if it is damaged.
+    """
+    path = Path(path)
+    info = find_checkpoint(path)
+    if _is_checkpoint_dir(path):
+        reason = damage(info)
+        if reason is None:
+            return info, []
+        run_dir = path.parent.parent
+        good = next((c for c in reversed(list_checkpoints(run_dir)) if c.path != info.path and damage(c) is None),
+                    None)
+        hint = (f"resume from {good.path} (step {good.step}), the newest verified checkpoint, or from the run "
+                f"directory {run_dir}" if good else "no other checkpoint of this run verifies")
+        raise CheckpointError(f"checkpoint {path} is damaged: {reason}", hint)
+    skipped: list[Skipped] = []
+    for candidate in reversed(list_checkpoints(path)):
+        reason = damage(candidate)
+        if reason is None:
+            return candidate, skipped
+        skipped.append(Skipped(candidate, reason))
+    names = ", ".join(f"{s.info.path.name} ({s.reason})" for s in skipped)
+    raise CheckpointError(f"{path}: every checkpoint is damaged: {names}",
+                          "restore the files from a backup, or start a new run")
+
+
 def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, Any]:
     """model/optimizer/state dicts of a checkpoint, each checked against its recorded sha256."""
     if verify:
         for name, ok in verify_files(info).items():
             if not ok:
                 raise CheckpointError(f"checkpoint {info.path}: {name} does not match its recorded sha256 "
-                                      f"(corrupted?)")
+                                      f"(damaged)", "resume from the run directory to use the newest verified "
+                                      "checkpoint")
+    from minimind.weights.read import safe_torch_load  # it imports this module
+
     out = {}
     for key in ("model", "optimizer", "state"):
-        try:
-            out[key] = torch.load(info.path / f"{key}.pt", map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-            raise CheckpointError(f"checkpoint {info.path}: cannot read {key}.pt ({exc})") from None
+        # One line on failure, never torch's advice to load with weights_only=False.
+        out[key] = safe_torch_load(info.path / f"{key}.pt")
     out["config_yaml"] = (info.path / "config.yaml").read_text(encoding="utf-8")
     return out
 

@@ -121,6 +121,7 @@ class DataConfig:
 
 
 SCHEDULES = ("minimind", "cosine", "constant")
+LENGTH_CHANGES = ("replan", "keep")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 
 
@@ -136,6 +137,9 @@ class TrainConfig:
     schedule: str = _f("minimind", "lr schedule: minimind (lr/10 + cosine, starts at 1.1*lr), cosine, constant")
     warmup_steps: int = _f(0, "linear warm-up steps (cosine and constant schedules)")
     min_lr_ratio: float = _f(0.1, "cosine: final lr as a fraction of the peak")
+    on_length_change: str = _f("replan", "when a resume changes the run's length: replan (decay from the current "
+                                         "lr to the final lr over the remaining steps, no jump) or keep (the "
+                                         "original plan: ends early, or stays at its final lr past its end)")
     weight_decay: float = _f(0.0, "AdamW weight decay, applied to matrices only")
     beta1: float = _f(0.9, "AdamW beta1")
     beta2: float = _f(0.95, "AdamW beta2")
@@ -157,7 +161,7 @@ class TrainConfig:
             raise ConfigError(f"train.max_steps={self.max_steps} must be > 0 or null")
         if not self.learning_rate > 0:
             raise ConfigError(f"train.learning_rate={self.learning_rate} must be > 0")
-        for name, allowed in (("schedule", SCHEDULES), ("dtype", DTYPES)):
+        for name, allowed in (("schedule", SCHEDULES), ("dtype", DTYPES), ("on_length_change", LENGTH_CHANGES)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"train.{name}={value!r} is not one of {', '.join(allowed)}"

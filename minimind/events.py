@@ -13,7 +13,8 @@ by the trainer so that readers do no arithmetic of their own.
 run_started   run, profile, config (resolved, sections model/data/train/run), params_total,
               params_active, device, devices (list of names), dtype, world_size, total_steps,
               start_step, tokens_per_step, dataset (path, fingerprint, tokens, documents),
-              lr_schedule (list of [step, lr] samples of the whole planned schedule), resumed_from?,
+              lr_schedule (list of [step, lr] samples of the whole planned schedule),
+              schedule_changed_at? (the step of the last re-plan on a length change), resumed_from?,
               pid
 step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_seen,
               tokens_per_s, step_time_s, elapsed_s, eta_s?, mfu?,

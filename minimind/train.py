@@ -108,11 +108,11 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         reporter.emit("info", message=built.init_note, step=0)
     state, resumed_from = TrainState(), None
     if resume_from is not None:
-        from minimind.checkpoint import find_checkpoint
+        from minimind.checkpoint import find_verified
 
-        info = find_checkpoint(resume_from)
+        info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
         state, notes = restore(built, info, force=force)
-        for note in notes:
+        for note in [s.note(info) for s in skipped] + notes:
             reporter.emit("warning", message=note, step=state.step)
         resumed_from = {"path": str(info.path), "step": state.step}
     try:

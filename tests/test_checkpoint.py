@@ -89,3 +89,61 @@ def test_weights_file_is_half_precision_with_both_tied_names(tmp_path):
     sidecar = json.loads((tmp_path / "pretrain_2.json").read_text())  # how to read the file back
     assert sidecar["format"] == ckpt.WEIGHTS_CONFIG_FORMAT and sidecar["weights"] == "pretrain_2.pth"
     assert ModelConfig(**sidecar["model"]) == cfg and sidecar["inferred"] == []
+
+
+def _damage(path, name="model.pt"):
+    with open(path / name, "r+b") as f:
+        f.seek(40)
+        f.write(b"\xff\xff\xff")
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_verified_one(tmp_path):
+    for step in (1, 2, 3):
+        _save(tmp_path, step)
+    _damage(tmp_path / "checkpoints" / "step_00000003")
+    _damage(tmp_path / "checkpoints" / "step_00000002", "state.pt")
+    info, skipped = ckpt.find_verified(tmp_path)
+    assert info.step == 1
+    assert [(s.info.step, s.reason) for s in skipped] == [(3, "model.pt does not match its recorded sha256"),
+                                                          (2, "state.pt does not match its recorded sha256")]
+    note = skipped[0].note(info)
+    assert "step_00000003 is damaged" in note and "step_00000001 (step 1)" in note
+    assert ckpt.find_checkpoint(tmp_path).step == 3  # completeness alone does not see the damage
+
+
+def test_a_damaged_checkpoint_named_explicitly_is_refused_naming_the_newest_good_one(tmp_path):
+    for step in (1, 2, 3):
+        _save(tmp_path, step)
+    bad = tmp_path / "checkpoints" / "step_00000003"
+    _damage(bad)
+    with pytest.raises(ckpt.CheckpointError, match="step_00000003 is damaged: model.pt does not match") as err:
+        ckpt.find_verified(bad)
+    assert str(tmp_path / "checkpoints" / "step_00000002") in err.value.hint
+    assert ckpt.find_verified(tmp_path / "checkpoints" / "step_00000002")[0].step == 2
+    for step in (1, 2):
+        _damage(tmp_path / "checkpoints" / f"step_{step:08d}")
+    with pytest.raises(ckpt.CheckpointError, match="every checkpoint is damaged"):
+        ckpt.find_verified(tmp_path)
+
+
+class NotAllowed:
+    """A class weights-only loading refuses to build."""
+
+
+def test_a_state_file_that_weights_only_loading_refuses_is_one_line_never_suggesting_unsafe_loading(tmp_path):
+    import hashlib
+    import pickle
+
+    path = _save(tmp_path, 4)
+    with open(path / "state.pt", "wb") as f:
+        pickle.dump({"x": NotAllowed()}, f, protocol=2)
+    meta = json.loads((path / "meta.json").read_text())
+    meta["files"]["state.pt"] = hashlib.sha256((path / "state.pt").read_bytes()).hexdigest()
+    (path / "meta.json").write_text(json.dumps(meta))
+    info, skipped = ckpt.find_verified(tmp_path)  # its sha256 is right: verification passes
+    assert info.step == 4 and not skipped
+    with pytest.raises(ckpt.CheckpointError) as err:
+        ckpt.load_checkpoint(info)
+    text = f"{err.value.message} {err.value.hint or ''}"
+    assert "state.pt" in text and "NotAllowed" in text
+    assert "\n" not in text and "weights_only=False" not in text and "Re-running" not in text

@@ -13,17 +13,24 @@ from typing import TYPE_CHECKING, Any
 
 from minimind.config import Config, ConfigError, ModelConfig, apply_overrides, parse_override
 from minimind.data.format import DatasetFormatError
+from minimind.schedule import Replan, SchedulePlan, final_lr
 
 if TYPE_CHECKING:
     from minimind.checkpoint import CheckpointInfo
 
+# A resume keeps the model's shape, and so does `pretrain --init-from` (it needs the same shape):
+# another shape means training from scratch.
+SHAPE_HINT = ("resume without model.* overrides, or start a new run with these model settings "
+              "(from scratch: --init-from needs the same shape)")
+
 # Keys a resume may change: they do not alter what the saved state means.
 SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_batches",
-             "train.save_interval", "train.keep_last", "train.device", "train.dtype")
+             "train.save_interval", "train.keep_last", "train.device", "train.dtype", "train.on_length_change")
 
 
-def check_dataset_fits(cfg: Config, world_size: int) -> None:
-    """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary."""
+def check_dataset_fits(cfg: Config, world_size: int) -> int:
+    """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary;
+    returns the micro-batches per epoch (per process)."""
     from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
 
     if not cfg.data.path:
@@ -39,6 +46,50 @@ def check_dataset_fits(cfg: Config, world_size: int) -> None:
     if vocab > cfg.model.vocab_size:
         raise ConfigError(f"the dataset's tokenizer has {vocab} tokens but model.vocab_size={cfg.model.vocab_size}",
                           f"--set model.vocab_size={vocab}")
+    return order.batches_per_epoch
+
+
+def run_length(train_cfg, batches_per_epoch: int) -> int:
+    """Optimizer steps of a run (``train.max_steps`` or all its epochs)."""
+    from minimind.data.dataset import optimizer_steps
+
+    t = train_cfg
+    return optimizer_steps(batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
+
+
+def schedule_after_resume(saved: SchedulePlan | None, step: int, saved_length: int, length: int,
+                          train_cfg) -> tuple[SchedulePlan, str | None]:
+    """The lr plan a resume at ``step`` continues with, and a sentence for the user when the run's
+    length changed (``saved_length`` -> ``length`` steps). ``saved`` is the checkpoint's plan (None
+    before plans were recorded: then the schedule was planned over ``saved_length``).
+
+    Same length: the same plan (an exact resume is bitwise unchanged). New length and
+    ``train.on_length_change=replan`` (the default): from ``step`` the lr decays from its current
+    value to the final lr at the new end, without a jump. ``keep``: the original plan, which ends
+    early or stays at its final lr past its end.
+    """
+    plan = saved or SchedulePlan(saved_length, saved_length)
+    if length == plan.run_total:
+        return plan, None
+    change = f"the run's length changes from {plan.run_total} to {length} steps"
+    end_lr = final_lr(train_cfg)
+    if step >= length:
+        return SchedulePlan(plan.total, length, plan.replans), f"{change}: it already is at step {step}, nothing to train"
+    if train_cfg.on_length_change == "keep":
+        what = (f"the run stops at step {length}, before the plan's end (lr {plan.lr(length - 1, train_cfg):.3g} "
+                f"then)" if length < plan.total else
+                f"past step {plan.total} the lr stays at its final value {end_lr:.3g}")
+        return (SchedulePlan(plan.total, length, plan.replans),
+                f"{change}; the lr schedule keeps its plan over {plan.total} steps (on_length_change=keep): {what}")
+    lr_now = plan.lr(step, train_cfg)
+    if train_cfg.schedule != "minimind" and step < train_cfg.warmup_steps:
+        # The warm-up does not depend on the length: planning over the new one has no jump.
+        return (SchedulePlan(length, length, plan.replans),
+                f"{change}: the lr schedule (still warming up) is planned over {length} steps")
+    new = SchedulePlan(length, length, (*plan.replans, Replan(step, lr_now, plan.total)))
+    return new, (f"{change}: the lr schedule is re-planned from step {step}, decaying from {lr_now:.3g} (its "
+                 f"value now) to {end_lr:.3g} at step {length} without a jump; --keep-schedule keeps the "
+                 f"original plan instead")
 
 
 def check_init_from(model_cfg: ModelConfig, path: Any):
@@ -74,7 +125,7 @@ def check_model_shape(saved: ModelConfig, current: ModelConfig, where: str) -> N
         changed = [k for k, v in vars(saved).items() if getattr(current, k, None) != v]
         raise ConfigError(f"{where} was trained with a different model shape ({', '.join(changed) or 'model'}): "
                           f"the model shape cannot change on resume",
-                          "start a new run with --init-from to reuse the weights in another shape")
+                          SHAPE_HINT)
 
 
 def check_dataset_unchanged(info: CheckpointInfo, fingerprint: str | None, data_path: str, force: bool) -> None:
@@ -92,7 +143,7 @@ def check_overrides(overrides: list[str], force: bool) -> None:
         key = f"{section}.{name}"
         if section == "model":
             raise ConfigError(f"--set {key}: the model shape cannot change on resume",
-                              "start a new run with --init-from to reuse the weights in another shape")
+                              SHAPE_HINT)
         if key not in SAFE_KEYS and not force:
             raise ConfigError(f"--set {key}: changing it on resume breaks exact continuation",
                               f"safe keys: {', '.join(SAFE_KEYS)}; pass --force to change it anyway")
@@ -130,20 +181,25 @@ def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1,
     (unchanged, and still one step's worth)."""
     import yaml
 
-    from minimind.checkpoint import find_checkpoint
+    from minimind.checkpoint import find_verified
     from minimind.data.format import read_meta
 
     overrides = list(overrides or [])
-    info = find_checkpoint(target)
     check_overrides(overrides, force)
+    info, skipped = find_verified(target)
     saved = yaml.safe_load((info.path / "config.yaml").read_text(encoding="utf-8"))
     cfg = Config.from_dict(apply_overrides(saved, overrides), source=str(info.path / "config.yaml"))
-    notes = []
+    notes = [s.note(info) for s in skipped]
     explicit_batch = any(o.split("=", 1)[0].strip() == "train.batch_size" for o in overrides)
     if not explicit_batch:
         note = keep_global_batch(cfg, int(info.meta.get("world_size", 1)), world)
         if note:
             notes.append(note)
     check_dataset_unchanged(info, read_meta(cfg.data.path).get("fingerprint"), cfg.data.path, force)
-    check_dataset_fits(cfg, world)
+    per_epoch = check_dataset_fits(cfg, world)
+    saved_cfg = Config.from_dict(saved, source=str(info.path / "config.yaml"))
+    _, note = schedule_after_resume(SchedulePlan.from_dict(info.meta.get("schedule")), info.step,
+                                    run_length(saved_cfg.train, per_epoch), run_length(cfg.train, per_epoch), cfg.train)
+    if note:
+        notes.append(note)
     return ResumePlan(info, cfg, notes)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from minimind.events import EventWriter, sanitize
 from minimind.metrics import StepTimer, expert_load, format_duration, memory_snapshot
-from minimind.schedule import planned_schedule
+from minimind.schedule import final_lr, planned_schedule
 
 if TYPE_CHECKING:
     from minimind.training.build import Built
@@ -46,6 +46,7 @@ class Reporter:
     def run_started(self, built: Built, state: TrainState, run_dir: Path, resumed_from: dict | None,
                     peak_flops: float) -> None:
         cfg = built.cfg
+        replans = state.schedule.replans if state.schedule else ()
         self.emit(
             "run_started", run=Path(run_dir).name, profile=cfg.run.profile, config=cfg.to_dict(),
             params_total=built.params["total"], params_active=built.params["active"], device=str(built.device),
@@ -56,8 +57,15 @@ class Reporter:
                      "tokens": built.train_data.meta.get("tokens"),
                      "documents": built.train_data.meta.get("documents"),
                      "samples": len(built.train_data), "packing": cfg.data.packing},
-            lr_schedule=planned_schedule(built.total_steps, cfg.train), resumed_from=resumed_from,
+            lr_schedule=planned_schedule(built.total_steps, cfg.train, plan=state.schedule),
+            schedule_changed_at=replans[-1].step if replans else None, resumed_from=resumed_from,
             pid=os.getpid(), peak_flops=peak_flops)
+        if replans and replans[-1].step == state.step and resumed_from:
+            last = replans[-1]
+            self.emit("info", step=state.step,
+                      message=f"the run's length changed ({last.before} -> {built.total_steps} steps): lr schedule "
+                              f"re-planned at step {last.step}, from {last.lr:.3g} down to "
+                              f"{final_lr(cfg.train):.3g} at step {built.total_steps}")
         where = f"resumed at step {state.step}" if resumed_from else "starting"
         self.print(f"{where}: {built.params['total']:,} parameters ({built.params['active']:,} active), "
                    f"{built.total_steps} steps, device {built.device}, dtype {built.dtype_name} "

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from minimind.metrics import LossEMA
+from minimind.schedule import SchedulePlan
 
 if TYPE_CHECKING:
     from minimind.checkpoint import CheckpointInfo
@@ -33,6 +34,7 @@ class TrainState:
     last_loss: float | None = None
     last_val_loss: float | None = None
     attempts: int = 0  # optimizer-step attempts of this process, skipped ones included (fault injection)
+    schedule: SchedulePlan | None = None  # the lr plan (None: planned over the run's length, never changed)
 
     def advance(self, loss: float, tokens: int) -> float:
         """Record a finished optimizer step; returns the loss EMA."""
@@ -55,6 +57,7 @@ class TrainState:
             "last_val_loss": self.last_val_loss,
             "scaler": scaler,
             "rng": capture_rng(),
+            "schedule": self.schedule.to_dict() if self.schedule else None,
         }
 
     @classmethod
@@ -63,7 +66,8 @@ class TrainState:
         state = cls(step=int(loop["step"]), tokens_seen=int(loop["tokens_seen"]),
                     elapsed_before_s=float(loop.get("elapsed_s", 0.0)),
                     nonfinite_in_a_row=int(loop.get("nonfinite_in_a_row", 0)),
-                    last_loss=loop.get("last_loss"), last_val_loss=loop.get("last_val_loss"))
+                    last_loss=loop.get("last_loss"), last_val_loss=loop.get("last_val_loss"),
+                    schedule=SchedulePlan.from_dict(loop.get("schedule")))
         state.loss_ema.load_state_dict(loop["loss_ema"])
         return state
 
@@ -108,6 +112,7 @@ def checkpoint_meta(built: Built, state: TrainState, run_dir: Path, reason: str,
         "dataset": {"path": str(cfg.data.path), "fingerprint": built.train_data.fingerprint},
         "world_size": built.dist.world_size, "dtype": built.dtype_name,
         "params_total": built.params["total"], "params_active": built.params["active"],
+        "schedule": (state.schedule or SchedulePlan(built.total_steps, built.total_steps)).to_dict(),
     }
 
 
@@ -142,7 +147,7 @@ def restore(built: Built, info: CheckpointInfo, force: bool = False) -> tuple[Tr
     import yaml
 
     from minimind import checkpoint as ckpt
-    from minimind.config import ModelConfig
+    from minimind.config import Config, ModelConfig
     from minimind.data.format import DatasetFormatError
     from minimind.training import policy
 
@@ -163,4 +168,10 @@ def restore(built: Built, info: CheckpointInfo, force: bool = False) -> tuple[Tr
             raise
         notes.append("data position could not be restored (--force): restarting the epoch")
     restore_rng(loop["rng"])
-    return TrainState.from_dict(loop), notes
+    state = TrainState.from_dict(loop)
+    # A new run length re-plans the lr schedule (or keeps it), by the rule `resume` announced.
+    saved_cfg = Config.from_dict(yaml.safe_load(loaded["config_yaml"]) or {}, source=str(info.path))
+    state.schedule, _ = policy.schedule_after_resume(
+        state.schedule, state.step, policy.run_length(saved_cfg.train, built.loader.batches_per_epoch),
+        built.total_steps, built.cfg.train)
+    return state, notes

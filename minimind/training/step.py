@@ -51,7 +51,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False) -> Ste
     cfg, t = built.cfg, built.cfg.train
     built.model.train()
     sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
-    lr = lr_at(state.step, built.total_steps, t)
+    lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
     for group in built.optimizer.param_groups:
         group["lr"] = lr
     for micro in range(t.accumulation_steps):

@@ -15,13 +15,20 @@ Examples:
 
   minimind resume out/runs/tiny-20260101-120000    (its latest complete checkpoint)
 
-  minimind resume out/runs/RUN/checkpoints/step_00000200 --set train.max_steps=1000
+  minimind resume out/runs/RUN/checkpoints/step_00000200 --max-steps 1000
+
+A damaged newest checkpoint (a file that fails its sha256) is skipped, with a note, for the
+newest verified one. A new length (--max-steps, --epochs) re-plans the lr schedule from the
+current step without a jump; --keep-schedule keeps the original plan instead.
 """
 
 def resume(
     path: Annotated[Path | None, typer.Argument(help="Run directory or checkpoint directory (default: most recent run).")] = None,
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override a config key (train.max_steps, intervals, ...).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="New run length in optimizer steps (--set train.max_steps=N).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="New run length in passes over the data (--set train.epochs=N).")] = None,
     out: Annotated[str, typer.Option("--out", help="Output root searched when no PATH is given.")] = "out",
+    keep_schedule: Annotated[bool, typer.Option("--keep-schedule", help="On a new length, keep the original lr plan (--set train.on_length_change=keep).")] = False,
     force: Annotated[bool, typer.Option("--force", help="Allow a changed dataset and other train.* overrides.")] = False,
     nproc: Annotated[int, typer.Option("--nproc", help="Processes on this node (torchrun).")] = 1,
     no_tui: Annotated[bool, typer.Option("--no-tui", help="Plain progress instead of the dashboard.")] = False,
@@ -32,6 +39,11 @@ def resume(
 
     target = path if path is not None else latest_run(Path(out))
     refuse_if_training(target)  # a live run has one owner: refuse before reading or writing anything
+    overrides = list(overrides or [])
+    overrides += [f"train.{key}={value}" for key, value in (("max_steps", max_steps), ("epochs", epochs))
+                  if value is not None]
+    if keep_schedule:
+        overrides.append("train.on_length_change=keep")
     plan = plan_resume(target, overrides, world=nproc, force=force)
     for note in plan.notes:
         console.print(note)

@@ -119,6 +119,8 @@ class RunState:
             if isinstance(source, dict):  # the trainer records {"path": checkpoint dir, "step": N}
                 source = Path(str(source.get("path", "?"))).name
             self._log(e, "info", f"resumed from {source} at step {start_step}")
+            if e.get("schedule_changed_at") == start_step:
+                self._log(e, "info", f"lr schedule re-planned at step {start_step} for {e.get('total_steps')} steps")
         else:
             self._log(e, "info", f"run started: {e.get('total_steps')} steps on {e.get('device')}")
         return set(PANELS)

@@ -143,6 +143,10 @@ class LrPlot(_Plot):
         schedule = state.lr_schedule
         if schedule:
             plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color="blue")
+        changed = (state.started or {}).get("schedule_changed_at")
+        if schedule and changed is not None:  # a resume re-planned it for a new length: mark where
+            lr_there = min(schedule, key=lambda p: abs(p[0] - changed))[1]
+            plt.scatter([changed], [lr_there], marker="▼", color="magenta", label="re-planned")
         current = state.last_step
         if current is not None and current.get("lr") is not None:
             plt.vertical_line(current["step"], color="gray")

@@ -536,3 +536,26 @@ def test_exit_status_words(code, words):
     from minimind_cli.dashboard.format import exit_status
 
     assert exit_status(code) == words
+
+
+async def test_a_schedule_replanned_on_resume_is_drawn_marked_and_logged(tmp_path):
+    run_dir = copy_run(tmp_path, "dense")
+    events = read_events(run_dir / "events.jsonl")
+    first = events[0]
+    plan = [[s, 2e-3 if s < 200 else 2e-3 - (s - 200) * 1e-5] for s in range(0, 400, 10)]
+    resumed = {**first, "start_step": 200, "total_steps": 400, "resumed_from": {"path": "c/step_200", "step": 200},
+               "lr_schedule": plan, "schedule_changed_at": 200, "time": events[-1]["time"] + 1}
+    with open(run_dir / "events.jsonl", "a") as f:
+        f.write(json.dumps(resumed) + "\n")
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "▼" in text_of(app.query_one(LrPlot)))
+        lr = text_of(app.query_one(LrPlot))
+        assert "▼" in lr and "re-planned" in lr
+        assert "lr schedule re-planned at step 200 for 400 steps" in text_of(app.query_one(EventLog))
+    (tmp_path / "plain").mkdir()
+    plain = DashboardApp(copy_run(tmp_path / "plain", "dense"))
+    async with plain.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: plain.state.finished is not None)
+        await pilot.pause()
+        assert "▼" not in text_of(plain.query_one(LrPlot))

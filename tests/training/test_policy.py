@@ -70,7 +70,8 @@ def test_plan_resume_reads_the_checkpoint_config_and_rescales_the_batch(saved_ru
     plan = policy.plan_resume(run_dir, ["train.max_steps=40"], world=2)
     assert plan.run_dir == run_dir and plan.info.step == 2
     assert plan.cfg.train.max_steps == 40 and plan.cfg.train.batch_size == cfg.train.batch_size // 2
-    assert plan.cfg.model == cfg.model and len(plan.notes) == 1
+    assert plan.cfg.model == cfg.model and len(plan.notes) == 2 and "global batch" in plan.notes[0]
+    assert "from 16 to 40 steps: the lr schedule is re-planned from step 2" in plan.notes[1]
 
 
 def test_a_changed_dataset_is_refused_by_the_cli_plan_and_by_the_trainer(saved_run):
@@ -97,3 +98,58 @@ def test_the_trainer_refuses_a_checkpoint_of_another_model_shape(saved_run, make
 def test_every_policy_error_is_a_minimind_error():
     for cls in (ConfigError, DatasetFormatError):
         assert issubclass(cls, MinimindError) and cls("x").exit_code == 2
+
+
+def test_the_shape_hint_is_true_init_from_refuses_another_shape_too(saved_run):
+    run_dir, data, _ = saved_run
+    from tests.training.conftest import small_config
+
+    other = small_config(data, run_dir.parent, "model.hidden_size=32")
+    with pytest.raises(ConfigError) as on_resume:
+        policy.check_model_shape(small_config(data, run_dir.parent).model, other.model, "checkpoint x")
+    with pytest.raises(ConfigError) as on_set:
+        policy.check_overrides(["model.hidden_size=32"], force=False)
+    # The hint may not send the user to --init-from for another shape: it refuses one.
+    with pytest.raises(ConfigError, match="shapes differ"):
+        policy.check_init_from(other.model, find_checkpoint(run_dir).path)
+    for err in (on_resume, on_set):
+        assert "reuse the weights in another shape" not in err.value.hint
+        assert "--init-from needs the same shape" in err.value.hint
+
+
+def test_schedule_after_resume_same_length_replan_keep_and_warmup():
+    from minimind.config import TrainConfig
+    from minimind.schedule import Replan, SchedulePlan, lr_at
+
+    cfg = TrainConfig(learning_rate=1e-3)
+    same = SchedulePlan(100, 100)
+    assert policy.schedule_after_resume(same, 40, 100, 100, cfg) == (same, None)
+    assert policy.schedule_after_resume(None, 40, 100, 100, cfg) == (same, None)  # checkpoints before plans
+    plan, note = policy.schedule_after_resume(None, 40, 100, 55, cfg)
+    assert plan == SchedulePlan(55, 55, (Replan(40, lr_at(40, 100, cfg), 100),))
+    assert "from 100 to 55 steps" in note and "re-planned from step 40" in note and "--keep-schedule" in note
+    cfg.on_length_change = "keep"
+    plan, note = policy.schedule_after_resume(same, 40, 100, 55, cfg)
+    assert plan == SchedulePlan(100, 55) and "stops at step 55, before the plan's end" in note
+    plan, note = policy.schedule_after_resume(same, 40, 100, 300, cfg)
+    assert plan == SchedulePlan(100, 300) and "past step 100 the lr stays at its final value 0.0001" in note
+    warm = TrainConfig(learning_rate=1e-3, schedule="cosine", warmup_steps=50)
+    plan, note = policy.schedule_after_resume(same, 40, 100, 300, warm)
+    assert plan == SchedulePlan(300, 300) and "still warming up" in note
+    assert lr_at(40, 300, warm) == lr_at(40, 100, warm)
+
+
+def test_the_trainer_restores_with_the_plan_resume_announced(saved_run):
+    run_dir, data, _ = saved_run
+    from minimind.schedule import Replan, SchedulePlan, lr_at
+    from tests.training.conftest import small_config
+
+    same = small_config(data, run_dir.parent.parent)
+    state, _ = restore(build(same), find_checkpoint(run_dir))
+    assert state.schedule == SchedulePlan(16, 16)  # an exact resume: the plan it had
+    longer = small_config(data, run_dir.parent.parent, "train.max_steps=40")
+    built = build(longer)
+    state, _ = restore(built, find_checkpoint(run_dir))
+    assert state.schedule == SchedulePlan(40, 40, (Replan(2, lr_at(2, 16, longer.train), 16),))
+    assert train_step(built, state).lr == lr_at(2, 16, longer.train)  # no jump at the first resumed step
+    assert "re-planned from step 2" in policy.plan_resume(run_dir, ["train.max_steps=40"]).notes[0]
