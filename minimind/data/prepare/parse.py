@@ -27,6 +27,22 @@ INVALID_JSON, NOT_OBJECT, INVALID_UTF8, NOT_STRING, SURROGATE = (
 NOT_ERRORS = (BLANK, EMPTY)
 
 
+def json_error(exc: ValueError) -> str:
+    """``json``'s message plus the column: some of its messages already end in "at" ("Invalid
+    control character at", "Unterminated string starting at")."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return str(exc)
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def json_kind(value: object) -> str:
+    """"null", "an int", "a list", ...: what a decoded JSON value is, with its article."""
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 class Reader:
     """Blocks of whole lines (jsonl) or whole paragraphs (txt) from one file, with their first line number."""
 
@@ -105,7 +121,7 @@ def parse_jsonl(chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                msg = json_error(exc)
                 reason, detail = INVALID_JSON, f"invalid JSON ({msg})"
             except RecursionError:
                 reason, detail = INVALID_JSON, "invalid JSON (nested too deeply)"
@@ -117,8 +133,7 @@ def parse_jsonl(chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed
                     reason, detail = f"missing key {text_key!r}", f"missing key {text_key!r} (keys: {keys})"
                 elif not isinstance(obj[text_key], str):
                     value = obj[text_key]
-                    kind_name = "null" if value is None else type(value).__name__
-                    reason, detail = NOT_STRING, f"{text_key!r} is a {kind_name}, not a string"
+                    reason, detail = NOT_STRING, f"{text_key!r} is {json_kind(value)}, not a string"
                 elif not obj[text_key].strip():
                     out.skipped[EMPTY] += 1
                     continue
