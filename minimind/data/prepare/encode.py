@@ -114,8 +114,12 @@ class BlockEncoder:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.pool is not None:
-            # On failure nothing more is wanted from the workers: drop what is queued, do not wait.
-            self.pool.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+            if exc_type is not None:
+                # On failure or Ctrl-C nothing more is wanted from the workers: stop them now rather
+                # than let each finish its block (seconds), which would hold up the exit.
+                for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
             self.pool = None
         return False
 
