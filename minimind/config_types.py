@@ -32,6 +32,11 @@ def type_name(typ: Any) -> str:
     return base.__name__ + (" or null" if optional else "")
 
 
+def with_article(name: str) -> str:
+    """"an int", "a float", "a str or null"."""
+    return f"{'an' if name[:1] in ('a', 'e', 'i', 'o', 'u') else 'a'} {name}"
+
+
 def convert_string(key: str, raw: str, typ: Any) -> Any:
     """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null)."""
     base, optional = unwrap_optional(typ)
@@ -64,7 +69,7 @@ def check_type(key: str, value: Any, typ: Any, source: str) -> Any:
     if value is None:
         if optional:
             return None
-        raise ConfigError(f"{source}: {key} must be a {type_name(typ)}, got null")
+        raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got null")
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if base is float and isinstance(value, str):
@@ -77,7 +82,7 @@ def check_type(key: str, value: Any, typ: Any, source: str) -> Any:
         return int(value)
     if isinstance(value, base) and not (base is int and isinstance(value, bool)):
         return value
-    raise ConfigError(f"{source}: {key} must be a {type_name(typ)}, got {value!r}")
+    raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got {value!r}")
 
 
 def suggest(word: str, choices: Any, prefix: str = "") -> str:

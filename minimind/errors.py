@@ -10,6 +10,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_ABORTED = 3  # interrupted before anything was written (prepare's Ctrl-C)
 EXIT_INTERRUPTED = 130
 
 

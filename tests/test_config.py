@@ -69,7 +69,10 @@ def test_yaml_profile_errors_name_key(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key train\.learing_rate \(did you mean train\.learning_rate\?\)"):
         resolve(str(bad))
     bad.write_text("extends: tiny\ntrain:\n  batch_size: lots\n")
-    with pytest.raises(ConfigError, match=r"train\.batch_size must be a int, got 'lots'"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size must be an int, got 'lots'"):
+        resolve(str(bad))
+    bad.write_text("extends: tiny\ntrain:\n  learning_rate: lots\n")
+    with pytest.raises(ConfigError, match=r"train\.learning_rate must be a float, got 'lots'"):
         resolve(str(bad))
     bad.write_text("train: [1, 2\n")
     with pytest.raises(ConfigError, match=r"invalid YAML"):

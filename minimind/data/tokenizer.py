@@ -14,7 +14,7 @@ import json
 import re
 import shutil
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,6 +111,56 @@ def make_encoder(tok: Tokenizer, piece_chars: int = PIECE_CHARS) -> Callable[[st
     return encode
 
 
+class SafeCutter:
+    """Joins text pieces that arrive one by one (a huge document read in parts) and hands out text
+    cut only where ``make_encoder`` may cut (see ``_CUT``): encoding what it hands out piece by piece
+    gives exactly the ids of encoding the whole text."""
+
+    def __init__(self):
+        self.carry = ""
+        self._searched = 0  # no safe cut in carry before this position
+
+    def feed(self, text: str) -> str:
+        """``text`` appended; returns the longest safely cut prefix of what has not been handed out."""
+        self.carry += text
+        n, last, window = len(self.carry), 0, 256
+        while not last:  # the last safe cut, searched for from the end
+            lo = max(self._searched, 1, n - window)
+            for match in _CUT.finditer(self.carry, lo):
+                if _safe_cut(self.carry, match.start()):
+                    last = match.start()
+            if lo == max(self._searched, 1):
+                break
+            window *= 4
+        # A cut needs the character after it: the last two are searched again with the next piece.
+        self._searched = max(0, n - last - 2)
+        out, self.carry = self.carry[:last], self.carry[last:]
+        return out
+
+    def finish(self) -> str:
+        out, self.carry, self._searched = self.carry, "", 0
+        return out
+
+
+def safe_pieces(texts: Iterable[str], piece_chars: int = PIECE_CHARS) -> Iterator[str]:
+    """Long texts cut into pieces of about ``piece_chars`` at safe cuts: a byte-level BPE trainer
+    sees the same pre-tokens (so learns the same merges) without holding its per-byte bookkeeping
+    for a whole huge text at once (2.7 GB for one 31 MB text)."""
+    for text in texts:
+        if len(text) <= 4 * piece_chars:
+            yield text
+            continue
+        start, search_from = 0, piece_chars
+        while (match := _CUT.search(text, search_from)) is not None:
+            pos = match.start()
+            if _safe_cut(text, pos):
+                yield text[start:pos]
+                start, search_from = pos, pos + piece_chars
+            else:
+                search_from = pos + 1
+        yield text[start:]
+
+
 def make_batch_encoder(tok: Tokenizer, encode_one: Callable[[str], list[int]] | None = None,
                        piece_chars: int = PIECE_CHARS) -> Callable[[list[str]], list[list[int]]]:
     """``texts -> ids per text``, the same ids as ``make_encoder``. Texts of ordinary length go
@@ -157,7 +207,7 @@ def train_tokenizer(texts_iter: Iterable[str], vocab_size: int, out_dir: str | P
     tok = _new_bpe()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts_iter, trainer=trainer)
+    tok.train_from_iterator(safe_pieces(texts_iter), trainer=trainer)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tok.save(str(out_dir / TOKENIZER_JSON))

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from minimind.errors import EXIT_ABORTED
 from minimind_cli.errors import UserError
 
 HELP = """Validate and tokenize a corpus into a training-ready dataset directory (default out/data).
@@ -68,12 +69,17 @@ def prepare(
     if sample:
         console.print("building the sample corpus (Python's pydoc topics and standard-library docstrings)")
         kwargs.pop("text_key")
-    # a bar in a log file is noise: only a terminal gets one
-    with PrepareProgress(console) as bar:
-        if sample:
-            result = prepare_sample(out, on_progress=bar.callback, **kwargs)
-        else:
-            result = prepare_dataset(list(inputs), out, on_progress=bar.callback, **kwargs)
+    try:
+        # a bar in a log file is noise: only a terminal gets one
+        with PrepareProgress(console) as bar:
+            if sample:
+                result = prepare_sample(out, on_progress=bar.callback, **kwargs)
+            else:
+                result = prepare_dataset(list(inputs), out, on_progress=bar.callback, **kwargs)
+    except KeyboardInterrupt:
+        # prepare_dataset removed its temporary directory; an older dataset at OUT is untouched.
+        console.print("[yellow]interrupted; nothing written[/]")
+        raise typer.Exit(EXIT_ABORTED) from None
     for note in result.notes:
         console.print(f"[dim]{note}[/]")
     print_summary(result)

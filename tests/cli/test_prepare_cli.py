@@ -1,6 +1,16 @@
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-from tests.conftest import run_cli
+import psutil
+import pytest
+
+from minimind.errors import EXIT_ABORTED
+from tests.conftest import REPO, run_cli
 
 
 def write(path, lines):
@@ -85,3 +95,104 @@ def test_progress_bar_draws_each_phase_only_on_a_terminal():
         assert [t.completed for t in bar.bar.tasks] == [2_000_000, 4_000_000]
     text = out.getvalue()
     assert "training tokenizer" in text and "tokenizing" in text and "4.0/4.0 MB" in text
+
+
+# --------------------------------------------------------------------------------------------- Ctrl-C
+
+
+def varied_lines(n_lines: int, seed: int = 0) -> list[str]:
+    """jsonl lines of 200 words drawn from 200,000 random made-up words: slow to learn merges from."""
+    import random
+
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    words = ["".join(rng.choices(letters, k=rng.randint(2, 12))) for _ in range(200_000)]
+    return [json.dumps({"text": " ".join(rng.choices(words, k=200))}) + "\n" for _ in range(n_lines)]
+
+
+@pytest.fixture(scope="module")
+def big_corpus(tmp_path_factory):
+    """About 40 MB of jsonl (4 MB of lines, repeated): training a 6400 tokenizer on it takes > 10 s on
+    2 cores, tokenizing it with 2 workers more than 20 s."""
+    from minimind.data.tokenizer import train_tokenizer
+
+    root = tmp_path_factory.mktemp("ctrl_c")
+    lines = varied_lines(3_000)
+    src = root / "big.jsonl"
+    with open(src, "w", encoding="utf-8") as f:
+        for _ in range(10):
+            f.writelines(lines)
+    tok = train_tokenizer(iter(json.loads(line)["text"] for line in lines[:300]), 1000, root / "tok")
+    return src, tok
+
+
+def interrupt_prepare(cwd: Path, args: list[str], ready) -> tuple[subprocess.CompletedProcess, float, list]:
+    """Start `minimind prepare ARGS` in ``cwd``, wait until ``ready(tmp_dir)``, send SIGINT (what Ctrl-C
+    sends); the finished process, the seconds it took to exit after the signal, its child processes."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "120"}
+    proc = subprocess.Popen([sys.executable, "-m", "minimind_cli", "prepare", *args], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "prepare never got to the point to interrupt"
+            tmp = [p for p in cwd.iterdir() if ".tmp-" in p.name]
+            if tmp and ready(tmp[0]):
+                break
+            time.sleep(0.05)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), time.monotonic() - sent, children
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def still_running(processes: list) -> list:
+    """Those of ``processes`` that are still running after up to 5 s (a zombie has ended)."""
+    deadline = time.monotonic() + 5
+    while True:
+        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.1)
+
+
+def assert_interrupted_cleanly(proc, seconds: float, children: list, cwd: Path) -> None:
+    assert seconds < 3, f"prepare took {seconds:.1f}s to react to Ctrl-C"
+    assert proc.returncode == EXIT_ABORTED, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "interrupted; nothing written"
+    assert "Traceback" not in proc.stderr
+    assert sorted(p.name for p in cwd.iterdir()) == []  # no dataset, no temporary directory
+    assert still_running(children) == []
+
+
+@pytest.mark.slow  # 40 MB corpus, a real prepare interrupted while it trains the tokenizer
+def test_ctrl_c_while_training_the_tokenizer_stops_at_once(tmp_path, big_corpus):
+    src, _ = big_corpus
+    started = []
+
+    def training_for_a_while(tmp: Path) -> bool:
+        # Past reading the sample (a couple of seconds), into the Rust trainer, and not yet done.
+        started.append(time.monotonic())
+        return time.monotonic() - started[0] > 6 and not (tmp / "tokenizer" / "tokenizer.json").exists()
+
+    proc, seconds, children = interrupt_prepare(tmp_path, [str(src), "-o", "out"], training_for_a_while)
+    assert_interrupted_cleanly(proc, seconds, children, tmp_path)
+
+
+@pytest.mark.slow  # 40 MB corpus, a real prepare interrupted while its workers tokenize
+def test_ctrl_c_while_tokenizing_stops_at_once(tmp_path, big_corpus):
+    src, tok = big_corpus
+
+    def tokens_written(tmp: Path) -> bool:
+        tokens = tmp / "tokens.bin"
+        return tokens.is_file() and tokens.stat().st_size > 0
+
+    proc, seconds, children = interrupt_prepare(
+        tmp_path, [str(src), "-o", "out", "--tokenizer", str(tok), "--workers", "2"], tokens_written)
+    assert_interrupted_cleanly(proc, seconds, children, tmp_path)

@@ -263,9 +263,12 @@ def test_existing_non_dataset_directory_is_not_overwritten(tmp_path):
 
 BAD_LINES = [
     (b'{"text": "bad",}', "invalid JSON (Expecting property name enclosed in double quotes at column 16)"),
+    (b'{"text": "tab\tinside"}', "invalid JSON (Invalid control character at column 14)"),
+    (b'{"text": "unterminated', "invalid JSON (Unterminated string starting at column 10)"),
     (b'{"txt": "wrong key"}', "missing key 'text' (keys: 'txt')"),
-    (b'{"text": 42}', "'text' is a int, not a string"),
-    (b'{"text": null}', "'text' is a null, not a string"),
+    (b'{"text": 42}', "'text' is an int, not a string"),
+    (b'{"text": null}', "'text' is null, not a string"),
+    (b'{"text": ["a"]}', "'text' is a list, not a string"),
     (b'["not", "an", "object"]', "not a JSON object (a JSON list)"),
     (b'{"text": "caf\xe9 latin-1"}', "invalid UTF-8 (byte 0xe9 at column 14)"),
     (b'{"text": "lone \\ud800 surrogate"}', "lone surrogate in text"),
@@ -289,8 +292,8 @@ def test_skip_invalid_counts_each_reason(tmp_path):
                                + [b'{"text": ""}', b'{"text": "good two"}']) + b"\n")
     res = prep(src, tmp_path / "ds", skip_invalid=True)
     assert decoded_docs(tmp_path / "ds") == ["good one", "good two"]
-    assert res.meta["skipped"] == {"empty text": 1, "invalid JSON": 1, "invalid UTF-8": 1, "lone surrogate in text": 1,
-                                   "missing key 'text'": 1, "not a JSON object": 1, "text is not a string": 2}
+    assert res.meta["skipped"] == {"empty text": 1, "invalid JSON": 3, "invalid UTF-8": 1, "lone surrogate in text": 1,
+                                   "missing key 'text'": 1, "not a JSON object": 1, "text is not a string": 3}
 
 
 def test_invalid_utf8_in_txt_names_the_line(tmp_path):

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from minimind.data.prepare.parse import SURROGATE, Reader, parse
+from minimind.data.prepare.parse import EMPTY, SURROGATE, HugeLine, Parsed, Reader, huge_document, parse
 
 
 @dataclass
@@ -59,6 +59,48 @@ def encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: 
         flat.append(eos)
         lengths.append(len(ids) + 2)
     return Encoded(np.array(flat, dtype=dtype), np.array(lengths, dtype=np.int64), parsed.skipped, parsed.error)
+
+
+def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, strict: bool) -> Encoded:
+    """Tokenize one huge .jsonl line as it is read: memory holds a block of text and the tokens,
+    never the whole line. The text is encoded in parts cut where the ids do not change (see
+    ``SafeCutter``), or whole for a tokenizer that cannot be cut (a normalizer, say)."""
+    from minimind.data.tokenizer import SafeCutter, _splits_safely
+
+    cutter = SafeCutter() if _splits_safely(tok.tokenizer) else None
+    parts: list[np.ndarray] = [np.array([tok.bos_id], dtype=dtype)]
+    whole: list[str] = []
+    blank = True
+    texts = huge_document(huge, line, text_key, strict)
+    try:
+        while True:
+            try:
+                text = next(texts)
+            except StopIteration as stop:
+                parsed = stop.value
+                break
+            blank = blank and not text.strip()
+            if cutter is None:
+                whole.append(text)
+            elif piece := cutter.feed(text):
+                parts.append(np.array(tok.encode(piece), dtype=dtype))
+        last = cutter.finish() if cutter is not None else "".join(whole)
+        parts.append(np.array(tok.encode(last), dtype=dtype))
+    except TypeError:  # lone surrogate (the Reader drains the rest of the line)
+        parsed = Parsed([], [], Counter())
+        if strict:
+            parsed.error = (line, "lone surrogate in text (an unpaired \\ud800-\\udfff escape)")
+        else:
+            parsed.skipped[SURROGATE] += 1
+    empty = (np.zeros(0, dtype=dtype), np.zeros(0, dtype=np.int64))
+    if parsed.error or not parsed.lines:
+        return Encoded(*empty, parsed.skipped, parsed.error)
+    if blank:
+        parsed.skipped[EMPTY] += 1
+        return Encoded(*empty, parsed.skipped, None)
+    parts.append(np.array([tok.eos_id], dtype=dtype))
+    tokens = np.concatenate(parts)
+    return Encoded(tokens, np.array([tokens.size], dtype=np.int64), parsed.skipped, None)
 
 
 _WORKER: dict[str, Any] = {}
@@ -114,8 +156,12 @@ class BlockEncoder:
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.pool is not None:
-            # On failure nothing more is wanted from the workers: drop what is queued, do not wait.
-            self.pool.shutdown(wait=exc_type is None, cancel_futures=exc_type is not None)
+            if exc_type is not None:
+                # On failure or Ctrl-C nothing more is wanted from the workers: stop them now rather
+                # than let each finish its block (seconds), which would hold up the exit.
+                for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
             self.pool = None
         return False
 
@@ -124,11 +170,20 @@ class BlockEncoder:
         if self.pool is None:
             tok = self.tok
             for line0, chunk in reader.chunks():
+                if isinstance(chunk, HugeLine):
+                    yield encode_huge(tok, self.dtype, chunk, line0, self.text_key, self.strict), reader.position()
+                    continue
                 yield (encode_chunk(tok.encode, tok.bos_id, tok.eos_id, self.dtype, reader.kind, chunk, line0,
                                     self.text_key, self.strict, tok.encode_many), reader.position())
             return
         pending: deque = deque()
         for line0, chunk in reader.chunks():
+            if isinstance(chunk, HugeLine):  # encoded here, in order, as it is read
+                while pending:
+                    fut, pos = pending.popleft()
+                    yield fut.result(), pos
+                yield encode_huge(self.tok, self.dtype, chunk, line0, self.text_key, self.strict), reader.position()
+                continue
             pending.append((self.pool.submit(_worker_encode, reader.kind, chunk, line0, self.text_key, self.strict),
                             reader.position()))
             # A bounded queue keeps memory flat: reading never runs far ahead of encoding.

@@ -27,11 +27,29 @@ INVALID_JSON, NOT_OBJECT, INVALID_UTF8, NOT_STRING, SURROGATE = (
 NOT_ERRORS = (BLANK, EMPTY)
 
 
+def json_error(exc: ValueError) -> str:
+    """``json``'s message plus the column: some of its messages already end in "at" ("Invalid
+    control character at", "Unterminated string starting at")."""
+    if not isinstance(exc, json.JSONDecodeError):
+        return str(exc)
+    return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
+
+
+def json_kind(value: object) -> str:
+    """"null", "an int", "a list", ...: what a decoded JSON value is, with its article."""
+    if value is None:
+        return "null"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
 class Reader:
     """Blocks of whole lines (jsonl) or whole paragraphs (txt) from one file, with their first line number."""
 
-    def __init__(self, path: Path, chunk_bytes: int):
+    def __init__(self, path: Path, chunk_bytes: int, huge_line_bytes: int | None = None):
         self.path, self.kind, self.chunk_bytes = path, kind(path), chunk_bytes
+        # .jsonl lines longer than this come as a HugeLine, read piece by piece (txt: never)
+        self.huge_line_bytes = None if self.kind == "txt" else (huge_line_bytes or HUGE_LINE_BLOCKS * chunk_bytes)
         self.raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in chunks()
         self.stream: BinaryIO = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.kind == "jsonl.gz" else self.raw
 
@@ -45,15 +63,20 @@ class Reader:
             return max(i + 2 if i >= 0 else 0, j + 3 if j >= 0 else 0)
         return block.rfind(b"\n") + 1
 
-    def chunks(self) -> Iterator[tuple[int, bytes]]:
+    def _read(self) -> bytes:
+        try:
+            return self.stream.read(self.chunk_bytes)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise PrepareError(f"{self.path}: cannot read ({exc})") from None
+
+    def chunks(self) -> Iterator[tuple[int, bytes | HugeLine]]:
+        """(first line number, block of whole lines), or (line number, HugeLine) for one huge line."""
         pieces: list[bytes] = []
+        held = 0  # bytes in pieces
         line, first = 1, True
         try:
             while True:
-                try:
-                    block = self.stream.read(self.chunk_bytes)
-                except (OSError, EOFError, gzip.BadGzipFile) as exc:
-                    raise PrepareError(f"{self.path}: cannot read ({exc})") from None
+                block = self._read()
                 if first:
                     first = False
                     if block.startswith(b"\xef\xbb\xbf"):
@@ -66,10 +89,21 @@ class Reader:
                 cut = self._cut(block)
                 if cut == 0:
                     pieces.append(block)
+                    held += len(block)
+                    if self.huge_line_bytes is not None and held >= self.huge_line_bytes:
+                        huge = HugeLine(pieces, self._read)
+                        yield line, huge
+                        huge.drain()
+                        if huge.eof:
+                            return
+                        line += 1
+                        pieces = [huge.rest] if huge.rest else []
+                        held = len(huge.rest)
                     continue
                 pieces.append(block[:cut])
                 chunk = b"".join(pieces)
                 pieces = [block[cut:]] if cut < len(block) else []
+                held = len(pieces[0]) if pieces else 0
                 yield line, chunk
                 line += chunk.count(b"\n")
         finally:
@@ -105,7 +139,7 @@ def parse_jsonl(chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                msg = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+                msg = json_error(exc)
                 reason, detail = INVALID_JSON, f"invalid JSON ({msg})"
             except RecursionError:
                 reason, detail = INVALID_JSON, "invalid JSON (nested too deeply)"
@@ -117,8 +151,7 @@ def parse_jsonl(chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed
                     reason, detail = f"missing key {text_key!r}", f"missing key {text_key!r} (keys: {keys})"
                 elif not isinstance(obj[text_key], str):
                     value = obj[text_key]
-                    kind_name = "null" if value is None else type(value).__name__
-                    reason, detail = NOT_STRING, f"{text_key!r} is a {kind_name}, not a string"
+                    reason, detail = NOT_STRING, f"{text_key!r} is {json_kind(value)}, not a string"
                 elif not obj[text_key].strip():
                     out.skipped[EMPTY] += 1
                     continue
@@ -179,12 +212,169 @@ def leading_texts(files: list[Path], text_key: str, strict: bool, limit: int, ch
         reader = Reader(path, chunk_bytes)
         position = 0
         for line0, chunk in reader.chunks():
-            parsed = parse(reader.kind, chunk, line0, text_key, strict)
+            if isinstance(chunk, HugeLine):
+                parsed = yield from _huge_texts(chunk, line0, text_key, strict)
+            else:
+                parsed = parse(reader.kind, chunk, line0, text_key, strict)
+                yield from parsed.texts
             if parsed.error:
                 raise PrepareError(f"{path}:{parsed.error[0]}: {parsed.error[1]}")
-            yield from parsed.texts
-            seen += len(chunk)
+            seen += reader.position() - position
             on_bytes(reader.position() - position)
             position = reader.position()
             if seen >= limit:
                 return
+
+
+# ------------------------------------------------------------------------------ huge .jsonl lines
+
+# A .jsonl line longer than this many blocks is streamed (see HugeLine) instead of read whole.
+HUGE_LINE_BLOCKS = 8
+_PLACEHOLDER = "\x00minimind: the streamed text\x00"
+
+
+class HugeLine:
+    """One .jsonl line too long to hold (and decode, and tokenize) at once, read block by block.
+
+    ``pieces()`` yields its raw bytes (without the newline); the Reader drains what is not read.
+    """
+
+    def __init__(self, head: list[bytes], read: Callable[[], bytes]):
+        self._head, self._read = head, read
+        self.rest = b""  # bytes after the newline, for the Reader
+        self.eof = False
+        self._done = False
+
+    def pieces(self) -> Iterator[bytes]:
+        while not self._done:
+            block = self._head.pop(0) if self._head else self._read()
+            if not block:
+                self._done = self.eof = True
+                return
+            cut = block.find(b"\n")
+            if cut >= 0:
+                self._done, self.rest = True, block[cut + 1:]
+                block = block[:cut]
+                if block.endswith(b"\r"):
+                    block = block[:-1]
+            if block:
+                yield block
+
+    def drain(self) -> None:
+        for _ in self.pieces():
+            pass
+
+
+def _complete(buf: bytes) -> int:
+    """Length of the longest prefix of the raw JSON string body ``buf`` that decodes on its own: no
+    UTF-8 sequence, escape or surrogate pair (\\ud83d\\ude00) cut in two."""
+    p = len(buf)
+    while p > 0 and 0x80 <= buf[p - 1] < 0xC0 and len(buf) - p < 3:
+        p -= 1
+    if p > 0 and buf[p - 1] >= 0xC0:
+        p -= 1
+    while (i := buf.rfind(b"\\", max(0, p - 6), p)) >= 0:  # again after each step back (surrogate pairs)
+        start = i
+        while start > 0 and buf[start - 1] == 0x5C:
+            start -= 1
+        if (i - start) % 2:  # an even run of backslashes: buf[i] ends an escaped backslash
+            break
+        is_u = buf[i + 1:i + 2] == b"u"
+        end = i + (6 if is_u else 2)
+        high = is_u and end <= p and buf[i + 2:i + 4].lower() in (b"d8", b"d9", b"da", b"db")
+        if not (end > p or (high and end == p)):
+            break
+        p = i
+    return p
+
+
+def huge_line_text(pieces: Iterator[bytes], text_key: str):
+    """The text of a huge .jsonl line whose text is its first key (``{"text": "...`` , any keys after),
+    as a generator of decoded parts; it returns ``(None, None)`` when the whole line is a valid
+    document, else ``(reason, detail)``. ``None`` at once (nothing yielded) when the line does not
+    start that way: the caller reads it whole."""
+    key = json.dumps(text_key).encode()
+    buf = next(pieces, b"")  # a whole block: the head of the line, with the opening quote of the text
+    m = re.compile(rb'\s*\{\s*' + re.escape(key) + rb'\s*:\s*"').match(buf)
+    if m is None:
+        return buf
+    column, buf = m.end(), buf[m.end():]
+    while True:  # the string body, up to its closing quote
+        q = buf.find(b'"')
+        while q >= 0:
+            b = q
+            while b > 0 and buf[b - 1] == 0x5C:
+                b -= 1
+            if (q - b) % 2 == 0:
+                break
+            q = buf.find(b'"', q + 1)
+        body_end = q if q >= 0 else _complete(buf)
+        try:
+            yield json.loads(b'"' + buf[:body_end] + b'"')
+        except UnicodeDecodeError as exc:
+            col = column + exc.start
+            return INVALID_UTF8, f"invalid UTF-8 (byte 0x{buf[exc.start - 1]:02x} at column {col})"
+        except ValueError as exc:
+            err = json_error(exc) if not isinstance(exc, json.JSONDecodeError) else (
+                f"{exc.msg.removesuffix(' at')} at column {column + exc.pos}")
+            return INVALID_JSON, f"invalid JSON ({err})"
+        column += body_end
+        if q >= 0:
+            rest = buf[q + 1:]
+            break
+        buf = buf[body_end:]
+        nxt = next(pieces, None)
+        if nxt is None:
+            return INVALID_JSON, f"invalid JSON (Unterminated string at column {column})"
+        buf += nxt
+    rest += b"".join(pieces)  # what follows the text: other keys, held whole
+    try:
+        obj = json.loads(b'{' + key + b': ' + json.dumps(_PLACEHOLDER).encode() + rest)
+    except UnicodeDecodeError:
+        return INVALID_UTF8, "invalid UTF-8 (after the text)"
+    except ValueError as exc:
+        return INVALID_JSON, f"invalid JSON ({json_error(exc)} after the text)"
+    if not isinstance(obj, dict):
+        return NOT_OBJECT, "not a JSON object"
+    if obj.get(text_key) != _PLACEHOLDER:  # a second text key wins, as in json.loads
+        return NOT_STRING, "the text key appears twice"
+    return None, None
+
+
+def huge_document(huge: HugeLine, line: int, text_key: str, strict: bool):
+    """The text of a huge line as a generator of decoded parts; returns the line's ``Parsed`` verdict
+    (``lines == [line]`` when it is a document, else its skip reason or error; ``texts`` stays empty)."""
+    pieces = huge.pieces()
+    verdict = yield from huge_line_text(pieces, text_key)
+    out = Parsed([], [], Counter())
+    if isinstance(verdict, bytes):  # not {"text": "... : read whole, the ordinary way
+        parsed = parse_jsonl(verdict + b"".join(pieces), line, text_key, strict)
+        if parsed.texts:
+            yield parsed.texts[0]
+            parsed.lines, parsed.texts = [line], []
+        return parsed
+    reason, detail = verdict
+    if reason is None:
+        out.lines.append(line)
+    elif strict:
+        out.error = (line, detail)
+    else:
+        out.skipped[reason] += 1
+    return out
+
+
+def _huge_texts(huge: HugeLine, line: int, text_key: str, strict: bool):
+    """The text of a huge line in parts cut where the tokenizer may cut (for training); its verdict."""
+    from minimind.data.tokenizer import SafeCutter
+
+    cutter = SafeCutter()
+    parts = huge_document(huge, line, text_key, strict)
+    while True:
+        try:
+            text = next(parts)
+        except StopIteration as stop:
+            if rest := cutter.finish():
+                yield rest
+            return stop.value
+        if piece := cutter.feed(text):
+            yield piece

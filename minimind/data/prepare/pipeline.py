@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -32,7 +32,8 @@ import numpy as np
 from minimind.data import format as fmt
 from minimind.data.prepare.encode import BlockEncoder
 from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources
-from minimind.data.prepare.parse import TXT_RULE, Reader, leading_texts
+from minimind.data.prepare.parse import TXT_RULE, Reader
+from minimind.data.prepare.tokenizer_job import TrainJob, train_for_prepare
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
 from minimind.files import absolute, writing
 
@@ -170,38 +171,25 @@ def _existing_output(out_dir: Path, sources: list[dict], options: dict, force: b
 
 def _make_tokenizer(job: _Job, tok_dir: Path) -> tuple[dict[str, Any], float]:
     """Train the tokenizer into ``tok_dir`` (or copy the given one); its meta.json entry and seconds."""
-    from minimind.data.tokenizer import TokenizerError, copy_tokenizer, train_tokenizer
+    from minimind.data.tokenizer import copy_tokenizer
 
     if job.tokenizer is not None:
         copy_tokenizer(job.tokenizer, tok_dir)
         return {"source": str(job.tokenizer), "trained_on_chars": None, "seconds": 0.0}, 0.0
     t0 = time.perf_counter()
     limit = min(TOKENIZER_SAMPLE_BYTES, job.total_bytes)  # on disk: a .gz sample is larger
-    seen = {"bytes": 0, "docs": 0, "chars": 0}
     job.report("tokenizer", 0, limit, 0)
+    docs = [0]
 
-    def on_bytes(n: int) -> None:
-        seen["bytes"] += n
-        job.report("tokenizer", seen["bytes"], limit, seen["docs"])
+    def on_progress(done: int, documents: int) -> None:
+        docs[0] = documents
+        job.report("tokenizer", done, limit, documents)
 
-    def counted(texts: Iterator[str]) -> Iterator[str]:
-        for text in texts:
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError:  # lone surrogate: reported by the main pass
-                continue
-            seen["chars"] += len(text)
-            seen["docs"] += 1
-            yield text
-
-    texts = leading_texts(job.files, job.text_key, job.strict, TOKENIZER_SAMPLE_BYTES, job.chunk_bytes, on_bytes)
-    try:
-        train_tokenizer(counted(texts), job.vocab_size, tok_dir)
-    except TokenizerError as exc:
-        raise PrepareError(str(exc)) from None
-    job.report("tokenizer", limit, limit, seen["docs"])
+    chars = train_for_prepare(
+        TrainJob(job.files, job.text_key, job.strict, limit, job.chunk_bytes, job.vocab_size, tok_dir), on_progress)
+    job.report("tokenizer", limit, limit, docs[0])
     seconds = time.perf_counter() - t0
-    return {"source": "trained", "trained_on_chars": seen["chars"], "seconds": round(seconds, 3)}, seconds
+    return {"source": "trained", "trained_on_chars": chars, "seconds": round(seconds, 3)}, seconds
 
 
 def _encode_corpus(job: _Job, out: DatasetWriter, tok, tok_dir: Path, dtype: np.dtype) -> Counter:
