@@ -11,7 +11,7 @@ import sys
 import typer
 
 from minimind import __version__
-from minimind.errors import MinimindError
+from minimind.errors import EXIT_ABORTED, MinimindError
 from minimind_cli.commands import export, inspect, prepare, pretrain, resume, watch
 from minimind_cli.errors import print_error
 
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit:
         raise
     except KeyboardInterrupt:
-        print_error("interrupted")
-        sys.exit(130)
+        # Training forwards Ctrl-C to the trainer (which saves); reaching here means nothing was saved.
+        print_error("interrupted; nothing written")
+        sys.exit(EXIT_ABORTED)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if _STATE["debug"] or "--debug" in sys.argv:
             raise
