@@ -32,7 +32,7 @@ def corpus(tmp_path_factory):
     tok = train_tokenizer(iter(texts), 512, root / "tok")
     src = root / "big.jsonl"
     with open(src, "w", encoding="utf-8") as f:
-        for _ in range(16):  # about 8 MB: several seconds of work for two workers
+        for _ in range(48):  # about 24 MB: far more work than the signal needs to arrive, even on a loaded machine
             f.writelines(json.dumps({"text": t}) + "\n" for t in texts)
     return src, tok
 
