@@ -8,6 +8,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell that starts jobs in the
+    background (CI runners can) leaves SIGINT ignored, the child inherits that, and Python then never
+    raises KeyboardInterrupt. Ctrl-C in a terminal is what the tests mean, so restore the default."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 600,
             env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
     """Run ``python -m minimind_cli ARGS`` as a real subprocess (the way a user runs it)."""

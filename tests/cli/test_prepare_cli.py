@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from minimind.errors import EXIT_ABORTED
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, default_sigint, run_cli
 
 
 def write(path, lines):
@@ -131,6 +131,7 @@ def interrupt_prepare(cwd: Path, args: list[str], ready) -> tuple[subprocess.Com
     sends); the finished process, the seconds it took to exit after the signal, its child processes."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "120"}
     proc = subprocess.Popen([sys.executable, "-m", "minimind_cli", "prepare", *args], cwd=cwd, env=env,
+                            preexec_fn=default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     try:

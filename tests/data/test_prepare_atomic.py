@@ -14,7 +14,7 @@ import pytest
 
 from minimind.data.prepare import prepare_dataset
 from minimind.data.tokenizer import train_tokenizer
-from tests.conftest import REPO
+from tests.conftest import REPO, default_sigint
 from tests.data.test_prepare import topics_text, write_jsonl
 
 SCRIPT = """
@@ -40,6 +40,7 @@ def corpus(tmp_path_factory):
 def start_and_wait_for_output(src: Path, out: Path, tok: Path) -> tuple[subprocess.Popen, list[psutil.Process]]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(src), str(out), str(tok)], env=env,
+                            preexec_fn=default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
