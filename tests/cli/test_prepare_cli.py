@@ -55,6 +55,7 @@ def test_skip_invalid_reports_counts(tmp_path):
     assert "1 empty text, 1 invalid JSON, 1 missing key 'text', 1 text is not a string" in proc.stdout
 
 
+@pytest.mark.slow  # several CLI subprocesses
 def test_usage_errors(tmp_path):
     proc = run_cli("prepare", "missing.jsonl", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.strip() == "error: missing.jsonl: no such file or directory"

@@ -40,6 +40,7 @@ def test_bad_config_is_one_line_and_starts_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # CLI subprocesses that prepare the sample corpus
 def test_missing_data_is_one_line(tmp_path):
     proc = run_cli("pretrain", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 2
@@ -47,6 +48,7 @@ def test_missing_data_is_one_line(tmp_path):
     assert not (tmp_path / "out" / "runs").exists()
 
 
+@pytest.mark.slow  # CLI subprocesses that prepare the sample corpus
 def test_unwritable_output_dir(tmp_path, small_dataset):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

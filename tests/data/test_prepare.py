@@ -149,6 +149,7 @@ def test_minimind_like_tokenizer_directory_is_accepted_and_fingerprinted(tmp_pat
     assert decoded_docs(tmp_path / "ds") == DOCS
 
 
+@pytest.mark.slow  # trains a 70k-token vocabulary
 def test_large_vocabulary_uses_uint32(tmp_path):
     texts = topics_text(300_000)
     src = write_jsonl(tmp_path / "data.jsonl", texts)
