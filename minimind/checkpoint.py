@@ -225,12 +225,10 @@ def find_verified(path: Path) -> tuple[CheckpointInfo, list[Skipped]]:
 
 def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, Any]:
     """model/optimizer/state dicts of a checkpoint, each checked against its recorded sha256."""
-    if verify:
-        for name, ok in verify_files(info).items():
-            if not ok:
-                raise CheckpointError(f"checkpoint {info.path}: {name} does not match its recorded sha256 "
-                                      f"(damaged)", "resume from the run directory to use the newest verified "
-                                      "checkpoint")
+    reason = damage(info) if verify else None
+    if reason is not None:
+        raise CheckpointError(f"checkpoint {info.path}: {reason} (damaged)",
+                              "resume from the run directory to use the newest verified checkpoint")
     from minimind.weights.read import safe_torch_load  # it imports this module
 
     out = {}

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             stale = lock.acquire()
         except MinimindError as exc:
-            print(f"error: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""), file=sys.stderr, flush=True)
+            _print_error(exc.message, exc.hint)
             return exc.exit_code
         except OSError as exc:
             print(f"error: cannot lock {run_dir}: {exc.strerror or exc}", file=sys.stderr, flush=True)
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     def fail(message: str, code: int, tb: str = "", hint: str | None = None) -> int:
         reporter.emit("run_failed", error=message, traceback=tb[-4000:], exit_code=code, step=progress["step"])
         if dist.is_main:
-            print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr, flush=True)
+            _print_error(message, hint)
             if tb and code == EXIT_FAILED:
                 print(tb, file=sys.stderr, flush=True)
         return code
@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
             lock.release()
 
 
+def _print_error(message: str, hint: str | None = None) -> None:
+    print(f"error: {message}" + (f"\nhint: {hint}" if hint else ""), file=sys.stderr, flush=True)
+
+
 def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, init_from: Path | None = None,
           force: bool = False, faults=None, progress: dict | None = None) -> int:
     """Build the run of ``RUN_DIR/config.yaml``, restore a checkpoint if asked, and loop."""
@@ -111,7 +115,7 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         from minimind.checkpoint import find_verified
 
         info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
-        state, notes = restore(built, info, force=force)
+        state, notes = restore(built, info, force=force, verified=True)
         for note in [s.note(info) for s in skipped] + notes:
             reporter.emit("warning", message=note, step=state.step)
         resumed_from = {"path": str(info.path), "step": state.step}

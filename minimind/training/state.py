@@ -1,5 +1,5 @@
 """``TrainState``: the loop's progress, and the one thing (with the model, optimizer and scaler)
-that a checkpoint saves. ``capture``/``restore`` move the whole training state in and out of a
+that a checkpoint saves. ``save``/``restore`` move the whole training state in and out of a
 checkpoint directory, so a resumed run continues bitwise-exactly: same weights, optimizer moments,
 scaler, RNG streams (python, numpy, torch, cuda) and data position.
 
@@ -141,19 +141,21 @@ def weights_file(cfg) -> Path:
     return weights_path(Path(cfg.run.out_dir), cfg.model.hidden_size, cfg.model.use_moe)
 
 
-def restore(built: Built, info: CheckpointInfo, force: bool = False) -> tuple[TrainState, list[str]]:
+def restore(built: Built, info: CheckpointInfo, force: bool = False,
+            verified: bool = False) -> tuple[TrainState, list[str]]:
     """Load a checkpoint into ``built`` (model, optimizer, scaler, data position, RNG) and return its
-    ``TrainState`` and notes for the user. The resume policy is checked first."""
+    ``TrainState`` and notes for the user. The resume policy is checked first. ``verified``: the
+    caller has just checked every file's sha256 (``checkpoint.find_verified``), so it is not read twice."""
     import yaml
 
     from minimind import checkpoint as ckpt
-    from minimind.config import Config, ModelConfig
+    from minimind.config import Config
     from minimind.data.format import DatasetFormatError
     from minimind.training import policy
 
-    loaded = ckpt.load_checkpoint(info)
-    saved_model = ModelConfig(**((yaml.safe_load(loaded["config_yaml"]) or {}).get("model") or {}))
-    policy.check_model_shape(saved_model, built.cfg.model, f"checkpoint {info.path}")
+    loaded = ckpt.load_checkpoint(info, verify=not verified)
+    saved_cfg = Config.from_dict(yaml.safe_load(loaded["config_yaml"]) or {}, source=str(info.path))
+    policy.check_model_shape(saved_cfg.model, built.cfg.model, f"checkpoint {info.path}")
     policy.check_dataset_unchanged(info, built.train_data.fingerprint, str(built.cfg.data.path), force)
     built.model.load_state_dict(loaded["model"])
     built.optimizer.load_state_dict(loaded["optimizer"])
@@ -170,7 +172,6 @@ def restore(built: Built, info: CheckpointInfo, force: bool = False) -> tuple[Tr
     restore_rng(loop["rng"])
     state = TrainState.from_dict(loop)
     # A new run length re-plans the lr schedule (or keeps it), by the rule `resume` announced.
-    saved_cfg = Config.from_dict(yaml.safe_load(loaded["config_yaml"]) or {}, source=str(info.path))
     state.schedule, _ = policy.schedule_after_resume(
         state.schedule, state.step, policy.run_length(saved_cfg.train, built.loader.batches_per_epoch),
         built.total_steps, built.cfg.train)
