@@ -202,21 +202,27 @@ def test_read_only_output_directory(tmp_path, capsys):
         locked.chmod(0o700)
 
 
-def test_busy_mount_point_output_is_one_line_and_keeps_everything(tmp_path, capsys, monkeypatch):
+def refuse_renaming(monkeypatch, source: Path, err: int) -> None:
+    """Make ``minimind.files`` see ``os.replace(source, ...)`` fail with ``err``, as the system would."""
     from minimind import files
+
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if Path(src) == source:
+            raise OSError(err, os.strerror(err), str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+
+
+def test_busy_mount_point_output_is_one_line_and_keeps_everything(tmp_path, capsys, monkeypatch):
 
     tok = write_tokenizer(tmp_path / "tok")
     corpus = _jsonl(tmp_path / "corpus.jsonl")
     mount = tmp_path / "mnt"
     mount.mkdir()  # an empty mount point: it exists, and rename(2) refuses to move it
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if Path(src) == mount:
-            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(src))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", replace)
+    refuse_renaming(monkeypatch, mount, errno.EBUSY)
     result = run_main(capsys, "prepare", str(corpus), "-o", str(mount), "--tokenizer", str(tok))
     assert result.returncode == 2, result.stderr
     lines = _error_lines(result.stderr)
@@ -233,14 +239,7 @@ def test_replace_dir_puts_the_old_directory_back_when_the_new_one_cannot_move(tm
     target.mkdir()
     (target / "old.txt").write_text("old")
     new.mkdir()
-    real_replace = os.replace
-
-    def replace(src, dst):
-        if Path(src) == new:
-            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(src))
-        return real_replace(src, dst)
-
-    monkeypatch.setattr(files.os, "replace", replace)
+    refuse_renaming(monkeypatch, new, errno.EXDEV)
     with pytest.raises(files.OutputError, match=f"cannot write {target}: Invalid cross-device link"):
         files.replace_dir(new, target)
     assert (target / "old.txt").read_text() == "old" and new.is_dir()
