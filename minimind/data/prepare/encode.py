@@ -106,26 +106,31 @@ def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, stric
 _WORKER: dict[str, Any] = {}
 
 
+def serve_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Set up a child process of prepare (an encode worker, the tokenizer trainer). Ctrl-C reaches
+    the whole process group, and the parent decides what happens (it terminates its children), so
+    the child ignores it. A SIGKILLed parent can stop nothing: the child exits once it is orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def exit_with_parent() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
 def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int) -> None:
     from tokenizers import Tokenizer
 
     from minimind.data.tokenizer import make_batch_encoder, make_encoder
 
-    # Ctrl-C goes to the whole process group: the parent decides, workers just finish their block.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve_parent(parent_pid)
     # Each worker process already has a core of its own: no extra tokenizer threads.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     tok = Tokenizer.from_file(tokenizer_file)
     encode = make_encoder(tok)
     _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype)
-
-    def exit_with_parent() -> None:
-        # A SIGKILLed parent cannot stop its pool; without this the workers would wait forever.
-        while os.getppid() == parent_pid:
-            time.sleep(1.0)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
 def _worker_encode(kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> Encoded:

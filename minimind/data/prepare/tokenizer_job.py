@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
-import threading
-import time
 import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from minimind.data.prepare.encode import serve_parent
 from minimind.data.prepare.inputs import PrepareError
 from minimind.data.prepare.parse import leading_texts
 
@@ -66,15 +64,7 @@ def _train(job: TrainJob, on_progress: Callable[[int, int], None]) -> int:
 
 
 def _child(conn, job: TrainJob, parent_pid: int) -> None:
-    # Ctrl-C reaches the whole process group: the parent decides, and kills this process.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def exit_with_parent() -> None:  # a SIGKILLed parent cannot kill its child
-        while os.getppid() == parent_pid:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=exit_with_parent, daemon=True).start()
+    serve_parent(parent_pid)
     try:
         chars = _train(job, lambda done, docs: conn.send(("progress", done, docs)))
         conn.send(("done", chars))
