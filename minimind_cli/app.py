@@ -12,6 +12,7 @@ import typer
 
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
+from minimind_cli.commands import eval as eval_cmd
 from minimind_cli.commands import export, inspect, prepare, pretrain, resume, watch
 from minimind_cli.errors import print_error
 
@@ -30,6 +31,8 @@ Examples:
   minimind resume out/runs/RUN           (continue exactly where it stopped)
 
   minimind inspect out/pretrain_512.pth  (what is in a checkpoint)
+
+  minimind eval out/runs/RUN             (loss, perplexity, bits/byte on its validation split)
 """
 
 app = typer.Typer(
@@ -64,6 +67,7 @@ app.command("prepare", help=prepare.HELP)(prepare.prepare)
 app.command("pretrain", help=pretrain.HELP)(pretrain.pretrain)
 app.command("resume", help=resume.HELP)(resume.resume)
 app.command("inspect", help=inspect.HELP)(inspect.inspect)
+app.command("eval", help=eval_cmd.HELP)(eval_cmd.eval_command)
 app.command("watch", help=watch.HELP)(watch.watch)
 app.command("export", help=export.HELP)(export.export)
 

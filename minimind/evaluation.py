@@ -1,0 +1,350 @@
+"""Scoring any MiniMind weights on text: mean loss (nats/token), perplexity and bits per byte.
+
+What is scored (``load_eval_text``):
+
+* a prepared dataset's split (``val`` by default): its token stream, as the trainer reads it; the
+  bytes come from decoding each document with the dataset's tokenizer;
+* a raw ``.jsonl``/``.jsonl.gz``/``.txt`` file, read with ``prepare``'s rules (one document per
+  line / paragraph) and tokenized with the checkpoint's tokenizer, each document as bos + text + eos.
+
+Two modes (``rows``), so both recipes can be compared on their own terms:
+
+* ``packed``: the trainer's windows: the token stream cut into non-overlapping windows of
+  ``seq_len + 1`` tokens (input = window[:-1], target = window[1:]), plus the shorter tail. On a
+  dataset's validation split this is exactly the trainer's ``val_loss``.
+* ``document``: one document per row, the way MiniMind trains; a document longer than one window
+  continues in the next row (rows overlap by one token), so every token after bos is scored once.
+
+Bits per byte = loss (nats/token) x tokens / UTF-8 bytes / ln 2, where tokens counts the tokens a
+model predicts for the text (each document's text tokens and eos): models with different
+tokenizers compare on it. In ``document`` mode every such token is scored, so it is the exact sum
+of the losses over the bytes; in ``packed`` mode the first token of each window goes unscored and
+the mean stands in for it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from minimind.config import ConfigError
+from minimind.errors import MinimindError
+
+MODES = ("packed", "document")
+ProgressFn = Callable[[int, int], None]  # (tokens scored so far, tokens to score)
+
+
+class EvalError(MinimindError, ValueError):
+    """Text that cannot be scored with these weights (no tokenizer, ids outside the vocabulary...)."""
+
+
+@dataclass
+class EvalText:
+    """Documents to score: token ids (bos + text + eos each) and what is known of the text."""
+
+    docs: list[np.ndarray]
+    bytes: int | None  # UTF-8 bytes of the documents' text; None when no tokenizer can decode them
+    source: str  # "dataset" | "file"
+    path: str
+    split: str | None = None
+    tokenizer: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def predicted_tokens(self) -> int:
+        """Tokens a model predicts for the text: every token after each document's bos."""
+        return int(sum(len(d) - 1 for d in self.docs))
+
+    @property
+    def stream(self) -> np.ndarray:
+        return np.concatenate(self.docs) if self.docs else np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class EvalResult:
+    loss: float  # mean cross-entropy, nats per scored token
+    perplexity: float
+    bits_per_byte: float | None
+    mode: str
+    seq_len: int
+    scored_tokens: int
+    rows: int
+    documents: int
+    bytes: int | None
+    seconds: float
+    source: str
+    data: str
+    split: str | None
+    tokenizer: str | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------- rows
+
+def packed_rows(stream: np.ndarray, seq_len: int) -> list[np.ndarray]:
+    """The trainer's packed windows of ``seq_len + 1`` tokens, plus the shorter tail (>= 2 tokens)."""
+    window = seq_len + 1
+    rows = [stream[i:i + window] for i in range(0, len(stream) - 1, window)]
+    return [r for r in rows if len(r) >= 2]
+
+
+def document_rows(docs: list[np.ndarray], seq_len: int) -> list[np.ndarray]:
+    """One document per row; a longer one goes on in the next row from its last target, so every
+    token after the document's first is a target exactly once."""
+    rows = []
+    for doc in docs:
+        for start in range(0, max(len(doc) - 1, 1), seq_len):
+            row = doc[start:start + seq_len + 1]
+            if len(row) >= 2:
+                rows.append(row)
+    return rows
+
+
+def make_rows(text: EvalText, mode: str, seq_len: int) -> list[np.ndarray]:
+    if mode == "packed":
+        return packed_rows(text.stream, seq_len)
+    if mode == "document":
+        return document_rows(text.docs, seq_len)
+    raise ConfigError(f"unknown eval mode {mode!r}", f"use one of: {', '.join(MODES)}")
+
+
+# ------------------------------------------------------------------------------------- scoring
+
+@torch.no_grad()
+def score_rows(model: torch.nn.Module, rows: list[np.ndarray], *, batch_size: int = 8,
+               device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+               pad_id: int = 0, progress: ProgressFn | None = None) -> tuple[float, int]:
+    """(sum of the cross-entropy in nats, number of scored targets) over ``rows``.
+
+    Rows are batched longest first, each batch padded to its longest row (padding is masked)."""
+    device = torch.device(device)
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
+    total = sum(len(r) - 1 for r in rows)
+    nats, done = 0.0, 0
+    model.eval()
+    for b in range(0, len(order), batch_size):
+        batch = [rows[i] for i in order[b:b + batch_size]]
+        width = len(batch[0])
+        ids = np.full((len(batch), width), pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width - 1), dtype=np.float32)
+        for r, row in enumerate(batch):
+            ids[r, :len(row)] = row
+            mask[r, :len(row) - 1] = 1.0
+        x = torch.from_numpy(ids[:, :-1]).to(device)
+        y = torch.from_numpy(ids[:, 1:]).to(device)
+        m = torch.from_numpy(mask).to(device)
+        if autocast_dtype is not None:
+            with torch.autocast(device.type, dtype=autocast_dtype):
+                logits = model(x, loss_mask=m).logits
+        else:
+            logits = model(x, loss_mask=m).logits
+        per_token = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        nats += float((per_token.double() * m.reshape(-1).double()).sum().item())
+        done += int(mask.sum())
+        if progress is not None:
+            progress(done, total)
+    return nats, done
+
+
+def summarize(nats: float, scored: int, text: EvalText, mode: str, seq_len: int, rows: int,
+              seconds: float) -> EvalResult:
+    if scored == 0:
+        raise EvalError(f"{text.path}: nothing to score (no document has a token after its bos)")
+    loss = nats / scored
+    bpb = None
+    if text.bytes:
+        bpb = loss * text.predicted_tokens / text.bytes / math.log(2)
+    return EvalResult(loss=loss, perplexity=math.exp(min(loss, 700.0)), bits_per_byte=bpb, mode=mode,
+                      seq_len=seq_len, scored_tokens=scored, rows=rows, documents=len(text.docs),
+                      bytes=text.bytes, seconds=seconds, source=text.source, data=text.path, split=text.split,
+                      tokenizer=text.tokenizer, notes=list(text.notes))
+
+
+def evaluate_model(model: torch.nn.Module, text: EvalText, *, mode: str = "packed", seq_len: int = 512,
+                   batch_size: int = 8, device: torch.device | str = "cpu",
+                   autocast_dtype: torch.dtype | None = None, pad_id: int = 0,
+                   progress: ProgressFn | None = None) -> EvalResult:
+    """Score ``text`` with a model in one mode (the benchmarks call this with a model in memory)."""
+    t0 = time.perf_counter()
+    max_pos = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    if max_pos is not None and seq_len > max_pos:
+        raise ConfigError(f"--seq-len {seq_len} is longer than the model's max_position_embeddings {max_pos}",
+                          f"use --seq-len {max_pos} or less")
+    if seq_len < 1:
+        raise ConfigError(f"--seq-len must be at least 1, got {seq_len}")
+    vocab = getattr(getattr(model, "config", None), "vocab_size", None)
+    if vocab is not None and text.docs:
+        top = max(int(d.max()) for d in text.docs if len(d))
+        if top >= vocab:
+            raise EvalError(f"{text.path}: token id {top} is outside the model's vocabulary ({vocab} tokens)",
+                            "the text was tokenized with a different tokenizer than the model's")
+    rows = make_rows(text, mode, seq_len)
+    nats, scored = score_rows(model, rows, batch_size=batch_size, device=device, autocast_dtype=autocast_dtype,
+                              pad_id=pad_id, progress=progress)
+    return summarize(nats, scored, text, mode, seq_len, len(rows), time.perf_counter() - t0)
+
+
+# --------------------------------------------------------------------------------- the text
+
+def dataset_text(path: Path, split: str = "val", max_docs: int | None = None) -> EvalText:
+    """The documents of a prepared dataset's split; their bytes from the dataset's tokenizer."""
+    from minimind.data import format as fmt
+
+    if split not in ("train", "val"):
+        raise ConfigError(f"unknown split {split!r}", "use train or val")
+    meta = fmt.read_meta(path)
+    data = fmt.open_split(path, split)
+    if data.n_docs == 0:
+        raise EvalError(f"{path}: the {split} split holds no documents",
+                        "use --split train, or score a .jsonl/.txt file with --data FILE")
+    n = data.n_docs if max_docs is None else min(max_docs, data.n_docs)
+    docs = [np.asarray(data.doc(i), dtype=np.int64) for i in range(n)]
+    tok_dir = path / fmt.TOKENIZER_DIR
+    n_bytes, notes, tok_name = None, [], None
+    if (tok_dir / "tokenizer.json").is_file():
+        from minimind.data.tokenizer import load_tokenizer
+
+        tok = load_tokenizer(tok_dir)
+        tok_name = str(tok_dir)
+        bos, eos = int(meta.get("bos_id", tok.bos_id)), int(meta.get("eos_id", tok.eos_id))
+        bodies = [d[1 if len(d) and d[0] == bos else 0:len(d) - 1 if len(d) and d[-1] == eos else len(d)].tolist()
+                  for d in docs]
+        texts = tok.tokenizer.decode_batch(bodies, skip_special_tokens=False)
+        n_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    else:
+        notes.append("the dataset has no tokenizer/ directory: bits per byte unknown")
+    return EvalText(docs=docs, bytes=n_bytes, source="dataset", path=str(path), split=split, tokenizer=tok_name,
+                    notes=notes)
+
+
+def file_text(path: Path, tokenizer_dir: Path, text_key: str = "text", max_docs: int | None = None) -> EvalText:
+    """A .jsonl/.jsonl.gz/.txt file, read with prepare's rules and tokenized with ``tokenizer_dir``."""
+    from minimind.data.prepare.inputs import PrepareError, kind
+    from minimind.data.prepare.parse import leading_texts
+    from minimind.data.tokenizer import load_tokenizer
+
+    if not path.is_file():
+        raise EvalError(f"{path}: no such file or dataset directory")
+    if kind(path) is None:
+        raise PrepareError(f"{path}: unsupported file type (expected a dataset directory, .jsonl, .jsonl.gz "
+                           f"or .txt)")
+    tok = load_tokenizer(tokenizer_dir)
+    texts: list[str] = []
+    for t in leading_texts([path], text_key, True, 1 << 62, 1 << 20, lambda _n: None):
+        texts.append(t)
+        if max_docs is not None and len(texts) >= max_docs:
+            break
+    if not texts:
+        raise EvalError(f"{path}: no documents in this file")
+    ids = tok.encode_many(texts)
+    docs = [np.asarray([tok.bos_id, *d, tok.eos_id], dtype=np.int64) for d in ids]
+    n_bytes = sum(len(t.encode("utf-8", "surrogatepass")) for t in texts)
+    return EvalText(docs=docs, bytes=n_bytes, source="file", path=str(path), tokenizer=str(tokenizer_dir))
+
+
+# ------------------------------------------------------------------------------ any weights
+
+def default_seq_len(loaded) -> int:
+    """The window the weights were trained with (their run's ``data.max_seq_len``), else 512
+    capped at the model's context."""
+    from minimind.config import load_config
+
+    src = loaded.config_source
+    if src and src.endswith((".yaml", ".yml")) and Path(src).is_file():
+        try:
+            return int(load_config(src).data.max_seq_len)
+        except MinimindError:
+            pass
+    return min(512, loaded.config.max_position_embeddings)
+
+
+def default_data(loaded) -> Path | None:
+    """The dataset recorded with the weights' run, else ``data/`` beside a .pth (``out/data``)."""
+    from minimind.data.format import is_dataset
+
+    candidates = [loaded.tokenizer_hint] if loaded.tokenizer_hint is not None else []
+    if loaded.source_kind == "pth":
+        candidates.append(loaded.path.parent / "data")
+    elif loaded.source_kind in ("run", "checkpoint"):
+        ckpt = Path((loaded.checkpoint or {}).get("dir") or loaded.path)
+        candidates.append(ckpt.parent.parent.parent.parent / "data")  # <out>/runs/<run>/checkpoints/step_N
+    return next((c for c in candidates if is_dataset(c)), None)
+
+
+def load_eval_text(loaded, data: str | Path | None, *, split: str = "val", tokenizer: str | Path | None = None,
+                   text_key: str = "text", max_docs: int | None = None) -> EvalText:
+    """The text to score for loaded weights: ``data`` (a dataset directory or a raw file), or the
+    dataset their run trained on."""
+    from minimind.data.format import is_dataset
+    from minimind.weights import find_tokenizer
+
+    if data is None:
+        found = default_data(loaded)
+        if found is None:
+            raise EvalError(f"{loaded.path}: no dataset recorded with these weights",
+                            "pass --data DATASET_DIR or --data FILE.jsonl")
+        data = found
+    data = Path(data)
+    if data.is_dir():
+        if not is_dataset(data):
+            raise EvalError(f"{data}: not a prepared dataset (no meta.json)",
+                            "prepare it with `minimind prepare`, or pass a .jsonl/.txt file")
+        text = dataset_text(data, split, max_docs)
+        own = find_tokenizer(loaded, tokenizer)
+        if own is not None and text.tokenizer is not None and not _same_tokenizer(own, Path(text.tokenizer)):
+            text.notes.append(f"the weights' tokenizer ({own}) differs from the dataset's: the loss is only "
+                              f"meaningful if the model was trained on this tokenization")
+        return text
+    tok_dir = find_tokenizer(loaded, tokenizer)
+    if tok_dir is None:
+        raise EvalError(f"{loaded.path}: no tokenizer found to tokenize {data}",
+                        "pass --tokenizer DIR (a tokenizer directory, e.g. out/data/tokenizer)")
+    return file_text(data, tok_dir, text_key, max_docs)
+
+
+def _same_tokenizer(a: Path, b: Path) -> bool:
+    from minimind.files import sha256_file
+
+    fa, fb = a / "tokenizer.json", b / "tokenizer.json"
+    return not (fa.is_file() and fb.is_file()) or sha256_file(fa) == sha256_file(fb)
+
+
+def pick_eval_device(requested: str = "auto") -> tuple[torch.device, torch.dtype | None]:
+    """(device, autocast dtype): bf16 autocast on a CUDA device with bf16, float32 elsewhere."""
+    from minimind.training.build import pick_device
+
+    device = pick_device(requested)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return device, torch.bfloat16
+    return device, None
+
+
+def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes: tuple[str, ...] = ("packed",),
+                     split: str = "val", seq_len: int | None = None, batch_size: int = 8, device: str = "auto",
+                     tokenizer: str | Path | None = None, text_key: str = "text", max_docs: int | None = None,
+                     head_dim: int | None = None,
+                     progress: Callable[[str], ProgressFn | None] | None = None) -> list[EvalResult]:
+    """Score any weights ``inspect`` reads, once per mode. ``progress(mode)`` may return a callback
+    for that mode's progress."""
+    from minimind.weights import build_model, load_weights
+
+    loaded = load_weights(path, head_dim=head_dim)
+    text = load_eval_text(loaded, data, split=split, tokenizer=tokenizer, text_key=text_key, max_docs=max_docs)
+    text.notes[:0] = loaded.notes
+    seq_len = seq_len or default_seq_len(loaded)
+    dev, amp = pick_eval_device(device)
+    model = build_model(loaded).to(dev)
+    return [evaluate_model(model, text, mode=mode, seq_len=seq_len, batch_size=batch_size, device=dev,
+                           autocast_dtype=amp, progress=progress(mode) if progress else None)
+            for mode in modes]
