@@ -120,7 +120,7 @@ def _print(path: Path, results) -> None:
     first = results[0]
     where = f"{first.data}" + (f" ({first.split} split)" if first.split else "")
     console.print(f"[bold]{escape(str(path))}[/] on {escape(where)}: {first.documents:,} documents"
-                  + (f", {first.bytes:,} bytes" if first.bytes else ""))
+                  + (f", {first.bytes:,} bytes" if first.bytes else ""), soft_wrap=True)
     table = Table(box=None, padding=(0, 2))
     for col in ("mode", "loss (nats/token)", "perplexity", "bits/byte", "tokens", "rows", "seq len", "time"):
         table.add_column(col, justify="left" if col == "mode" else "right")
@@ -130,4 +130,4 @@ def _print(path: Path, results) -> None:
                       f"{r.rows:,}", str(r.seq_len), f"{r.seconds:.1f}s")
     console.print(table)
     for note in first.notes:
-        console.print(f"[dim]note: {escape(note)}[/]")
+        console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)

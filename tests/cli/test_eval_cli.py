@@ -1,0 +1,40 @@
+"""`minimind eval` as a user runs it: JSON and table output, one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+from tests.checkpoint_fakes import tiny_model, write_run, write_tokenizer
+from tests.cli.cli_helpers import run_main
+
+
+def test_eval_json_and_table(tmp_path, capsys):
+    run = write_run(tmp_path / "run", tiny_model(seed=1), incomplete_step=None)
+    tok = write_tokenizer(tmp_path / "tok")
+    text = tmp_path / "held_out.txt"
+    text.write_text("first paragraph, the quick brown fox\n\nsecond one: hello world\n", encoding="utf-8")
+    proc = run_main(capsys, "eval", str(run), "--data", str(text), "--tokenizer", str(tok), "--mode", "both",
+                    "--json", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)["results"]
+    assert [r["mode"] for r in results] == ["packed", "document"]
+    assert all(r["documents"] == 2 and r["bytes"] == len("first paragraph, the quick brown fox")
+               + len("second one: hello world") for r in results)
+    assert all(r["loss"] > 0 and r["bits_per_byte"] > 0 for r in results)
+
+    proc = run_main(capsys, "eval", str(run), "--data", str(text), "--tokenizer", str(tok), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "bits/byte" in proc.stdout and "packed" in proc.stdout and "2 documents" in proc.stdout
+
+
+def test_eval_errors_are_one_line(tmp_path, capsys):
+    run = write_run(tmp_path / "run", tiny_model(seed=1), incomplete_step=None)
+    proc = run_main(capsys, "eval", str(run))
+    assert proc.returncode == 2 and "no dataset recorded" in proc.stderr and "Traceback" not in proc.stderr
+    assert "--data" in proc.stderr  # the hint
+    proc = run_main(capsys, "eval", str(tmp_path / "nothing.pth"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    bad = tmp_path / "corpus.csv"
+    bad.write_text("a,b\n")
+    proc = run_main(capsys, "eval", str(run), "--data", str(bad), "--tokenizer", str(write_tokenizer(tmp_path / "t")))
+    assert proc.returncode == 2 and "unsupported file type" in proc.stderr
