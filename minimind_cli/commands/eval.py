@@ -122,12 +122,14 @@ def _print(path: Path, results) -> None:
     console.print(f"[bold]{escape(str(path))}[/] on {escape(where)}: {first.documents:,} documents"
                   + (f", {first.bytes:,} bytes" if first.bytes else ""), soft_wrap=True)
     table = Table(box=None, padding=(0, 2))
-    for col in ("mode", "loss (nats/token)", "perplexity", "bits/byte", "tokens", "rows", "seq len", "time"):
-        table.add_column(col, justify="left" if col == "mode" else "right")
+    for col in ("mode", "loss", "perplexity", "bits/byte", "tokens", "rows", "seq len", "time"):
+        table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
     for r in results:
         table.add_row(r.mode, f"{r.loss:.4f}", f"{r.perplexity:,.2f}",
                       f"{r.bits_per_byte:.4f}" if r.bits_per_byte is not None else "-", f"{r.scored_tokens:,}",
                       f"{r.rows:,}", str(r.seq_len), f"{r.seconds:.1f}s")
     console.print(table)
+    console.print("[dim]loss: mean cross-entropy in nats per scored token; bits/byte: per UTF-8 byte of the "
+                  "text[/]", soft_wrap=True)
     for note in first.notes:
         console.print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
