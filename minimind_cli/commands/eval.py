@@ -121,7 +121,7 @@ def _print(path: Path, results) -> None:
     where = f"{first.data}" + (f" ({first.split} split)" if first.split else "")
     console.print(f"[bold]{escape(str(path))}[/] on {escape(where)}: {first.documents:,} documents"
                   + (f", {first.bytes:,} bytes" if first.bytes else ""), soft_wrap=True)
-    table = Table(box=None, padding=(0, 2))
+    table = Table(box=None, padding=(0, 1), pad_edge=False)
     for col in ("mode", "loss", "perplexity", "bits/byte", "tokens", "rows", "seq len", "time"):
         table.add_column(col, justify="left" if col == "mode" else "right", no_wrap=True)
     for r in results:
