@@ -12,6 +12,7 @@ from minimind.control import CONTROL_FILE
 from minimind.events import read_events
 from minimind_cli.dashboard import exit_code_for, run_is_live
 from minimind_cli.dashboard.app import DashboardApp, DashboardResult
+from minimind_cli.dashboard.plots import LossPlot, LrPlot
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
 from minimind_cli.dashboard.state import RunState, moe_alerts
 from minimind_cli.dashboard.widgets import (
@@ -19,8 +20,6 @@ from minimind_cli.dashboard.widgets import (
     FailurePanel,
     HeaderPanel,
     HeatMap,
-    LossPlot,
-    LrPlot,
     MoeSummary,
     ProgressPanel,
 )
@@ -61,7 +60,8 @@ async def test_dense_replay_shows_every_panel(tmp_path):
         memory = text_of(app.query_one("#memory-text"))
         assert "process RSS 462 MiB" in memory
         loss = text_of(app.query_one(LossPlot))
-        assert "loss" in loss and "smoothed" in loss and "val" in loss
+        legend = app.query_one(LossPlot).border_subtitle  # in the bottom border, off the curves
+        assert "loss" in legend and "smoothed" in legend and "val" in legend
         assert "8.14" in loss and "4.40" in loss  # y range: first to last recorded loss
         lr = text_of(app.query_one(LrPlot))
         assert "◆" in lr and "0.00220" in lr  # current-step marker on the full planned schedule
@@ -126,9 +126,9 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
         assert app.state.status == "stopped" and app.state.stopped["step"] == 64
         stop_line = app.state.log[-1]
         assert stop_line.kind == "control"
-        assert "stopped at step 64 (request)" in stop_line.text
-        assert "/tmp/dash/out/runs/tiny1/checkpoints/step_00000064" in stop_line.text
-        assert f"minimind resume {run_dir}" in stop_line.text
+        assert "stopped at step 64 (request)" in stop_line.full
+        assert "/tmp/dash/out/runs/tiny1/checkpoints/step_00000064" in stop_line.full
+        assert f"minimind resume {run_dir}" in stop_line.full
         assert not any(line.kind == "warning" for line in app.state.log)
         assert "trainer ended" not in text_of(app.query_one(EventLog))
         assert "done" in text_of(app.query_one(ProgressPanel))
@@ -449,7 +449,7 @@ def test_state_follows_run_outcome():
     assert state.status == "running"
     state.apply(events[-1])  # run_stopped: stopped even before the process is seen to go
     assert state.status == "stopped" and state.outcome.exit_code == 130
-    assert "minimind resume /tmp/dash/out/runs/tiny1" in state.log[-1].text  # from the checkpoint path
+    assert "minimind resume /tmp/dash/out/runs/tiny1" in state.log[-1].full  # from the checkpoint path
     state.trainer_exited(0)
     assert state.status == "stopped" and state.log[-1].text.startswith("stopped at step 64")
 
@@ -551,7 +551,7 @@ async def test_a_schedule_replanned_on_resume_is_drawn_marked_and_logged(tmp_pat
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: "▼" in text_of(app.query_one(LrPlot)))
         lr = text_of(app.query_one(LrPlot))
-        assert "▼" in lr and "re-planned" in lr
+        assert "▼" in lr and "re-planned" in app.query_one(LrPlot).border_subtitle
         assert "lr schedule re-planned at step 200 for 400 steps" in text_of(app.query_one(EventLog))
     (tmp_path / "plain").mkdir()
     plain = DashboardApp(copy_run(tmp_path / "plain", "dense"))
