@@ -10,6 +10,7 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Footer
 
 from minimind.control import COMMANDS, send_command
@@ -107,7 +108,7 @@ class DashboardApp(App[DashboardResult]):
             self._redraw({"progress"})
 
     def on_resize(self) -> None:
-        self.call_after_refresh(self._redraw, {"progress", "memory", "log"})
+        self.call_after_refresh(self._redraw, {"header", "progress", "memory", "log"})
 
     def on_unmount(self) -> None:
         self._tailer.stop()
@@ -125,6 +126,12 @@ class DashboardApp(App[DashboardResult]):
             self.exit(DashboardResult("ended", message.returncode))
 
     def _redraw(self, changed: set[str]) -> None:
+        try:
+            self._draw(changed)
+        except NoMatches:
+            pass  # the app is closing and its panels are gone (a timer fired after the last frame)
+
+    def _draw(self, changed: set[str]) -> None:
         state = self.state
         main = self._main_screen  # not self.screen: a dialog may be on top while events arrive
         main.set_class(state.is_moe, "-moe")

@@ -43,7 +43,10 @@ def config_differences(configs: list[dict[str, Any] | None]) -> list[list[str]]:
     (the ``run`` section aside). A key is shown by its last part unless two differing keys share it."""
     flats = [{k: v for k, v in flatten(c or {}).items() if k.split(".")[0] not in IGNORED_SECTIONS}
              for c in configs]
-    keys = sorted({k for flat in flats for k in flat})
+    keys = {k for flat in flats for k in flat}
+    # Settings all runs have come first (train, then model, then data), ones only some have last.
+    order = {"train": 0, "model": 1, "data": 2}
+    keys = sorted(keys, key=lambda k: (not all(k in flat for flat in flats), order.get(k.split(".")[0], 3), k))
     differing = [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]
     leaves = [k.rsplit(".", 1)[-1] for k in differing]
     names = {k: (leaf if leaves.count(leaf) == 1 else k) for k, leaf in zip(differing, leaves, strict=True)}
@@ -64,6 +67,7 @@ class CompareTable(Static):
 
     def show(self, states: list[RunState], names: list[str]) -> None:
         diffs = config_differences([(s.started or {}).get("config") for s in states])
+        wide = (self.size.width or self.app.size.width) >= 110
         table = Table(box=None, padding=(0, 1), expand=True, header_style="dim")
         table.add_column("", no_wrap=True)
         table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=28)
@@ -72,19 +76,21 @@ class CompareTable(Static):
         table.add_column("step", no_wrap=True, justify="right")
         table.add_column("loss", no_wrap=True, justify="right")
         table.add_column("val", no_wrap=True, justify="right")
-        table.add_column("tok/s", no_wrap=True, justify="right")
-        table.add_column("elapsed", no_wrap=True, justify="right")
-        table.add_column("differs", overflow="ellipsis", no_wrap=True, ratio=1)
+        if wide:
+            table.add_column("tok/s", no_wrap=True, justify="right")
+            table.add_column("elapsed", no_wrap=True, justify="right")
+        table.add_column("differs", overflow="fold", ratio=1, min_width=16)
         for i, (state, name) in enumerate(zip(states, names, strict=True)):
             last = state.last_step or {}
             label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
             step, total = state.completed_step, state.total_steps
-            table.add_row(Text("━●", style=PALETTE[i % len(PALETTE)]), Text(name, style="bold"),
-                          Text(label, style=style), str((state.started or {}).get("profile") or fmt.NONE),
-                          f"{fmt.count(step)}/{fmt.count(total)}" if step is not None else fmt.NONE,
-                          fmt.fixed(last.get("loss")), fmt.fixed(state.val_losses[-1] if state.val_losses else None),
-                          fmt.count(last.get("tokens_per_s")), fmt.duration(state.elapsed_at()),
-                          " ".join(diffs[i]) or ("same config" if len(states) > 1 else ""))
+            cells = [Text("━●", style=PALETTE[i % len(PALETTE)]), Text(name, style="bold"),
+                     Text(label, style=style), str((state.started or {}).get("profile") or fmt.NONE),
+                     f"{fmt.count(step)}/{fmt.count(total)}" if step is not None else fmt.NONE,
+                     fmt.fixed(last.get("loss")), fmt.fixed(state.val_losses[-1] if state.val_losses else None)]
+            if wide:
+                cells += [fmt.count(last.get("tokens_per_s")), fmt.duration(state.elapsed_at())]
+            table.add_row(*cells, " ".join(diffs[i]) or "same config")
         self.update(table)
 
 
@@ -119,9 +125,12 @@ class CompareApp(App[int]):
 
     def on_mount(self) -> None:
         self.query_one("#loss").border_title = "loss"
-        self._redraw()
+        self.redraw()
         for tailer in self._tailers:
             tailer.start()
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.redraw)
 
     def on_unmount(self) -> None:
         for tailer in self._tailers:
@@ -129,13 +138,13 @@ class CompareApp(App[int]):
 
     def on_events_read(self, message: EventsRead) -> None:
         self.states[message.key].apply_all(message.events)
-        self._redraw()
+        self.redraw()
 
     def on_trainer_exited(self, message: TrainerExited) -> None:
         self.states[message.key].trainer_exited(message.returncode, message.log_tail, message.when)
-        self._redraw()
+        self.redraw()
 
-    def _redraw(self) -> None:
+    def redraw(self) -> None:
         self.query_one(CompareTable).show(self.states, self.names)
         plot = self.query_one(CompareLossPlot)
         plot.x_axis, plot.log_y = self.x_axis, self.log_y
@@ -148,11 +157,11 @@ class CompareApp(App[int]):
 
     def action_x_axis(self) -> None:
         self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
-        self._redraw()
+        self.redraw()
 
     def action_log_scale(self) -> None:
         self.log_y = not self.log_y
-        self._redraw()
+        self.redraw()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(compare=True))

@@ -28,12 +28,15 @@ def duration(seconds: float | None) -> str:
 
 
 def middle(text: str, width: int) -> str:
-    """``text`` cut in the middle to ``width`` characters, keeping both ends: a path keeps its
-    last part (the step number) visible."""
+    """``text`` cut in the middle to ``width`` characters, keeping both ends. A path keeps its
+    last part whole when it fits (``out/ru…/step_00000300``): that is where the step number is."""
     if len(text) <= width:
         return text
     if width <= 1:
         return text[:width]
+    last = text.rsplit("/", 1)[-1]
+    if "/" in text and len(last) + 5 <= width:
+        return text[:width - len(last) - 2] + "…/" + last
     head = (width - 1) // 2
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 

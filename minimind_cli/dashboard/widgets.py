@@ -59,7 +59,10 @@ class HeaderPanel(Static):
             facts.append(f"world {started['world_size']}")
         if started.get("optimizer"):
             facts.append(str(started["optimizer"]))
+        room = (self.size.width or self.app.size.width) - 2
         for fact in facts:
+            if line.cell_len + 5 + len(fact) > room:
+                break  # whole facts only: the most important come first
             line.append("  ·  ", style="dim")
             line.append(fact)
         dataset = started.get("dataset") or {}

@@ -156,10 +156,10 @@ def write_v2_run(name: str, *, lr: float = 2e-3, total: int = 300, samples: bool
     tokens_per_step, step_time = 16 * 128, 0.22
     schedule_points = [[0, 64], [90, 128], [180, 256]] if signals else None
     config = {
-        "model": {"hidden_size": 128, "num_hidden_layers": 4, "use_moe": False, "vocab_size": 6400},
+        "model": {"hidden_size": 128, "num_hidden_layers": 4, "use_moe": False, "n_routed_experts": 4,
+                  "num_experts_per_tok": 2, "vocab_size": 6400},
         "data": {"max_seq_len": 256 if signals else 128},
-        "train": {"batch_size": 16, "learning_rate": lr, "max_steps": total, "log_interval": 10,
-                  "accumulation_steps": 1},
+        "train": {"batch_size": 16, "learning_rate": lr, "max_steps": total, "log_interval": 10},
         "run": {"out_dir": "out", "name": name},
     }
     t = T0

@@ -131,7 +131,8 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
         assert f"minimind resume {run_dir}" in stop_line.full
         assert not any(line.kind == "warning" for line in app.state.log)
         assert "trainer ended" not in text_of(app.query_one(EventLog))
-        assert "done" in text_of(app.query_one(ProgressPanel))
+        progress = text_of(app.query_one(ProgressPanel))
+        assert "ETA    stopped" in progress and "done" not in progress  # stopped at 64 of 147: not done
         await pilot.press("q")
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
