@@ -141,12 +141,18 @@ class ProgressPanel(Static):
             parts = [bar]
         parts.append(grid)
         if not self.screen.has_class("-short"):
-            width = max(8, (self.size.width or 40) - 16)
-            for label, values, digits in (("grad", state.grad_norms, 3), ("tok/s", state.tokens_per_s, 0)):
-                line = Text.assemble((f"{label:<6} ", "dim"), (sparkline(values, width), "#58a6ff"))
-                latest = next((v for v in reversed(values) if v is not None), None)
-                line.append(f" {fmt.number(latest, 3) if digits else fmt.count(latest)}")
-                line.no_wrap, line.overflow = True, "ellipsis"
+            # grad-norm and tokens/s history: a row each, or side by side on a MoE run (whose
+            # heat map needs the height)
+            signals = (("grad", state.grad_norms, True), ("tok/s", state.tokens_per_s, False))
+            rows = [signals] if state.is_moe else [(signal,) for signal in signals]
+            width = max(4, ((self.size.width or 40) - 2) // len(rows[0]) - 14)
+            for row in rows:
+                line = Text(no_wrap=True, overflow="ellipsis")
+                for i, (label, values, plain) in enumerate(row):
+                    latest = next((v for v in reversed(values) if v is not None), None)
+                    line.append(("  " if i else "") + f"{label:<6}", style="dim")
+                    line.append(f"{sparkline(values, width):<{width}}", style="#58a6ff")
+                    line.append(f" {fmt.number(latest, 3) if plain else fmt.count(latest):<6}")
                 parts.append(line)
         self.update(Group(*parts))
 

@@ -128,6 +128,7 @@ def test_resume_drops_samples_past_the_checkpoint():
 
 
 # --------------------------------------------------------------------------- heartbeat / ticking
+@pytest.mark.slow  # waits for the clock
 async def test_heartbeats_and_the_local_clock_keep_progress_moving(tmp_path, sleeper):
     run_dir = tmp_path / "live"
     run_dir.mkdir()
@@ -299,6 +300,16 @@ async def test_a_dead_run_is_stamped_with_its_last_event_not_the_watch(tmp_path)
         assert "ETA    —" in text_of(app.query_one(ProgressPanel))
 
 
+async def test_one_point_gets_a_narrow_y_axis(tmp_path):
+    app = DashboardApp(copy_run(tmp_path, "dense", lines=2))  # run_started and the first step
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.state.process_gone)
+        await pilot.pause()
+        loss = app.state.losses[0]
+        ticks = y_ticks(plot_text(app.query_one(LossPlot)))
+        assert loss - 0.5 < ticks[-1] < loss < ticks[0] < loss + 0.5, ticks
+
+
 async def test_checkpoint_paths_are_cut_in_the_middle(tmp_path):
     app = DashboardApp(copy_run(tmp_path, "signals"))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -389,6 +400,7 @@ async def test_single_run_x_axis_switch(tmp_path):
         assert plot.x_axis == "step" and "vs" not in plot_text(plot).splitlines()[0]
 
 
+@pytest.mark.slow  # a stand-in trainer process
 async def test_compare_follows_a_live_run(tmp_path, fake_trainer):
     live = tmp_path / "live"
     live.mkdir()
