@@ -95,6 +95,7 @@ class CompareTable(Static):
 
 
 class CompareApp(App[int]):
+    CSS_PATH = "dashboard.tcss"  # the dialogs' style
     CSS = """
     #runs { height: auto; max-height: 10; padding: 0 1; background: $boost; }
     #loss { height: 1fr; border: round $primary-darken-2; border-title-color: $text-muted; }

@@ -40,7 +40,7 @@ def thin(xs: list, ys: list) -> tuple[list, list]:
 
 def legend(entries: list[tuple[str, str, str]]) -> str:
     """Textual markup for a legend: (marker, colour, label) entries."""
-    return "  ".join(f"[{colour}]{marker}[/] {_escape(label)}" for marker, colour, label in entries)
+    return " ".join(f"[{colour}]{marker}[/] {_escape(label)}" for marker, colour, label in entries)
 
 
 def _escape(text: str) -> str:
@@ -167,7 +167,7 @@ class LossPlot(Plot):
         for px, _ in phases:
             plt.vertical_line(px, color=rgb(PHASE))
         if phases:
-            entries.append(("┆", PHASE, "seq len " + " ".join(str(seq) for _, seq in phases)))
+            entries.append(("┆", PHASE, "seq " + " ".join(str(seq) for _, seq in phases)))
         y_limits(plt, shown, self.log_y)
         x_axis(plt, axis, x_end(state, axis))
 

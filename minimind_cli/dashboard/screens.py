@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -50,6 +50,6 @@ class HelpScreen(ModalScreen[None]):
         self.moe, self.compare = moe, compare
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-dialog"):
+        with VerticalScroll(id="help-dialog"):
             yield Static(help_text(self.moe, self.compare), id="help-text")
-            yield Static("[dim]escape / q / ? to close[/dim]")
+            yield Static("[dim]escape / q / ? to close, arrows to scroll[/dim]")

@@ -208,9 +208,12 @@ class MemoryPanel(Vertical):
             line = memory_bar(float(used), float(total), margin, width)
             line.append(f" {fmt.mib_short(used)}/{fmt.mib_short(total)}")
             parts.append(line)
-            if margin:
-                parts.append(Text(f"│ limit {fmt.mib(float(total) * (1 - float(margin)))} "
-                                  f"(safety margin {fmt.percent(margin, 0)})", style="dim"))
+        if self.screen.has_class("-short"):  # a short terminal: the figures above, nothing more
+            self.query_one("#memory-text", Static).update(Group(*parts) if parts else Text("—", style="dim"))
+            return
+        if total and used is not None and margin:
+            parts.append(Text(f"│ limit {fmt.mib(float(total) * (1 - float(margin)))} "
+                              f"({fmt.percent(margin, 0)} safety margin)", style="dim"))
         if estimate.get("total_mib") is not None:
             available = estimate.get("available_mib")
             parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate["total_mib"]),
@@ -420,29 +423,30 @@ class FailurePanel(Static):
 
 KEYS_HELP = """\
 [b]Keys[/b]
-  [b]s[/b]       save a checkpoint now (the trainer saves at its next step)
+  [b]s[/b]       save a checkpoint now (at the trainer's next step)
   [b]p[/b]       pause / continue training
-  [b]g[/b]       generate samples now (the trainer continues its prompts at its next step)
-  [b][ ][/b]     samples: an earlier / a later step ([b]][/b] past the newest follows the newest)
-  [b]v[/b]       samples view: the samples fill the plots' place (on small terminals: show them)
+  [b]g[/b]       write samples now (at the trainer's next step)
+  [b][ ][/b]     samples of an earlier / a later step
+  [b]v[/b]       samples view: the samples take the plots' place
   [b]x[/b]       loss plot x-axis: step / tokens / wall time
-  [b]l[/b]       loss plot: toggle logarithmic y axis
-  [b]q[/b]       quit: stop (save, then end the run) / detach (training continues) / cancel
-  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits (resumable)
+  [b]l[/b]       loss plot: logarithmic y axis on / off
+  [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
+  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
   [b]?[/b]       this help
 
 [b]Alerts[/b]
-  A loss (or grad-norm) value more than {k:g} standard deviations of the last {window} logged
-  steps above its moving average is a spike: a line in the events log and a highlighted notice.
+  A loss or grad-norm value more than {k:g} standard deviations (of the last
+  {window} logged steps) above its moving average is a spike: a line in the
+  events log and a highlighted notice. So is an out-of-memory retry.
 """
 
 MOE_HELP = f"""
 [b]MoE heat map[/b]
-  Each cell is an expert's share of its layer's routed picks in the last logging interval.
-  Green = fair share (1 / experts), dark = fewer, red = more.
+  Each cell: an expert's share of its layer's routed picks in the last
+  logging interval. Green: fair share (1/experts), dark: fewer, red: more.
   [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
   [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
-  router bias (bias balancing): the largest per-expert routing bias and where it is.
+  router bias (bias balancing): the largest bias, and where.
 """
 
 RUN_HELP = """
@@ -452,13 +456,14 @@ a background run is watched with [b]minimind watch RUN_DIR[/b]."""
 
 COMPARE_HELP = """\
 [b]Comparing runs[/b]
-  Each run has one colour, in the order of the command line: its loss is the line, its
-  validation loss the dots. The table lists each run's profile and the settings of its
-  resolved config that differ between the runs. Nothing is sent to the trainers from here.
+  Each run has one colour, in the order of the command line: its loss is
+  the line, its validation loss the dots. The table lists each run's
+  profile and the settings of its resolved config that differ between the
+  runs. Nothing is sent to the trainers from here.
 
 [b]Keys[/b]
   [b]x[/b]  x-axis: step / tokens / wall time
-  [b]l[/b]  toggle logarithmic y axis
+  [b]l[/b]  logarithmic y axis on / off
   [b]q[/b]  quit (the runs go on)
   [b]?[/b]  this help
 """

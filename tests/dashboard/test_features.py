@@ -225,10 +225,10 @@ async def test_signals_replay_oom_memory_phases(tmp_path):
         assert "sequence length 64 -> 128 at step 90" in log and "sequence length 128 -> 256 at step 180" in log
         memory = text_of(app.query_one("#memory-text"))
         assert "459M/7.75G" in memory and "│" in memory  # the bar and its safety limit mark
-        assert "limit 6.98 GiB (safety margin 10%)" in memory
+        assert "limit 6.98 GiB (10% safety margin)" in memory
         assert "estimate 321 MiB of 5.66 GiB free" in memory and "batch auto 16 x 1 = 16" in memory
         plot = app.query_one(LossPlot)
-        assert "seq len 128 256" in plot.border_subtitle
+        assert "seq 128 256" in plot.border_subtitle
         assert plot_text(plot).count("│") > 2 * 10  # two phase lines run the height of the plot
 
 
@@ -238,7 +238,7 @@ async def test_dense_replay_raises_no_alert(tmp_path):
         await wait_for(pilot, lambda: app.state.finished is not None)
         await pilot.pause()
         assert app.state.alerts == [] and not app.query_one(NoticeBar).display
-        assert "seq len" not in app.query_one(LossPlot).border_subtitle
+        assert "seq" not in app.query_one(LossPlot).border_subtitle
 
 
 async def test_moe_router_bias_and_moe_only_help(tmp_path):
