@@ -151,11 +151,6 @@ class CompareApp(App[int]):
         plot.x_axis, plot.log_y = self.x_axis, self.log_y
         plot.show_runs(self.states, self.names)
 
-    @property
-    def all_loaded(self) -> bool:
-        """Every run's events have been read to their end (a replay) or its trainer is followed."""
-        return all(s.started is not None and (s.ended or s.status in ("running", "paused")) for s in self.states)
-
     def action_x_axis(self) -> None:
         self.x_axis = X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)]
         self.redraw()

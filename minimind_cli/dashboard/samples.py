@@ -10,8 +10,9 @@ from minimind_cli.dashboard.state import RunState
 
 
 def one_line(text: str) -> str:
-    """A continuation on one logical line: newlines and tabs shown, not obeyed."""
-    return text.replace("\r\n", "\n").replace("\n", "⏎").replace("\t", "→")
+    """Text on one logical line, its whitespace visible (newline, tab and carriage return as
+    ``\\n``, ``\\t``, ``\\r``, as the trainer's own sample lines print them)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
 
 
 class SamplesPanel(Widget):
@@ -65,6 +66,7 @@ class SamplesPanel(Widget):
             for sample in state.samples_at(shown):
                 text.append("\n")
                 text.append(one_line(str(sample.get("prompt", ""))), style="italic #8b949e")
+                text.append(" → ", style="dim")
                 text.append(one_line(str(sample.get("text", ""))), style="bold" if n == 0 else "")
                 if sample.get("seconds") is not None:
                     text.append(f"  {fmt.fixed(sample['seconds'], 1)} s", style="dim")

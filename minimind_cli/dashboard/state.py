@@ -411,8 +411,10 @@ class RunState:
     def completed_step(self) -> int | None:
         """The last completed step: from the newest step event or a heartbeat after it."""
         step = (self.last_step or {}).get("step", (self.started or {}).get("start_step"))
-        if self.heartbeat is not None and self.heartbeat.get("step") is not None:
-            step = max(int(step or 0), int(self.heartbeat["step"]))
+        later = [e.get("step") for e in (self.heartbeat, self.stopped, self.finished) if e is not None]
+        for other in later:  # a heartbeat after the last step event, or where the run ended
+            if other is not None:
+                step = max(int(step or 0), int(other))
         return step
 
     @property

@@ -135,6 +135,7 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
         assert "trainer ended" not in text_of(app.query_one(EventLog))
         progress = text_of(app.query_one(ProgressPanel))
         assert "ETA    stopped" in progress and "done" not in progress  # stopped at 64 of 147: not done
+        assert "64 / 147" in progress  # the step it stopped at, past the last logged step
         await pilot.press("q")
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []

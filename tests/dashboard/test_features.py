@@ -58,13 +58,13 @@ async def test_samples_panel_shows_the_newest_and_scrolls_back(tmp_path):
         newest = [s for s in samples if s["step"] == 300]
         assert len(newest) == 3
         first_block = shown.split("step 250")[0]
-        for sample in newest:  # prompt then continuation, newlines shown as ⏎
-            assert (sample["prompt"] + sample["text"]).replace("\n", "⏎") in first_block
+        for sample in newest:  # prompt -> continuation, whitespace visible
+            assert sample["prompt"] + " → " + sample["text"].replace("\n", "\\n") in first_block
         await pilot.press("left_square_bracket")
         shown = text_of_samples(panel)
         assert shown.startswith("step 250  (5 of 6")
         for sample in (s for s in samples if s["step"] == 250):
-            assert (sample["prompt"] + sample["text"]).replace("\n", "⏎") in shown
+            assert sample["prompt"] + " → " + sample["text"].replace("\n", "\\n") in shown
         for _ in range(10):  # stops at the first sampling step
             await pilot.press("left_square_bracket")
         assert text_of_samples(panel).startswith("step 50  (1 of 6")
