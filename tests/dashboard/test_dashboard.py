@@ -511,6 +511,10 @@ def test_watch_command_errors(tmp_path):
     assert empty.returncode == 2 and "no events.jsonl" in empty.stderr
     piped = run_cli("watch", str(copy_run(tmp_path, "dense")))  # stdout is a pipe here
     assert piped.returncode == 2 and "needs a terminal" in piped.stderr
+    twice = run_cli("watch", str(tmp_path / "dense"), str(tmp_path / "dense"))
+    assert twice.returncode == 2 and "the same run is named twice" in twice.stderr
+    one_bad = run_cli("watch", str(tmp_path / "dense"), str(tmp_path / "nope"))
+    assert one_bad.returncode == 2 and "nope: no such run directory" in one_bad.stderr
 
 
 def test_dashboard_never_loads_torch(tmp_path):
