@@ -469,13 +469,13 @@ class RunState:
 
     @property
     def phase_changes(self) -> list[tuple[int, int]]:
-        """(step, new sequence length) of each curriculum phase change: planned in run_started's
-        seq_len_schedule, or seen in the step events' seq_len."""
+        """(step, new sequence length) of each curriculum phase change: as planned in
+        run_started's seq_len_schedule (a phase starts after that many steps), else where the
+        step events' seq_len changed."""
         planned = (self.started or {}).get("seq_len_schedule") or []
-        changes = [(int(s), int(n)) for s, n in planned][1:] if planned else []
-        seen = self.seq_lens[1:]
-        known = {s for s, _ in changes}
-        return sorted(changes + [c for c in seen if c[0] not in known])
+        if planned:
+            return [(int(s), int(n)) for s, n in planned][1:]
+        return list(self.seq_lens[1:])
 
     @property
     def experts_per_token(self) -> int:

@@ -207,7 +207,8 @@ def write_v2_run(name: str, *, lr: float = 2e-3, total: int = 300, samples: bool
                       eta_s=round((total - step) * step_time, 1), mfu=None, memory={"cpu_rss_mib": round(rss, 1)})
         if signals:
             fields["memory"].update(total_mib=7936.0, safety_margin=0.1)
-            fields["seq_len"] = max(n for s, n in schedule_points if s <= step)
+            # a phase starts after its first step: step 91 is the first of 128 tokens
+            fields["seq_len"] = max(n for s, n in schedule_points if s < step or s == 0)
             fields["batch_size"], fields["accumulation_steps"] = (16, 1) if step < 150 else (8, 2)
         emit("step", **fields)
         if signals and step == 140:

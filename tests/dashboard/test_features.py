@@ -222,7 +222,7 @@ async def test_signals_replay_oom_memory_phases(tmp_path):
             "loss spike at step 230: 6.115, 4.2 std above its average 4.817",
             "grad-norm spike at step 260: 9.5, 139.2 std above its average 0.517"]
         assert any(t.startswith("batch size auto: micro-batch 16 x 1 accumulation = 16 per step") for t in log)
-        assert "sequence length 64 -> 128 at step 90" in log and "sequence length 128 -> 256 at step 180" in log
+        assert "sequence length 64 -> 128 at step 100" in log and "sequence length 128 -> 256 at step 190" in log
         memory = text_of(app.query_one("#memory-text"))
         assert "459M/7.75G" in memory and "│" in memory  # the bar and its safety limit mark
         assert "limit 6.98 GiB (10% safety margin)" in memory
@@ -411,3 +411,16 @@ async def test_compare_follows_a_live_run(tmp_path, fake_trainer):
         assert app.states[1].status == "running" and proc.poll() is None
         await pilot.press("q")
     assert proc.poll() is None  # comparing never stops a run
+
+
+def test_phase_changes_planned_or_seen():
+    events = read_events(FIXTURES / "signals.jsonl")
+    planned = RunState()
+    planned.apply_all(events)
+    assert planned.phase_changes == [(90, 128), (180, 256)]  # the plan, not the logged step after it
+    seen = RunState()
+    seen.apply_all([{**e, "seq_len_schedule": None} if e["type"] == "run_started" else e for e in events])
+    assert seen.phase_changes == [(100, 128), (190, 256)]  # logged every 10 steps: the first showing it
+    flat = RunState()
+    flat.apply_all(read_events(FIXTURES / "dense.jsonl"))
+    assert flat.phase_changes == []
