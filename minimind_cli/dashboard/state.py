@@ -296,9 +296,11 @@ class RunState:
             parts.append(f"loss {fmt.fixed(e['final_loss'])}")
         if e.get("val_loss") is not None:
             parts.append(f"val loss {fmt.fixed(e['val_loss'])}")
+        text = ", ".join(parts)
         if e.get("weights_path"):
-            parts.append(f"weights {e['weights_path']}")
-        self._log(e, "info", ", ".join(parts))
+            self._log(e, "info", text + ", weights ", path=str(e["weights_path"]))
+        else:
+            self._log(e, "info", text)
         return {"log", "header", "progress"}
 
     def _on_run_stopped(self, e: dict[str, Any]) -> set[str]:
