@@ -1,4 +1,5 @@
-"""Early warnings the dashboard raises from the step events: loss and grad-norm spikes.
+"""Early warnings the dashboard raises from the step events: loss and grad-norm spikes, and
+experts a MoE router starves or lets dominate.
 
 The rule (one place, used for both signals): a value is a spike when it lies above its
 exponential moving average (taken before the value) by more than ``k`` standard deviations of the
@@ -20,6 +21,11 @@ SPIKE_EMA_ALPHA = 0.2  # weight of a new value in the moving average (per step e
 SPIKE_MIN_SPREAD = 1e-3  # relative floor on the spread, so a flat series does not alert on noise
 
 SPARK_CHARS = "▁▂▃▄▅▆▇█"
+
+# MoE alert thresholds, relative to what an expert can get. With E experts and top-k routing an
+# expert's fair share of the picks is 1/E and the most it can take is 1/k (every token picks it).
+STARVED_FRACTION_OF_FAIR = 0.05  # "almost no tokens": under 5% of the fair share
+DOMINANT_FRACTION_OF_MAX = 0.80  # "almost all": over 80% of the picks it could possibly take
 
 
 @dataclass(frozen=True)
@@ -83,3 +89,33 @@ def sparkline(values: list[float | None], width: int) -> str:
         else:
             out.append(SPARK_CHARS[min(len(SPARK_CHARS) - 1, int((v - low) / span * len(SPARK_CHARS)))])
     return "".join(out)
+
+
+@dataclass
+class MoeAlert:
+    layer: int
+    expert: int
+    kind: str  # "starved" | "dominant"
+    share: float
+
+
+def moe_alerts(load: list[list[float]], experts_per_token: int) -> list[MoeAlert]:
+    """Experts that get almost nothing or almost everything in the last interval.
+
+    Shares are normalised per layer so the rule holds whether the trainer reports fractions of
+    picks (rows sum to 1) or of tokens (rows sum to k).
+    """
+    alerts = []
+    for layer, row in enumerate(load):
+        total = sum(x for x in row if x is not None)
+        if not row or total <= 0:
+            continue
+        fair = 1.0 / len(row)
+        most = 1.0 / max(1, min(experts_per_token, len(row)))
+        for expert, value in enumerate(row):
+            share = (value or 0.0) / total
+            if share < STARVED_FRACTION_OF_FAIR * fair:
+                alerts.append(MoeAlert(layer, expert, "starved", share))
+            elif len(row) > experts_per_token and share > DOMINANT_FRACTION_OF_MAX * most:
+                alerts.append(MoeAlert(layer, expert, "dominant", share))
+    return alerts

@@ -1,8 +1,7 @@
 """What the dashboard knows about a run: events folded into plain Python state.
 
 No Textual and no torch here, so the folding is testable on its own. Numbers are taken as the
-trainer wrote them; the only arithmetic is the MoE alert rule (documented below), the spike rule
-(``signals.py``), the elapsed offsets of log lines (event time minus run start, so a replay
+trainer wrote them; the only arithmetic is the MoE alert and spike rules (``signals.py``), the elapsed offsets of log lines (event time minus run start, so a replay
 renders the same every time) and the ticking of elapsed time between events of a live run.
 """
 
@@ -18,12 +17,7 @@ from typing import Any
 
 from minimind.events import END_TYPES, RunOutcome, run_outcome
 from minimind_cli.dashboard import format as fmt
-from minimind_cli.dashboard.signals import SpikeDetector
-
-# MoE alert thresholds, relative to what an expert can get. With E experts and top-k routing an
-# expert's fair share of the picks is 1/E and the most it can take is 1/k (every token picks it).
-STARVED_FRACTION_OF_FAIR = 0.05  # "almost no tokens": under 5% of the fair share
-DOMINANT_FRACTION_OF_MAX = 0.80  # "almost all": over 80% of the picks it could possibly take
+from minimind_cli.dashboard.signals import MoeAlert, SpikeDetector, moe_alerts
 
 # Panels a change can touch; the app redraws only these.
 PANELS = ("header", "loss", "lr", "progress", "memory", "moe", "log", "failure", "samples", "notice")
@@ -54,14 +48,6 @@ class Notice:
     kind: str  # "loss_spike" | "grad_spike" | "oom_retry"
     text: str
     age: int = 0  # step events since it was raised
-
-
-@dataclass
-class MoeAlert:
-    layer: int
-    expert: int
-    kind: str  # "starved" | "dominant"
-    share: float
 
 
 @dataclass
@@ -489,28 +475,6 @@ class RunState:
         if not moe:
             return []
         return moe_alerts(moe.get("load") or [], self.experts_per_token)
-
-
-def moe_alerts(load: list[list[float]], experts_per_token: int) -> list[MoeAlert]:
-    """Experts that get almost nothing or almost everything in the last interval.
-
-    Shares are normalised per layer so the rule holds whether the trainer reports fractions of
-    picks (rows sum to 1) or of tokens (rows sum to k).
-    """
-    alerts = []
-    for layer, row in enumerate(load):
-        total = sum(x for x in row if x is not None)
-        if not row or total <= 0:
-            continue
-        fair = 1.0 / len(row)
-        most = 1.0 / max(1, min(experts_per_token, len(row)))
-        for expert, value in enumerate(row):
-            share = (value or 0.0) / total
-            if share < STARVED_FRACTION_OF_FAIR * fair:
-                alerts.append(MoeAlert(layer, expert, "starved", share))
-            elif len(row) > experts_per_token and share > DOMINANT_FRACTION_OF_MAX * most:
-                alerts.append(MoeAlert(layer, expert, "dominant", share))
-    return alerts
 
 
 def _memory_sample(memory: dict[str, Any]) -> float | None:

@@ -13,12 +13,8 @@ from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
 from minimind_cli.dashboard import format as fmt
-from minimind_cli.dashboard.signals import sparkline
-from minimind_cli.dashboard.state import (
-    DOMINANT_FRACTION_OF_MAX,
-    STARVED_FRACTION_OF_FAIR,
-    RunState,
-)
+from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
+from minimind_cli.dashboard.state import RunState
 
 STATUS_STYLE = {
     "waiting": ("WAITING", "black on #a0a0a0"),

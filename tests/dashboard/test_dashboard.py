@@ -14,7 +14,8 @@ from minimind_cli.dashboard import exit_code_for, run_is_live
 from minimind_cli.dashboard.app import DashboardApp, DashboardResult
 from minimind_cli.dashboard.plots import LossPlot, LrPlot
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
-from minimind_cli.dashboard.state import RunState, moe_alerts
+from minimind_cli.dashboard.signals import moe_alerts
+from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.widgets import (
     EventLog,
     FailurePanel,
