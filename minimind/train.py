@@ -107,15 +107,21 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         from minimind.sinks import Sinks
 
         reporter.sinks = Sinks(cfg, Path(run_dir))
+    info = split_note = None
+    if resume_from is not None:
+        from minimind.checkpoint import find_verified
+        from minimind.training.policy import apply_saved_split
+
+        info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
+        split_note = apply_saved_split(cfg, info.meta, dist.world_size)
     built = build(cfg, dist, init_from=init_from if resume_from is None else None)
     if built.init_note:
         reporter.emit("info", message=built.init_note, step=0)
     state, resumed_from = TrainState(), None
-    if resume_from is not None:
-        from minimind.checkpoint import find_verified
-
-        info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
+    if info is not None:
         state, notes = restore(built, info, force=force, verified=True)
+        if split_note:
+            reporter.emit("info", message=split_note, step=state.step)
         for note in [s.note(info) for s in skipped] + notes:
             reporter.emit("warning", message=note, step=state.step)
         resumed_from = {"path": str(info.path), "step": state.step}
