@@ -136,7 +136,7 @@ class TrainConfig:
                                    "(accumulation_steps then keeps samples_per_step)")
     accumulation_steps: int = _f(8, "micro-batches per optimizer step")
     samples_per_step: int | None = _f(None, "batch_size auto: samples per optimizer step per process "
-                                            "(null = the batch_size the profile had before auto x accumulation_steps)")
+                                            "(null = the batch_size set before auto x accumulation_steps)")
     learning_rate: float = _f(5e-4, "peak learning rate")
     schedule: str = _f("minimind", "lr schedule: minimind (lr/10 + cosine, starts at 1.1*lr), cosine, constant")
     warmup_steps: int = _f(0, "linear warm-up steps (cosine and constant schedules)")
@@ -360,21 +360,25 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def resolve(profile: str = "default", overrides: list[str] | None = None) -> Config:
     """Profile + overrides -> a validated Config (``run.profile`` records the profile)."""
-    base = load_profile_dict(profile)
-    data = apply_overrides(base, overrides or [])
-    _keep_samples_per_step(base, data)
+    data = load_profile_dict(profile)
+    batch_before_auto = (data.get("train") or {}).get("batch_size")
+    for text in overrides or []:
+        data = apply_overrides(data, [text])
+        batch = data["train"].get("batch_size") if isinstance(data.get("train"), dict) else None
+        batch_before_auto = batch if isinstance(batch, int) else batch_before_auto
+    _keep_samples_per_step(data, batch_before_auto)
     data.setdefault("run", {})
     if isinstance(data["run"], dict) and not data["run"].get("profile"):
         data["run"]["profile"] = Path(profile).stem if profile.endswith((".yaml", ".yml")) else profile
     return Config.from_dict(data, source=f"profile {profile}")
 
 
-def _keep_samples_per_step(profile: dict[str, Any], data: dict[str, Any]) -> None:
-    """``batch_size: auto`` keeps the samples per step that the profile's own batch size gave."""
+def _keep_samples_per_step(data: dict[str, Any], batch_before_auto: Any) -> None:
+    """``batch_size: auto`` keeps the samples per step that the batch size before it gave."""
     train = data.get("train")
     if not isinstance(train, dict) or train.get("batch_size") != AUTO or train.get("samples_per_step"):
         return
-    before = (profile.get("train") or {}).get("batch_size")
+    before = batch_before_auto
     before = before if isinstance(before, int) and not isinstance(before, bool) else TrainConfig.batch_size
     accumulation = train.get("accumulation_steps", TrainConfig.accumulation_steps)
     if isinstance(accumulation, int):

@@ -283,11 +283,13 @@ def check_fits(cfg: Config, dtype_name: str, device: torch.device, runtime_mib: 
         return est
     fit = largest_fitting(lambda n: estimate(cfg, n, dtype_name=dtype_name, device_type=device.type,
                                              available=available, params=params).fits, b)
+    split = split_for(fit, requested_samples(cfg.train))
+    same = "the same" if split.exact else "about the same"
     raise MemoryTooSmall(
         f"micro-batch {b} needs about {est.needed_mib:,.0f} MiB ({dtype_name}), more than {est.budget_mib:,.0f} MiB "
         f"({1 - SAFETY_MARGIN:.0%} of {est.available_mib:,.0f} MiB {where})",
-        f"use --batch-size {fit} (with --accumulation-steps {max(1, round(requested_samples(cfg.train) / fit))} "
-        f"for the same samples per step) or --batch-size auto")
+        f"use --batch-size {split.batch_size} --accumulation-steps {split.accumulation_steps} ({same} samples per "
+        f"step), or --batch-size auto")
 
 
 def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: torch.device, dist,
