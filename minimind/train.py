@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc.message, exc.exit_code, hint=exc.hint)
     except KeyboardInterrupt:
         return fail("interrupted before the first step (nothing to save)", 130)
-    except MemoryError:
-        return fail("out of memory; use a smaller batch_size or max_seq_len", EXIT_FAILED, traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - recorded as run_failed for the dashboard
-        message = f"{type(exc).__name__}: {exc}"
-        if "out of memory" in str(exc).lower():
-            message += " (use a smaller batch_size or max_seq_len)"
-        return fail(message, EXIT_FAILED, traceback.format_exc())
+        from minimind.training.oom import is_out_of_memory
+
+        if is_out_of_memory(exc):  # outside a training step (evaluation, start-up): nothing to re-split
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            return fail(f"out of memory outside a training step ({first}); the last checkpoint is kept",
+                        EXIT_FAILED, hint="use a smaller --batch-size or data.max_seq_len, or --batch-size auto")
+        return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, traceback.format_exc())
     finally:
         reporter.close()
         if events is not None:

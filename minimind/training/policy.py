@@ -31,7 +31,7 @@ SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eva
 def check_dataset_fits(cfg: Config, world_size: int) -> int:
     """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary;
     returns the micro-batches per epoch (per process)."""
-    from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
+    from minimind.data.dataset import EpochOrder, PretrainDataset
 
     if not cfg.data.path:
         raise ConfigError("data.path is not set", "pass --data or run `minimind prepare` first")

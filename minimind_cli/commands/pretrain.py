@@ -132,7 +132,13 @@ def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> i
     """``--dry-run``: what would run and how much memory it needs; nothing is written."""
     from minimind.data.format import is_dataset, read_meta
     from minimind.training.build import pick_dtype
-    from minimind.training.memory import MemoryTooSmall, available_memory, estimate, process_rss_mib, requested_samples
+    from minimind.training.memory import (
+        MemoryTooSmall,
+        available_memory,
+        estimate,
+        process_rss_mib,
+        requested_samples,
+    )
     from minimind_cli.runs import console
 
     source = Path(data or cfg.data.path or out_dir / "data").expanduser()

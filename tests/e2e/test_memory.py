@@ -7,7 +7,17 @@ from minimind.checkpoint import find_checkpoint, find_verified
 from minimind.config import resolve
 from minimind.events import read_events
 from minimind.training.memory import SAFETY_MARGIN, estimate
-from tests.e2e.conftest import SMALL, kill, last_step, losses_by_step, make_run, run_to_end, start, trainer_env, wait_for
+from tests.e2e.conftest import (
+    SMALL,
+    kill,
+    last_step,
+    losses_by_step,
+    make_run,
+    run_to_end,
+    start,
+    trainer_env,
+    wait_for,
+)
 
 
 def test_an_oom_split_trains_what_that_split_trains_from_the_start_and_resume_keeps_it(tmp_path, small_dataset):

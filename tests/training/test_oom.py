@@ -35,6 +35,7 @@ def losses(cfg, steps: int, oom_at: str = "") -> tuple[list[float], Recorded, ob
     return out, report, built
 
 
+@pytest.mark.slow  # two builds and six real steps
 def test_an_oom_retries_the_same_step_on_the_same_samples_with_half_the_micro_batch(make_config):
     # micro-steps 1-2 are step 1 (4 x 2); the 2nd fails: step 1 reruns as 2 x 4, later steps keep it
     got, report, built = losses(make_config("train.batch_size=4", "train.accumulation_steps=2"), 3, oom_at="2")
