@@ -90,3 +90,9 @@ def test_batch_size_auto_on_a_cpu_picks_the_largest_that_fits_a_fake_memory_limi
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert "micro-batch 8 needs about" in refused.stderr and "--batch-size 2 --accumulation-steps 4" in refused.stderr
     assert not (tmp_path / "out" / "runs" / "big").exists()
+
+    dry = cli("pretrain", "--profile", "tiny", "--data", str(small_dataset), "--out", str(tmp_path / "dry"),
+              "--dry-run", "--dtype", "fp32", *sets)
+    assert dry.returncode == 0, dry.stderr
+    assert "memory estimate at micro-batch 4:" in dry.stdout and "activations" in dry.stdout
+    assert "fits" in dry.stdout and not (tmp_path / "dry").exists()
