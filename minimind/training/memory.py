@@ -261,35 +261,34 @@ def knobs(cfg: Config) -> str:
 def check_fits(cfg: Config, dtype_name: str, device: torch.device, runtime_mib: float = 0.0,
                refuse_too_large_batch: bool = True) -> MemoryEstimate:
     """The estimate of the configured micro-batch (1 with auto); raises ``MemoryTooSmall`` (one line,
-    with a ``--batch-size`` that fits) when it clearly does not fit: not even at micro-batch 1, or
-    (``refuse_too_large_batch``, a CPU, where out-of-memory is not reliably recoverable) at the
-    configured one. On a GPU the trainer halves a micro-batch that runs out of memory instead."""
+    with a split that fits below the safety margin) when it clearly does not fit, i.e. needs more than
+    all the available memory: not even at micro-batch 1, or (``refuse_too_large_batch``: a CPU, where
+    out-of-memory is not reliably recoverable) at the configured one. On a GPU the trainer halves a
+    micro-batch that runs out of memory instead."""
     available = available_memory(device)
     params = parameter_count(cfg.model)
+
+    def at(n: int) -> MemoryEstimate:
+        return estimate(cfg, n, dtype_name=dtype_name, device_type=device.type, available=available,
+                        runtime_mib=runtime_mib, params=params)
+
     b = 1 if cfg.train.auto_batch else cfg.train.batch_size
-    est = estimate(cfg, b, dtype_name=dtype_name, device_type=device.type, available=available,
-                   runtime_mib=runtime_mib, params=params)
-    if est.fits:
+    est = at(b)
+    if est.needed_mib <= available[0]:
         return est
-    where = "free device memory" if device.type == "cuda" else "available RAM"
-    one = est if b == 1 else estimate(cfg, 1, dtype_name=dtype_name, device_type=device.type,
-                                      available=available, params=params)
-    if not one.fits:
-        raise MemoryTooSmall(
-            f"this run needs about {one.needed_mib:,.0f} MiB even at micro-batch 1 ({dtype_name}), more than "
-            f"{one.budget_mib:,.0f} MiB ({1 - SAFETY_MARGIN:.0%} of {one.available_mib:,.0f} MiB {where})",
-            knobs(cfg))
+    where = f"the {available[0]:,.0f} MiB of " + ("free device memory" if device.type == "cuda" else "available RAM")
+    one = at(1)
+    if one.needed_mib > available[0]:
+        raise MemoryTooSmall(f"this run needs about {one.needed_mib:,.0f} MiB even at micro-batch 1 ({dtype_name}), "
+                             f"more than {where}", knobs(cfg))
     if not refuse_too_large_batch:
         return est
-    fit = largest_fitting(lambda n: estimate(cfg, n, dtype_name=dtype_name, device_type=device.type,
-                                             available=available, params=params).fits, b)
-    split = split_for(fit, requested_samples(cfg.train))
+    split = split_for(max(1, largest_fitting(lambda n: at(n).fits, b)), requested_samples(cfg.train))
     same = "the same" if split.exact else "about the same"
     raise MemoryTooSmall(
-        f"micro-batch {b} needs about {est.needed_mib:,.0f} MiB ({dtype_name}), more than {est.budget_mib:,.0f} MiB "
-        f"({1 - SAFETY_MARGIN:.0%} of {est.available_mib:,.0f} MiB {where})",
+        f"micro-batch {b} needs about {est.needed_mib:,.0f} MiB ({dtype_name}), more than {where}",
         f"use --batch-size {split.batch_size} --accumulation-steps {split.accumulation_steps} ({same} samples per "
-        f"step), or --batch-size auto")
+        f"step, {SAFETY_MARGIN:.0%} of memory kept free), or --batch-size auto")
 
 
 def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: torch.device, dist,

@@ -36,12 +36,16 @@ def test_a_run_that_clearly_does_not_fit_is_refused_with_a_batch_size_that_fits(
     import torch
 
     cfg = resolve("default", ["train.batch_size=16", "train.accumulation_steps=4"])
-    limit = (estimate(cfg, 4, dtype_name="fp32", device_type="cpu").needed_mib + 1) / 0.9
+    limit = (estimate(cfg, 4, dtype_name="fp32", device_type="cpu").needed_mib + 1) / 0.9  # 4 fits, 5 not
     monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", str(limit))
     with pytest.raises(MemoryTooSmall) as err:
         check_fits(cfg, "fp32", torch.device("cpu"))
-    assert "micro-batch 16 needs about" in err.value.message and "of " in err.value.message
-    assert err.value.hint.startswith("use --batch-size 4 --accumulation-steps 16 (the same samples per step)")
+    assert "micro-batch 16 needs about" in err.value.message and "MiB of available RAM" in err.value.message
+    assert err.value.hint.startswith("use --batch-size 4 --accumulation-steps 16 (the same samples per step")
+    four = estimate(cfg, 4, dtype_name="fp32", device_type="cpu").needed_mib
+    monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", str(four / 0.95))
+    cfg.train.batch_size = 4  # inside the safety margin, but not over what is available: not refused
+    assert not check_fits(cfg, "fp32", torch.device("cpu")).fits
     monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", "100")
     with pytest.raises(MemoryTooSmall, match="even at micro-batch 1") as err:
         check_fits(cfg, "fp32", torch.device("cpu"))
