@@ -360,12 +360,11 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def resolve(profile: str = "default", overrides: list[str] | None = None) -> Config:
     """Profile + overrides -> a validated Config (``run.profile`` records the profile)."""
-    data = load_profile_dict(profile)
-    batch_before_auto = (data.get("train") or {}).get("batch_size")
-    for text in overrides or []:
-        data = apply_overrides(data, [text])
+    data, batch_before_auto = load_profile_dict(profile), None
+    for text in [""] + list(overrides or []):  # the profile, then each override: the last int batch size
+        data = apply_overrides(data, [text]) if text else data
         batch = data["train"].get("batch_size") if isinstance(data.get("train"), dict) else None
-        batch_before_auto = batch if isinstance(batch, int) else batch_before_auto
+        batch_before_auto = batch if isinstance(batch, int) and not isinstance(batch, bool) else batch_before_auto
     _keep_samples_per_step(data, batch_before_auto)
     data.setdefault("run", {})
     if isinstance(data["run"], dict) and not data["run"].get("profile"):
@@ -376,13 +375,11 @@ def resolve(profile: str = "default", overrides: list[str] | None = None) -> Con
 def _keep_samples_per_step(data: dict[str, Any], batch_before_auto: Any) -> None:
     """``batch_size: auto`` keeps the samples per step that the batch size before it gave."""
     train = data.get("train")
-    if not isinstance(train, dict) or train.get("batch_size") != AUTO or train.get("samples_per_step"):
-        return
-    before = batch_before_auto
-    before = before if isinstance(before, int) and not isinstance(before, bool) else TrainConfig.batch_size
-    accumulation = train.get("accumulation_steps", TrainConfig.accumulation_steps)
-    if isinstance(accumulation, int):
-        train["samples_per_step"] = before * accumulation
+    if isinstance(train, dict) and train.get("batch_size") == AUTO and not train.get("samples_per_step"):
+        before = batch_before_auto if isinstance(batch_before_auto, int) else TrainConfig.batch_size
+        accumulation = train.get("accumulation_steps", TrainConfig.accumulation_steps)
+        if isinstance(accumulation, int):
+            train["samples_per_step"] = before * accumulation
 
 
 def save_config(config: Config, path: Path) -> None:
