@@ -133,8 +133,9 @@ def run_child(code: str, *args: str) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     ps = psutil.Process(proc.pid)
-    tree_peak, written = 0, {}
+    tree_peak, written, loads = 0, {}, []
     while proc.poll() is None:
+        loads.append(os.getloadavg()[0])
         try:
             procs = [ps, *ps.children(recursive=True)]
             rss = 0
@@ -151,6 +152,7 @@ def run_child(code: str, *args: str) -> dict:
     result = json.loads(out.strip().splitlines()[-1])
     result["tree_peak_rss_mb"] = round(tree_peak / 2**20, 1)
     result["tree_written_mb"] = round(sum(written.values()) / 1e6, 1)
+    result["mean_load_average"] = round(sum(loads) / max(1, len(loads)), 1)
     return result
 
 
@@ -205,7 +207,13 @@ def main() -> None:
                 r["dataset_mb"] = dir_mb(out)
                 shutil.rmtree(out)
             if "plain" in runs:
-                r["ratio_to_plain_loop"] = round(runs["plain"]["seconds"] / r["seconds"], 2)
+                plain = runs["plain"]
+                r["ratio_to_plain_loop"] = round(plain["seconds"] / r["seconds"], 2)
+                # On a shared machine wall time measures the neighbours too. CPU seconds do not: this is
+                # the ratio if every process of the run had a core of its own (the busiest one bounds it).
+                busiest = r.get("cpu_s") or max(r["main_cpu_s"], r["workers_cpu_s"] / r["workers"])
+                r["ratio_one_core_per_process"] = round(plain["cpu_s"] / busiest, 2)
+            r["cpu_s_per_mb"] = round((r.get("cpu_s") or r["main_cpu_s"] + r["workers_cpu_s"]) / jsonl_mb, 3)
             runs[name] = r
             print(json.dumps({name: r}), file=sys.stderr, flush=True)
         report["runs"] = runs

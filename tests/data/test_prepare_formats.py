@@ -227,6 +227,24 @@ def test_dedup_exact_counts_normalised_duplicates(tmp_path):
     assert "duplicates_removed" not in again.meta and again.meta["documents"] == 8
 
 
+def test_lines_after_a_huge_line_are_all_read(tmp_path, tok_dir):
+    """A huge line ending inside blocks the reader had already read: the blocks after it are kept."""
+    long = " ".join(topics_text(40_000))
+    docs = [long, "short one", long.upper(), "short two", "x" * 9000, long]
+    src = write_jsonl(tmp_path / "a.jsonl", docs)
+    prep(src, tmp_path / "ds", tokenizer=tok_dir, val_fraction=0, chunk_bytes=1024)
+    assert decoded_docs(tmp_path / "ds") == docs
+
+
+def test_dedup_of_huge_lines_read_in_pieces(tmp_path, tok_dir):
+    long = " ".join(topics_text(40_000))
+    variant = long.replace(" ", "  \t")  # the same text once normalised
+    src = write_jsonl(tmp_path / "a.jsonl", [long, "short one", variant, "", long + " more"])
+    res = prep(src, tmp_path / "ds", tokenizer=tok_dir, dedup="exact", val_fraction=0, chunk_bytes=1024)
+    assert res.meta["duplicates_removed"] == 1 and res.meta["skipped"] == {"empty text": 1}
+    assert decoded_docs(tmp_path / "ds") == [long, "short one", long + " more"]
+
+
 def test_hash_of_a_text_fed_in_parts_equals_the_hash_of_the_whole():
     rng = random.Random(0)
     alphabet = list("ab \t\n\u00a0\u3000e\u0301\u0327\u0308\u00e9\u1100\u1161\u11a8\uac00\u4e2d\u6587.") + ["\U0001f916"]

@@ -275,7 +275,9 @@ class HugeLine:
                 return
             cut = block.find(b"\n")
             if cut >= 0:
-                self._done, self.rest = True, block[cut + 1:]
+                # what follows the newline, with any blocks the Reader had already read (kept in order)
+                self._done, self.rest = True, block[cut + 1:] + b"".join(self._head)
+                self._head = []
                 block = block[:cut]
                 if block.endswith(b"\r"):
                     block = block[:-1]

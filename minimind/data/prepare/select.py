@@ -28,6 +28,8 @@ class Selection:
     def admit(self, block: Encoded) -> Encoded:
         """The documents of ``block`` that go into the dataset."""
         n = len(block.lengths)
+        if n == 0:
+            return block
         keep = np.ones(n, dtype=bool) if self.seen is None else self.seen.first_seen(block.hashes)
         end = n  # documents after this index (in block order) are past a limit
         kept = np.flatnonzero(keep)
