@@ -14,7 +14,8 @@ token share per layer, mean over the steps after warm-up) from the step events.
     python benchmarks/quality.py --data out/data --profile tiny --tokens 400000
 
 A variant whose config key does not exist (yet) is reported as "unavailable" with the reason.
-The default suite fits in ~10 minutes on 2 CPU cores (the tiny profile, ~250k tokens per variant).
+The budget is --tokens per variant (default 250k, tiny profile); size it to the machine: RESULTS.md
+used 40k on a heavily shared 2-core CPU (~5-7 minutes per variant including scoring).
 """
 
 from __future__ import annotations
