@@ -18,6 +18,7 @@ from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
 from minimind.training import policy
+from minimind.training.optim import make_optimizer
 from minimind.training.state import seed_everything
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -68,7 +69,7 @@ class Built:
     model: MiniMindLM  # the plain module: state dicts, expert counts, evaluation
     ddp_model: torch.nn.Module  # the module that owns gradient sync (``no_sync``); the model itself without DDP
     forward_model: torch.nn.Module  # what the training step calls (compiled when train.compile)
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer  # or MuonWithAdamW (train.optimizer=muon), which behaves like one
     scaler: torch.amp.GradScaler
     params: dict[str, int]
     flops_per_token: float
@@ -121,7 +122,9 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                        find_unused_parameters=cfg.model.use_moe)
+                        find_unused_parameters=cfg.model.use_moe, broadcast_buffers=False)
+        # No buffer needs rank 0's copy: RoPE tables are constants, expert counters are per rank
+        # (summed by all-reduce), and the router bias moves by all-reduced loads, alike everywhere.
     forward_model = ddp_model
     if t.compile:
         # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
@@ -136,22 +139,6 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
                  init_note=init_note)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; with weight decay, only matrices (dim >= 2) decay, never norms or biases."""
-    t = cfg.train
-    params = [p for p in model.parameters() if p.requires_grad]
-    if t.weight_decay > 0:
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    else:
-        groups = [{"params": params, "weight_decay": 0.0}]
-    kwargs = {"lr": t.learning_rate, "betas": (t.beta1, t.beta2)}
-    try:
-        return torch.optim.AdamW(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(groups, foreach=True, **kwargs)
 
 
 def load_init_weights(model: MiniMindLM, path: Path) -> str:

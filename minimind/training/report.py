@@ -59,7 +59,7 @@ class Reporter:
                      "samples": len(built.train_data), "packing": cfg.data.packing},
             lr_schedule=planned_schedule(built.total_steps, cfg.train, plan=state.schedule),
             schedule_changed_at=replans[-1].step if replans else None, resumed_from=resumed_from,
-            pid=os.getpid(), peak_flops=peak_flops)
+            pid=os.getpid(), peak_flops=peak_flops, optimizer=cfg.train.optimizer)
         if replans and replans[-1].step == state.step and resumed_from:
             last = replans[-1]
             self.emit("info", step=state.step,
@@ -129,4 +129,7 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
     if expert_counts:
         load, imbalance = expert_load(expert_counts)
         fields["moe"] = {"aux_loss": result.aux_loss, "load": load, "imbalance": imbalance}
+        biases = built.model.router_biases()
+        if biases:
+            fields["moe"]["router_bias"] = biases
     return fields
