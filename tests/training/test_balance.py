@@ -124,3 +124,27 @@ def test_the_bias_moves_each_step_and_round_trips_through_checkpoints_and_export
     torch.save(sd, tmp_path / "bare" / "w.pth")  # no sidecar: inferred from the keys
     inferred = weights.load_weights(tmp_path / "bare" / "w.pth", head_dim=16)
     assert inferred.config.router_balance == "bias" and "router_balance" in inferred.inferred
+
+
+def test_init_from_weights_without_a_bias_starts_the_bias_at_zero(tmp_path):
+    from minimind.training import policy
+    from minimind.training.build import load_init_weights
+    from tests.checkpoint_fakes import tiny_config, tiny_model, write_checkpoint
+
+    source = tiny_model(seed=3, use_moe=True)  # aux_loss: MiniMind's own MoE keys
+    ckpt = write_checkpoint(tmp_path / "runs" / "r" / "checkpoints" / "step_00000010", source, step=10)
+    model = MiniMindLM(tiny_config(use_moe=True, router_balance="bias"))
+    load_init_weights(model, ckpt)
+    assert torch.equal(model.moe_layers()[0].gate.weight, source.moe_layers()[0].gate.weight)
+    assert model.router_biases() == [[0.0] * 4, [0.0] * 4]
+    with pytest.raises(ConfigError, match="keys do not match"):  # the other way round is refused
+        policy.check_init_from(source.config, _bias_weights(tmp_path, model))
+
+
+def _bias_weights(tmp_path, model):
+    from minimind.checkpoint import save_weights
+
+    path = tmp_path / "bias" / "pretrain_64_moe.pth"
+    path.parent.mkdir()
+    save_weights(path, model.state_dict(), model.config)
+    return path
