@@ -58,6 +58,7 @@ def run(data: Path, steps: int, eval_every: int, warmup: int, overrides: list[st
             totals = loads if totals is None else totals + loads
         if state.step % eval_every == 0 or state.step == built.total_steps:
             curve.append([state.step, state.tokens_seen, evaluate(built)])
+            print(f"{overrides[-1]}: step {state.step} val {curve[-1][2]}", file=sys.stderr, flush=True)
     out = {"overrides": overrides, "steps": state.step, "tokens": state.tokens_seen, "final_val_loss": curve[-1][2],
            "curve": curve, "seconds": round(time.perf_counter() - t0, 1)}
     if per_step:
@@ -84,11 +85,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("optimizers", "balance"), default=None)
     parser.add_argument("--set", action="append", default=[], dest="overrides", help="extra config overrides")
     parser.add_argument("--muon-lr", type=float, action="append", default=None,
-                        help="Muon learning rates to try (default: the config's)")
+                        help="more Muon learning rates to try (besides the config's)")
+    parser.add_argument("--balances", default="aux_loss,bias,both", help="router_balance variants to run")
     args = parser.parse_args()
     data = ensure_data(args.data)
     report: dict = {"data": str(data), "steps": args.steps, "machine_note": "token counts are load-independent"}
-    common = ["train.eval_batches=10", *args.overrides]
+    common = ["train.eval_batches=20", *args.overrides]
     if args.only in (None, "optimizers"):
         variants = dict(OPTIMIZERS)
         for lr in args.muon_lr or []:
@@ -102,8 +104,8 @@ def main() -> None:
             r["tokens_ratio"] = reached / baseline["tokens"] if reached else None
         report["optimizers"] = results
     if args.only in (None, "balance"):
-        report["balance"] = {name: run(data, args.steps, args.eval_every, args.warmup, [*common, *o])
-                             for name, o in BALANCES.items()}
+        report["balance"] = {name: run(data, args.steps, args.eval_every, args.warmup, [*common, *BALANCES[name]])
+                             for name in args.balances.split(",")}
     print(json.dumps(report, indent=1))
 
 
