@@ -16,11 +16,14 @@ run_started   run, profile, config (resolved, sections model/data/train/run), pa
               lr_schedule (list of [step, lr] samples of the whole planned schedule),
               schedule_changed_at? (the step of the last re-plan on a length change), resumed_from?,
               pid
+              seq_len_schedule? ([[first step, seq_len], ...]: a sequence-length curriculum's phases;
+                                 a phase starts after "first step" optimizer steps; null = none)
 step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_seen,
               tokens_per_s, step_time_s, elapsed_s, eta_s?, mfu?,
               memory: {"cpu_rss_mib": float} or {"gpu": [{"device", "allocated_mib",
                        "reserved_mib", "peak_mib", "total_mib"?}], "cpu_rss_mib"?},
               moe?: {"aux_loss", "load": [[fraction per expert] per layer], "imbalance"}
+              seq_len? (the window length this step trained on; data.max_seq_len without a curriculum)
 eval          step, val_loss, perplexity, seconds
 checkpoint    step, path, seconds, reason ("interval" | "final" | "signal" | "request")
 info          message, step?        (a note worth showing, e.g. "initialised weights from X")

@@ -18,6 +18,7 @@ from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
 from minimind.training import policy
+from minimind.training.curriculum import Curriculum
 from minimind.training.state import seed_everything
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -73,6 +74,7 @@ class Built:
     params: dict[str, int]
     flops_per_token: float
     init_note: str | None = None
+    curriculum: Curriculum | None = None  # data.seq_len_schedule placed on this run's steps
 
     @property
     def amp_dtype(self) -> torch.dtype:
@@ -87,6 +89,13 @@ class Built:
     def tokens_per_step(self) -> int:
         t = self.cfg.train
         return t.batch_size * t.accumulation_steps * self.dist.world_size * self.cfg.data.max_seq_len
+
+    def seq_len_at(self, step: int) -> int:
+        """The window length of the optimizer step after ``step`` steps (max_seq_len without a curriculum)."""
+        return self.curriculum.seq_len_at(step) if self.curriculum else self.cfg.data.max_seq_len
+
+    def flops_per_token_at(self, seq_len: int) -> float:
+        return self.flops_per_token if seq_len == self.cfg.data.max_seq_len else self.model.flops_per_token(seq_len)
 
     def device_names(self) -> list[str]:
         if self.device.type == "cuda":
@@ -135,7 +144,7 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
-                 init_note=init_note)
+                 init_note=init_note, curriculum=Curriculum.plan(cfg.data.seq_len_schedule, total_steps))
 
 
 def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

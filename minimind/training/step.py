@@ -54,6 +54,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False) -> Ste
     lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
     for group in built.optimizer.param_groups:
         group["lr"] = lr
+    built.loader.seq_len = built.seq_len_at(state.step)  # a curriculum's window (same tokens per step)
     for micro in range(t.accumulation_steps):
         batch = next(built.loader)
         x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
