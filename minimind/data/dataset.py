@@ -9,6 +9,9 @@ Two sample modes:
 * padded (``packing: false``, MiniMind's samples): one document per row, truncated to
   ``max_seq_len + 1`` tokens, padded with ``pad_id``; padding targets have loss mask 0.
 
+A sequence-length curriculum (``BatchLoader.seq_len``) cuts each packed sample into shorter windows
+of the same targets; the order below still counts whole samples.
+
 Order: global micro-batches of ``batch_size * world_size`` samples follow a permutation seeded by
 ``(seed, epoch)``; rank r takes the r-th slice of each. So 2 ranks x batch b see exactly the
 samples 1 rank x batch 2b sees, and the position (epoch, samples consumed) restores exactly.

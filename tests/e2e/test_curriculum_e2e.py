@@ -5,7 +5,16 @@ import pytest
 
 from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events, validate_event
-from tests.e2e.conftest import kill, last_step, losses_by_step, make_run, run_to_end, start, trainer_env, wait_for
+from tests.e2e.conftest import (
+    kill,
+    last_step,
+    losses_by_step,
+    make_run,
+    run_to_end,
+    start,
+    trainer_env,
+    wait_for,
+)
 from tests.e2e.test_ddp import torchrun
 
 # SMALL: max_seq_len 32, 16 steps, checkpoints every 5. Phases: 8 tokens for steps 1-4, 16 for 5-8, 32 after.
