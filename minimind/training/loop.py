@@ -22,10 +22,11 @@ from minimind.metrics import StepTimer, measure_matmul_peak
 from minimind.training.build import Built
 from minimind.training.curriculum import PhaseTimer
 from minimind.training.faults import NO_FAULTS, Faults
+from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
 from minimind.training.state import TrainState, weights_file
 from minimind.training.state import save as save_checkpoint
-from minimind.training.step import evaluate, train_step
+from minimind.training.step import evaluate
 
 MAX_NONFINITE_IN_A_ROW = 5
 _CONTROL_CODES = {None: 0, "save": 1, "pause": 2, "resume": 3, "stop": 4}
@@ -51,6 +52,7 @@ class Loop:
         self.t_start = time.time()
         self.warned_no_val = False
         self.announced_at = -1
+        self.steps = OOMRecovery(built, reporter, faults.oom_hook())
 
     def elapsed(self) -> float:
         return self.state.elapsed_before_s + (time.time() - self.t_start)
@@ -75,7 +77,7 @@ class Loop:
 
             state.attempts += 1
             self._announce_phase()
-            result = train_step(built, state, inject_nan=self.faults.nan_at(state.attempts))
+            result = self.steps.step(state, inject_nan=self.faults.nan_at(state.attempts))
             timer.add(result.seconds)
             interval_tokens += result.tokens
             interval_s += result.seconds
