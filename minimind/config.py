@@ -127,11 +127,17 @@ class DataConfig:
     max_seq_len: int = _f(512, "tokens per training sample")
     packing: bool = _f(True, "pack documents into full windows (no padding); false = MiniMind's padded rows")
     num_workers: int = _f(0, "data-loading worker processes (0 = in the trainer process)")
+    seq_len_schedule: list | None = _f(None, "sequence-length curriculum: [[fraction of the run, seq_len], ...], "
+                                             "e.g. [[0, 128], [0.3, 256], [0.6, 512]]; each seq_len divides "
+                                             "max_seq_len, tokens per step stay constant (null = off)")
 
     def validate(self) -> None:
+        from minimind.training.curriculum import check_schedule
+
         _positive(self, "data", ["max_seq_len"])
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
+        check_schedule(self.seq_len_schedule, self.max_seq_len, self.packing)
 
 
 SCHEDULES = ("minimind", "cosine", "constant")

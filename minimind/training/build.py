@@ -18,6 +18,7 @@ from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
 from minimind.training import memory, policy
+from minimind.training.curriculum import Curriculum
 from minimind.training.optim import make_optimizer
 from minimind.training.state import seed_everything
 
@@ -76,6 +77,7 @@ class Built:
     init_note: str | None = None
     memory_estimate: memory.MemoryEstimate | None = None  # at the micro-batch the run starts with
     auto_split: memory.Split | None = None  # what batch_size auto chose
+    curriculum: Curriculum | None = None  # data.seq_len_schedule placed on this run's steps
 
     @property
     def amp_dtype(self) -> torch.dtype:
@@ -90,6 +92,13 @@ class Built:
     def tokens_per_step(self) -> int:
         t = self.cfg.train
         return t.batch_size * t.accumulation_steps * self.dist.world_size * self.cfg.data.max_seq_len
+
+    def seq_len_at(self, step: int) -> int:
+        """The window length of the optimizer step after ``step`` steps (max_seq_len without a curriculum)."""
+        return self.curriculum.seq_len_at(step) if self.curriculum else self.cfg.data.max_seq_len
+
+    def flops_per_token_at(self, seq_len: int) -> float:
+        return self.flops_per_token if seq_len == self.cfg.data.max_seq_len else self.model.flops_per_token(seq_len)
 
     def device_names(self) -> list[str]:
         if self.device.type == "cuda":
@@ -147,7 +156,8 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
-                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split)
+                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split,
+                 curriculum=Curriculum.plan(cfg.data.seq_len_schedule, total_steps))
 
 
 def load_init_weights(model: MiniMindLM, path: Path) -> str:

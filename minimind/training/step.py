@@ -58,6 +58,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
     lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
     set_lr(built.optimizer, lr)
+    built.loader.seq_len = built.seq_len_at(state.step)  # a curriculum's window (same tokens per step)
     for micro in range(t.accumulation_steps):
         if before_micro is not None:
             before_micro()
