@@ -4,6 +4,7 @@ did-you-mean suggestions for unknown names. Stdlib only."""
 from __future__ import annotations
 
 import difflib
+import json
 import types
 import typing
 from typing import Any
@@ -27,9 +28,16 @@ def unwrap_optional(typ: Any) -> tuple[Any, bool]:
     return typ, False
 
 
+def _list_item(typ: Any) -> Any:
+    """The item type of ``list[X]``, or None for any other type."""
+    return typing.get_args(typ)[0] if typing.get_origin(typ) is list else None
+
+
 def type_name(typ: Any) -> str:
     base, optional = unwrap_optional(typ)
-    return base.__name__ + (" or null" if optional else "")
+    item = _list_item(base)
+    name = f"list of {item.__name__}" if item is not None else base.__name__
+    return name + (" or null" if optional else "")
 
 
 def with_article(name: str) -> str:
@@ -38,11 +46,23 @@ def with_article(name: str) -> str:
 
 
 def convert_string(key: str, raw: str, typ: Any) -> Any:
-    """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null)."""
+    """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null). A list of
+    strings is a JSON list (``["a", "b"]``) or one plain string (a list of one)."""
     base, optional = unwrap_optional(typ)
     low = raw.strip().lower()
     if optional and low in _NULL:
         return None
+    if _list_item(base) is str:
+        if not raw.strip().startswith("["):
+            return [raw]
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}={raw!r} is not a JSON list of strings",
+                              f"one prompt as plain text, or several as JSON: --set '{key}=[\"Once\", \"The\"]'")
+        return value
     try:
         if base is bool:
             if low in _TRUE:
@@ -70,6 +90,13 @@ def check_type(key: str, value: Any, typ: Any, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got null")
+    item = _list_item(base)
+    if item is not None:
+        if isinstance(value, str) and item is str:
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, item) for v in value):
+            return list(value)
+        raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got {value!r}")
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if base is float and isinstance(value, str):

@@ -140,3 +140,10 @@ def format_duration(seconds: float | None) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def visible_whitespace(text: str) -> str:
+    """``text`` on one line with its whitespace visible: newline, tab and carriage return become
+    ``\\n``, ``\\t``, ``\\r`` (a backslash is doubled so the result reads back unambiguously)."""
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+            .replace("\r", "\\r"))
