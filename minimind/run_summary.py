@@ -6,7 +6,7 @@ and the ``meta.json`` of each checkpoint. It never loads torch, so ``minimind ru
 Status is one of ``running``, ``finished``, ``stopped``, ``failed`` or ``never started``.
 "Running" is read from the live process, never guessed from how recent the events are: the
 trainer's flock on ``RUN/trainer.lock`` (``runlock.live_owner``), or, for a run without a lock
-file, the pid in its ``run_started`` event when that process is a minimind trainer. Everything else
+file, the pid in its ``run_started`` event when that process runs ``minimind.train``. Everything else
 is ``events.run_outcome``, the rule ``pretrain``, ``resume`` and ``watch`` use too.
 """
 
@@ -116,7 +116,7 @@ def _is_trainer(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"minimind" in cmdline
+    return b"minimind.train" in cmdline  # python -m minimind.train, alone or under torchrun
 
 
 def _config_profile(run_dir: Path) -> str | None:
