@@ -77,6 +77,8 @@ def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str,
     elapsed_at = None
     for e in events:
         kind = e.get("type")
+        if kind == "run_started":  # a resume goes back to its checkpoint's step
+            row["step"], row["total_steps"] = e.get("start_step"), e.get("total_steps")
         if kind in _PROGRESS and isinstance(e.get("step"), int):
             row["step"] = e["step"]
         if kind in ("step", "heartbeat") and e.get("total_steps"):

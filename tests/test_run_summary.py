@@ -77,3 +77,10 @@ def test_never_started_and_a_plain_directory_of_runs(tmp_path):
     assert [(r["name"], r["status"]) for r in rows] == [("first", "finished"), ("later", "never started")]
     assert rows[0]["loss"] == 3.0 and rows[1]["profile"] == "moe" and rows[1]["step"] is None
     assert [r["name"] for r in summarize_all(tmp_path / "runs")] == ["first", "later"]
+
+
+def test_a_resume_goes_back_to_its_checkpoint_step(tmp_path):
+    first = [START, ev("step", 110.0, step=60, total_steps=40, loss=4.0, tokens_seen=1, elapsed_s=5.0)]
+    run = write_run(tmp_path, "again", [*first, {**START, "start_step": 40, "total_steps": 80}])
+    row = summarize(run)
+    assert (row["step"], row["total_steps"], row["loss"]) == (40, 80, 4.0)
