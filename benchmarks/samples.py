@@ -4,6 +4,7 @@ greedy, KV cache) against the training time between two evaluations, per profile
     python benchmarks/samples.py                          # tiny + default, on this machine's device
     python benchmarks/samples.py --profiles default --micro-batch 4
     python benchmarks/samples.py --real-tiny              # also a real `tiny` trainer run (300 steps)
+    python benchmarks/samples.py --profiles none --real-tiny --real-steps 100 --real-eval-interval 25
 
 ``share_uncapped`` is what a round costs at the profile's eval interval without the trainer's time
 budget; the trainer caps all rounds together at ``minimind.training.samples.SHARE`` of its wall time
@@ -80,7 +81,7 @@ def measure(profile: str, data: Path, device: str, micro_batch: int | None, step
     }
 
 
-def real_tiny(data: Path, steps: int) -> dict:
+def real_tiny(data: Path, steps: int, eval_interval: int) -> dict:
     """A real tiny trainer run: sample seconds (from its events) over its elapsed time."""
     from minimind.config import resolve, save_config
     from minimind.data.format import read_meta
@@ -90,7 +91,8 @@ def real_tiny(data: Path, steps: int) -> dict:
         run_dir = Path(tmp) / "runs" / "bench"
         run_dir.mkdir(parents=True)
         cfg = resolve("tiny", [f"data.path={data}", f"model.vocab_size={read_meta(data)['vocab_size']}",
-                               f"run.out_dir={tmp}", "run.name=bench", f"train.max_steps={steps}"])
+                               f"run.out_dir={tmp}", "run.name=bench", f"train.max_steps={steps}",
+                               f"train.eval_interval={eval_interval}"])
         save_config(cfg, run_dir / "config.yaml")
         t0 = time.perf_counter()
         out = subprocess.run([sys.executable, "-m", "minimind.train", str(run_dir)], capture_output=True, text=True,
@@ -123,14 +125,16 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="dataset dir (default: the sample corpus)")
     parser.add_argument("--real-tiny", action="store_true", help="also run a real tiny trainer")
     parser.add_argument("--real-steps", type=int, default=300)
+    parser.add_argument("--real-eval-interval", type=int, default=100, help="the tiny profile's: 100")
     args = parser.parse_args()
     data = ensure_data(args.data)
-    results = [measure(p, data, args.device, args.micro_batch, args.steps, args.rounds) for p in args.profiles]
+    results = [measure(p, data, args.device, args.micro_batch, args.steps, args.rounds) for p in args.profiles
+               if p != "none"]
     for r in results:
         print(json.dumps(r), file=sys.stderr)
     report = {"benchmark": "samples", "data": str(data), "results": results}
     if args.real_tiny:
-        report["real_tiny"] = real_tiny(data, args.real_steps)
+        report["real_tiny"] = real_tiny(data, args.real_steps, args.real_eval_interval)
     print(json.dumps(report, indent=2))
 
 
