@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU check (run from the repo root on a CUDA machine): CUDA bf16 vs fp32 training of
-# the default model, the MoE model, torch.compile, GPU memory readings and the NCCL/torchrun path.
+# the default model, the MoE model, torch.compile, GPU memory readings, out-of-memory recovery and
+# --batch-size auto, and the NCCL/torchrun path.
 # Writes summary.json, gpu.txt and logs.tgz (logs + events) to $OUT (default /tmp/gpu-out).
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu-out}; W=${W:-/tmp/mm}; L=$W/logs
@@ -17,6 +18,16 @@ run dense-bf16 --profile default --max-steps 300 --dtype bf16
 run dense-fp32 --profile default --max-steps 300 --dtype fp32
 run moe-bf16 --profile moe --max-steps 200 --dtype bf16
 run dense-bf16-compile --profile default --max-steps 300 --dtype bf16 --set train.compile=true
+# Out of memory: a micro-batch of 1024 x 512 tokens (the sample corpus holds ~1039 such samples)
+# needs ~185 GiB of activations by the estimate, so the first step really runs out of memory; the
+# trainer halves the micro-batch (the same 1024 samples per step) until it fits, and finishes. Then --batch-size auto probes for the largest micro-batch
+# (capped at the profile's 256 samples per step) and must run. Expect: both exit 0, oom-recovery
+# with one or two oom_retry warnings (micro-batch 512 or 256), auto-batch with batch_size_auto.
+run oom-recovery --profile default --max-steps 4 --dtype bf16 --batch-size 1024 --set train.compile=false
+run auto-batch --profile default --max-steps 30 --dtype bf16 --batch-size auto --set train.compile=false \
+    --set train.accumulation_steps=8
+python3 -m minimind_cli pretrain --profile default --data "$W/data" --out "$W/out" --dry-run --batch-size auto \
+    > "$L/dry-run.log" 2>&1; echo "dry-run exit $?"; tail -12 "$L/dry-run.log"
 # NCCL through torchrun (one process per GPU; this machine has one).
 python3 - "$W" <<'PY'
 import sys; from pathlib import Path
@@ -34,7 +45,7 @@ w, out = Path(sys.argv[1]), Path(sys.argv[2]); summary = {}
 for run in sorted((w / "out" / "runs").iterdir()):
     ev = read_events(run / "events.jsonl")
     steps = [e for e in ev if e["type"] == "step"]
-    if not steps: summary[run.name] = {"error": "no steps"}; continue
+    if not steps: summary[run.name] = {"error": "no steps", "end": ev[-1] if ev else None}; continue
     started = ev[0]; late = steps[len(steps) // 2:]
     gpu = [m for e in steps for m in e["memory"].get("gpu", [])]
     summary[run.name] = {
@@ -48,6 +59,10 @@ for run in sorted((w / "out" / "runs").iterdir()):
         "loss_at": {e["step"]: round(e["loss"], 4) for e in steps if e["step"] % 50 == 0},
         "val": [round(e["val_loss"], 4) for e in ev if e["type"] == "eval"],
         "moe_last": steps[-1].get("moe"),
+        "oom_retries": [[e["step"], e.get("batch_size"), e.get("accumulation_steps"), round(e.get("peak_mib") or 0)]
+                        for e in ev if e["type"] == "warning" and e.get("kind") == "oom_retry"],
+        "batch_size_auto": started.get("batch_size_auto"), "memory_estimate": started.get("memory_estimate"),
+        "last_split": [steps[-1].get("batch_size"), steps[-1].get("accumulation_steps")],
     }
     (w / "logs" / f"events-{run.name}.jsonl").write_text((run / "events.jsonl").read_text())
 (out / "summary.json").write_text(json.dumps(summary, indent=1)); print(json.dumps(summary, indent=1))

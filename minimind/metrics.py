@@ -133,13 +133,16 @@ def expert_load(counts: list[list[float]]) -> tuple[list[list[float]], float]:
 
 
 def format_duration(seconds: float | None) -> str:
-    """'1h02m', '3m05s' or '42s' for log lines and progress bars."""
+    """The one duration format of every command and the dashboard: 'H:MM:SS' ('0:03:05',
+    '12:00:00'), or 'Dd H:MM:SS' past a day; '?' when unknown."""
     if seconds is None:
         return "?"
-    seconds = int(seconds)
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+    total = max(0, int(round(float(seconds))))
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}"
+    return f"{days}d {text}" if days else text
 
 
 def visible_whitespace(text: str) -> str:

@@ -34,6 +34,7 @@ def test_expert_load_fractions_and_worst_imbalance():
     assert imbalance == 4.0
 
 
-@pytest.mark.parametrize("seconds, text", [(None, "?"), (42, "42s"), (185, "3m05s"), (3720, "1h02m")])
+@pytest.mark.parametrize("seconds, text", [(None, "?"), (42, "0:00:42"), (185, "0:03:05"), (3720, "1:02:00"),
+                                            (90061, "1d 1:01:01")])
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text

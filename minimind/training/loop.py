@@ -21,11 +21,12 @@ from minimind.errors import EXIT_FAILED, MinimindError
 from minimind.metrics import StepTimer, measure_matmul_peak
 from minimind.training.build import Built
 from minimind.training.faults import NO_FAULTS, Faults
+from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
 from minimind.training.samples import Sampler
 from minimind.training.state import TrainState, weights_file
 from minimind.training.state import save as save_checkpoint
-from minimind.training.step import evaluate, train_step
+from minimind.training.step import evaluate
 
 MAX_NONFINITE_IN_A_ROW = 5
 HEARTBEAT_S = 2.0  # a heartbeat event when this long passed since the last step or heartbeat event
@@ -51,6 +52,7 @@ class Loop:
         self.signal_name: str | None = None
         self.t_start = time.time()
         self.warned_no_val = False
+        self.steps = OOMRecovery(built, reporter, faults.oom_hook())
         self.sampler = Sampler(built) if built.dist.is_main else None
 
     def elapsed(self) -> float:
@@ -77,7 +79,7 @@ class Loop:
                 return self._stop()
 
             state.attempts += 1
-            result = train_step(built, state, inject_nan=self.faults.nan_at(state.attempts))
+            result = self.steps.step(state, inject_nan=self.faults.nan_at(state.attempts))
             timer.add(result.seconds)
             interval_tokens += result.tokens
             interval_s += result.seconds

@@ -98,8 +98,9 @@ def _fmt_bytes(n: int | None) -> str:
 def _fmt_duration(seconds: Any) -> str:
     if not isinstance(seconds, (int, float)):
         return "-"
-    s = int(seconds)
-    return f"{s // 3600}h {s % 3600 // 60:02d}m {s % 60:02d}s"
+    from minimind.metrics import format_duration
+
+    return format_duration(seconds)
 
 
 def _print_rich(info: dict[str, Any]) -> None:

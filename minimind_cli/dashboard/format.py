@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import signal
 
+from minimind.metrics import format_duration
+
 NONE = "—"
 
 
@@ -19,15 +21,24 @@ def count(value: float | None, unit: str = "") -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """Seconds -> 'H:MM:SS' (or 'Dd H:MM:SS' past a day)."""
+    """Seconds -> 'H:MM:SS' (or 'Dd H:MM:SS' past a day): ``minimind.metrics.format_duration``."""
     if seconds is None:
         return NONE
-    total = max(0, int(round(float(seconds))))
-    days, rest = divmod(total, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}:{minutes:02d}:{secs:02d}"
-    return f"{days}d {text}" if days else text
+    return format_duration(seconds)
+
+
+def middle(text: str, width: int) -> str:
+    """``text`` cut in the middle to ``width`` characters, keeping both ends. A path keeps its
+    last part whole when it fits (``out/ru…/step_00000300``): that is where the step number is."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return text[:width]
+    last = text.rsplit("/", 1)[-1]
+    if "/" in text and len(last) + 5 <= width:
+        return text[:width - len(last) - 2] + "…/" + last
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def number(value: float | None, digits: int = 4) -> str:

@@ -13,6 +13,7 @@ class EventsRead(Message):
     """New complete lines of ``events.jsonl``, in file order."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
+    key: int = 0  # which run (a comparison follows several)
 
 
 @dataclass
@@ -21,3 +22,5 @@ class TrainerExited(Message):
 
     returncode: int | None = None
     log_tail: str | None = None
+    when: float | None = None  # when it was seen to go; None: it was gone before the first look
+    key: int = 0

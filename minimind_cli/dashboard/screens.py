@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from minimind_cli.dashboard.widgets import HELP_TEXT
+from minimind_cli.dashboard.widgets import help_text
 
 
 class QuitScreen(ModalScreen[str]):
@@ -26,11 +26,14 @@ class QuitScreen(ModalScreen[str]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="quit-dialog"):
-            yield Static(f"Quit the dashboard while {self.live_label} is running?", id="quit-question")
+            yield Static(f"Quit the dashboard while {self.live_label} is running?\n"
+                         "[dim]Stop saves a checkpoint and ends the run (resumable); "
+                         "Detach leaves it training in the background.[/dim]", id="quit-question")
             with Horizontal(id="quit-buttons"):
-                yield Button("[u]S[/u]top: save and end", id="stop", variant="error")
-                yield Button("[u]D[/u]etach: keep training", id="detach", variant="primary")
-                yield Button("[u]C[/u]ancel", id="cancel")
+                yield Button("Stop (s)", id="stop", variant="error")
+                yield Button("Detach (d)", id="detach", variant="primary")
+                yield Button("Cancel (c)", id="cancel")
+            yield Static("[b]s[/b] stop  ·  [b]d[/b] detach  ·  [b]c[/b] / [b]esc[/b] cancel", id="quit-keys")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id)
@@ -42,7 +45,11 @@ class QuitScreen(ModalScreen[str]):
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "app.pop_screen", "Close", show=False)]
 
+    def __init__(self, moe: bool = False, compare: bool = False) -> None:
+        super().__init__()
+        self.moe, self.compare = moe, compare
+
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-dialog"):
-            yield Static(HELP_TEXT, id="help-text")
-            yield Static("[dim]escape / q / ? to close[/dim]")
+        with VerticalScroll(id="help-dialog"):
+            yield Static(help_text(self.moe, self.compare), id="help-text")
+            yield Static("[dim]escape / q / ? to close, arrows to scroll[/dim]")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 from textual.message_pump import MessagePump
@@ -25,12 +26,14 @@ class Tailer(threading.Thread):
     ``pid`` of the latest ``run_started`` event and stops once the run has ended."""
 
     def __init__(self, target: MessagePump, run_dir: Path, process: subprocess.Popen | None = None,
-                 interval: float = POLL_INTERVAL_S):
+                 interval: float = POLL_INTERVAL_S, key: int = 0):
         super().__init__(name="minimind-dashboard-tailer", daemon=True)
         self.target = target
         self.run_dir = Path(run_dir)
         self.process = process
         self.interval = interval
+        self.key = key  # passed back in every message: which run of a comparison
+        self._seen_alive = process is not None  # a process of ours was alive when we started
         self._stop_event = threading.Event()
         self._tail = EventTail(self.run_dir / EVENTS_FILE)
         self._pid: int | None = None
@@ -49,9 +52,11 @@ class Tailer(threading.Thread):
                     return
             elif self._ended_by_event:
                 return  # a replay, or a live run that has written its last event
-            elif self._pid is not None and not pid_alive(self._pid):
-                self._finish(None)
-                return
+            elif self._pid is not None:
+                if not pid_alive(self._pid):
+                    self._finish(None)
+                    return
+                self._seen_alive = True
             if self._stop_event.wait(self.interval):
                 return
 
@@ -66,8 +71,9 @@ class Tailer(threading.Thread):
                 self._ended_by_event = True
             # After run_stopped the trainer exits at once: its pid vanishing tells the app it is gone.
         if events:
-            self.target.post_message(EventsRead(events))
+            self.target.post_message(EventsRead(events, self.key))
 
     def _finish(self, returncode: int | None) -> None:
         self._read()  # the last lines a dying trainer managed to write
-        self.target.post_message(TrainerExited(returncode, trainer_log_tail(self.run_dir)))
+        when = time.time() if self._seen_alive else None  # None: gone before we looked (a replay)
+        self.target.post_message(TrainerExited(returncode, trainer_log_tail(self.run_dir), when, self.key))

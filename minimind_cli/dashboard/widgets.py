@@ -11,16 +11,10 @@ from textual.color import Color
 from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
-from textual_plotext import PlotextPlot
 
 from minimind_cli.dashboard import format as fmt
-from minimind_cli.dashboard.state import (
-    DOMINANT_FRACTION_OF_MAX,
-    STARVED_FRACTION_OF_FAIR,
-    RunState,
-)
-
-MAX_PLOT_POINTS = 1500  # plotext time grows with points; more than the plot's columns adds nothing
+from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
+from minimind_cli.dashboard.state import RunState
 
 STATUS_STYLE = {
     "waiting": ("WAITING", "black on #a0a0a0"),
@@ -32,15 +26,6 @@ STATUS_STYLE = {
     "interrupted": ("INTERRUPTED", "black on #d29922"),
     "failed": ("FAILED", "white on #da3633"),
 }
-
-
-def _thin(xs: list, ys: list) -> tuple[list, list]:
-    """Drop points whose y is missing (NaN upstream) and keep at most MAX_PLOT_POINTS."""
-    pairs = [(x, y) for x, y in zip(xs, ys, strict=False) if y is not None]
-    if len(pairs) > MAX_PLOT_POINTS:
-        stride = -(-len(pairs) // MAX_PLOT_POINTS)
-        pairs = pairs[::stride] + ([pairs[-1]] if (len(pairs) - 1) % stride else [])
-    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 class HeaderPanel(Static):
@@ -68,7 +53,12 @@ class HeaderPanel(Static):
             facts.append(str(started["dtype"]))
         if started.get("world_size") is not None:
             facts.append(f"world {started['world_size']}")
+        if started.get("optimizer"):
+            facts.append(str(started["optimizer"]))
+        room = (self.size.width or self.app.size.width) - 2
         for fact in facts:
+            if line.cell_len + 5 + len(fact) > room:
+                break  # whole facts only: the most important come first
             line.append("  ·  ", style="dim")
             line.append(fact)
         dataset = started.get("dataset") or {}
@@ -88,78 +78,27 @@ class HeaderPanel(Static):
         self.update(line)
 
 
-class _Plot(PlotextPlot):
-    """A plot whose figure is rebuilt from stored series at every render: plotext's log scale
-    transforms the data in place when it builds, so a figure cannot be built twice."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._state: RunState | None = None
+class NoticeBar(Static):
+    """The latest alert (a loss or grad-norm spike, an out-of-memory retry), highlighted for a
+    few logging intervals; the events log keeps every one."""
 
     def show(self, state: RunState) -> None:
-        self._state = state
-        self.refresh()
-
-    def render(self):
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
-        self.draw(self._state or RunState())
-        return super().render()
-
-    def draw(self, state: RunState) -> None:
-        raise NotImplementedError
-
-
-def _step_axis(plt, total: int | None) -> None:
-    """x from step 0 to the planned last step, with whole-step ticks."""
-    if total:
-        plt.xlim(0, total)
-        plt.xticks(sorted({round(total * i / 4) for i in range(5)}))
-
-
-class LossPlot(_Plot):
-    log_y = False
-
-    def draw(self, state: RunState) -> None:
-        plt = self.plt
-        plt.title("loss (log y)" if self.log_y else "loss")
-        plt.yscale("log" if self.log_y else "linear")
-        steps, losses = _thin(state.steps, state.losses)
-        if steps:
-            plt.plot(steps, losses, marker="braille", color="cyan", label="loss")
-        steps, emas = _thin(state.steps, state.loss_emas)
-        if steps:
-            plt.plot(steps, emas, marker="braille", color="orange", label="smoothed")
-        if state.val_steps:
-            plt.scatter(list(state.val_steps), list(state.val_losses), marker="●", color="magenta", label="val")
-        _step_axis(plt, (state.started or {}).get("total_steps"))
-
-
-class LrPlot(_Plot):
-    def draw(self, state: RunState) -> None:
-        plt = self.plt
-        plt.title("learning rate")
-        schedule = state.lr_schedule
-        if schedule:
-            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color="blue")
-        changed = (state.started or {}).get("schedule_changed_at")
-        if schedule and changed is not None:  # a resume re-planned it for a new length: mark where
-            lr_there = min(schedule, key=lambda p: abs(p[0] - changed))[1]
-            plt.scatter([changed], [lr_there], marker="▼", color="magenta", label="re-planned")
-        current = state.last_step
-        if current is not None and current.get("lr") is not None:
-            plt.vertical_line(current["step"], color="gray")
-            plt.scatter([current["step"]], [current["lr"]], marker="◆", color="orange+")
-        _step_axis(plt, (state.started or {}).get("total_steps"))
+        notice = state.notice
+        self.display = notice is not None
+        if notice is not None:
+            style = "bold black on #f0883e" if notice.kind == "oom_retry" else "bold black on #d29922"
+            text = Text(f" ⚠ {notice.text} ", style=style, no_wrap=True, overflow="ellipsis")
+            self.update(text)
 
 
 class ProgressPanel(Static):
-    def show(self, state: RunState) -> None:
+    SPARK_ROWS = 2  # grad-norm and tokens/s history, shown when the terminal is tall
+
+    def show(self, state: RunState, now: float | None = None) -> None:
         last = state.last_step or {}
-        started = state.started or {}
-        total = last.get("total_steps") or started.get("total_steps")
-        step = last.get("step", started.get("start_step"))
+        total = state.total_steps
+        step = state.completed_step
+        status = state.status
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(no_wrap=True)
@@ -174,26 +113,60 @@ class ProgressPanel(Static):
         grid.add_row("val", fmt.fixed(val.get("val_loss")), "ppl", fmt.number(val.get("perplexity")))
         grid.add_row("lr", fmt.number(last.get("lr"), 3), "grad", fmt.number(last.get("grad_norm"), 3))
         grid.add_row("MFU", fmt.percent(last.get("mfu")), "step", f"{fmt.fixed(last.get('step_time_s'), 2)} s")
-        eta = last.get("eta_s")
-        if state.status in ("finished", "stopped"):
+        if status == "finished":
             eta_text = "done"
-        elif state.status in ("failed", "interrupted"):
+        elif status == "stopped":
+            eta_text = "stopped"
+        elif status in ("failed", "interrupted", "waiting"):
             eta_text = fmt.NONE
         else:
-            eta_text = fmt.duration(eta)
-        finished = state.finished or {}
-        elapsed = finished.get("elapsed_s", last.get("elapsed_s"))
-        grid.add_row("elapsed", fmt.duration(elapsed), "ETA", eta_text)
+            eta_text = fmt.duration(last.get("eta_s"))
+        grid.add_row("elapsed", fmt.duration(state.elapsed_at(now)), "ETA", eta_text)
         parts: list = [Text("")]
         if total and step is not None:
-            parts = []
-            bar = Table.grid(expand=True)
+            bar = Table.grid(expand=True, padding=(0, 1))
             bar.add_column(ratio=1)
+            bar.add_column(no_wrap=True, style="dim")
+            doing = ""
+            if status == "running" and step < total:
+                doing = f"▸ step {step + 1}"
+            elif status == "paused":
+                doing = "paused"
             bar.add_row(ProgressBar(total=float(total), completed=float(step), width=None,
-                                    complete_style="green", finished_style="blue"))
-            parts.append(bar)
+                                    complete_style="green", finished_style="blue"), doing)
+            parts = [bar]
         parts.append(grid)
+        if not self.screen.has_class("-short"):
+            # grad-norm and tokens/s history: a row each, or side by side on a MoE run (whose
+            # heat map needs the height)
+            signals = (("grad", state.grad_norms, True), ("tok/s", state.tokens_per_s, False))
+            rows = [signals] if state.is_moe else [(signal,) for signal in signals]
+            width = max(4, ((self.size.width or 40) - 2) // len(rows[0]) - 14)
+            for row in rows:
+                line = Text(no_wrap=True, overflow="ellipsis")
+                for i, (label, values, plain) in enumerate(row):
+                    latest = next((v for v in reversed(values) if v is not None), None)
+                    line.append(("  " if i else "") + f"{label:<6}", style="dim")
+                    line.append(f"{sparkline(values, width):<{width}}", style="#58a6ff")
+                    line.append(f" {fmt.number(latest, 3) if plain else fmt.count(latest):<6}")
+                parts.append(line)
         self.update(Group(*parts))
+
+
+def memory_bar(used: float, total: float, margin: float | None, width: int) -> Text:
+    """``used`` of ``total`` MiB as a bar, with the safety limit (total x (1 - margin)) marked."""
+    width = max(4, width)
+    limit = total * (1 - margin) if margin else total
+    filled = min(width, round(width * used / total)) if total > 0 else 0
+    mark = min(width - 1, int(width * limit / total)) if margin and total > 0 else None
+    colour = "#3fb950" if used < 0.8 * limit else "#d29922" if used < limit else "#f85149"
+    bar = Text(no_wrap=True)
+    for i in range(width):
+        if i == mark:
+            bar.append("│", style="bold #f85149")
+        else:
+            bar.append("█" if i < filled else "░", style=colour if i < filled else "dim")
+    return bar
 
 
 class MemoryPanel(Vertical):
@@ -203,6 +176,8 @@ class MemoryPanel(Vertical):
 
     def show(self, state: RunState) -> None:
         memory = (state.last_step or {}).get("memory") or {}
+        started = state.started or {}
+        estimate = started.get("memory_estimate") or {}
         gpus = memory.get("gpu") or []
         parts: list = []
         if gpus:
@@ -218,6 +193,31 @@ class MemoryPanel(Vertical):
             parts.append(table)
         if memory.get("cpu_rss_mib") is not None:
             parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory["cpu_rss_mib"]), "bold")))
+        # The device against its total: device 0's reserved memory (or the RSS on a CPU), with the
+        # safety margin the batch size was chosen under.
+        total = memory.get("total_mib") or (gpus[0].get("total_mib") if gpus else None) \
+            or estimate.get("device_total_mib")
+        margin = memory.get("safety_margin", estimate.get("safety_margin"))
+        used = (gpus[0].get("reserved_mib") or gpus[0].get("allocated_mib")) if gpus else memory.get("cpu_rss_mib")
+        if total and used is not None:
+            width = max(6, (self.size.width or 40) - 4 - len(f" {fmt.mib_short(used)}/{fmt.mib_short(total)}"))
+            line = memory_bar(float(used), float(total), margin, width)
+            line.append(f" {fmt.mib_short(used)}/{fmt.mib_short(total)}")
+            parts.append(line)
+        if self.screen.has_class("-short"):  # a short terminal: the figures above, nothing more
+            self.query_one("#memory-text", Static).update(Group(*parts) if parts else Text("—", style="dim"))
+            return
+        if total and used is not None and margin:
+            parts.append(Text(f"│ limit {fmt.mib(float(total) * (1 - float(margin)))} "
+                              f"({fmt.percent(margin, 0)} safety margin)", style="dim"))
+        if estimate.get("total_mib") is not None:
+            available = estimate.get("available_mib")
+            parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate["total_mib"]),
+                                       (f" of {fmt.mib(available)} free" if available is not None else "", "dim")))
+        auto = started.get("batch_size_auto")
+        if isinstance(auto, dict):
+            parts.append(Text.assemble(("batch auto ", "dim"), f"{auto.get('chosen')} x {auto.get('accumulation_steps')}",
+                                       (f" = {auto.get('global_batch')}", "dim")))
         if not parts:
             parts.append(Text("no memory figures yet", style="dim"))
         text = Group(*parts)
@@ -305,7 +305,9 @@ class MoeSummary(Widget):
         self.refresh(layout=True)
 
     def get_content_height(self, container, viewport, width: int) -> int:
-        return 1 if _compact(self) else 2
+        if _compact(self):
+            return 1
+        return 3 if self.state is not None and (self.state.last_step or {}).get("moe", {}).get("router_bias") else 2
 
     def render(self) -> Text:
         state = self.state or RunState()
@@ -326,6 +328,16 @@ class MoeSummary(Widget):
             text.append(f"⚠ {where} {first.kind} ({100 * first.share:.1f}%){more}", style="bold red")
         elif moe:
             text.append("balanced", style="green")
+        bias = moe.get("router_bias")
+        if bias:
+            cells = [(abs(b), layer, expert, b) for layer, row in enumerate(bias)
+                     for expert, b in enumerate(row) if b is not None]
+            if cells:
+                _, layer, expert, b = max(cells)
+                text.append("  " if compact else "\n")
+                text.append("bias " if compact else "router bias ", style="dim")
+                text.append(f"max |b| {abs(b):.3g}")
+                text.append(f" L{layer}E{expert}" if compact else f" at L{layer} E{expert} ({b:+.3g})", style="dim")
         return text
 
 
@@ -341,7 +353,8 @@ class MoePanel(Vertical):
         self.query_one(HeatMap).set_load(moe.get("load") or [], flags)
 
 
-LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "error": "bold red",
+LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "alert": "bold #d29922",
+              "error": "bold red",
               "control": "magenta", "info": ""}
 
 
@@ -359,12 +372,17 @@ class EventLog(Widget):
     def render(self) -> Text:
         lines = self.state.log[-max(1, self.size.height):] if self.state else []
         text = Text(no_wrap=True, overflow="ellipsis")
+        room = max(10, (self.size.width or 80) - 10)
         for i, line in enumerate(lines):
             if i:
                 text.append("\n")
             offset = f"+{fmt.duration(line.offset_s)}" if line.offset_s is not None else " " * 8
             text.append(f"{offset:>9} ", style="dim")
-            text.append(line.text, style=LOG_STYLES.get(line.kind, ""))
+            path = line.path
+            if path and len(line.text) + len(path) + len(line.after) > room:
+                # Cut a path in its middle: its end (the checkpoint's step) is what matters.
+                path = fmt.middle(path, max(12, room - len(line.text) - len(line.after)))
+            text.append(line.text + path + line.after, style=LOG_STYLES.get(line.kind, ""))
         return text
 
 
@@ -392,25 +410,65 @@ class FailurePanel(Static):
             if state.trainer_log_tail:
                 text.append("trainer.log (last lines):\n", style="bold")
                 text.append(state.trainer_log_tail.rstrip() + "\n", style="dim")
+        resume = state.resume_hint()
+        if resume:
+            text.append(resume + "\n", style="bold")
         text.append("Press q to exit.", style="italic")
         self.update(text)
 
 
-HELP_TEXT = f"""\
+KEYS_HELP = """\
 [b]Keys[/b]
-  [b]s[/b]       save a checkpoint now (the trainer saves at its next step)
+  [b]s[/b]       save a checkpoint now (at the trainer's next step)
   [b]p[/b]       pause / continue training
-  [b]l[/b]       loss plot: toggle logarithmic y axis
-  [b]q[/b]       quit: stop (save, then end the run) / detach (training continues) / cancel
-  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits (resumable)
+  [b]g[/b]       write samples now (at the trainer's next step)
+  [b][ ][/b]     samples of an earlier / a later step
+  [b]v[/b]       samples view: the samples take the plots' place
+  [b]x[/b]       loss plot x-axis: step / tokens / wall time
+  [b]l[/b]       loss plot: logarithmic y axis on / off
+  [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
+  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
   [b]?[/b]       this help
 
+[b]Alerts[/b]
+  A loss or grad-norm value more than {k:g} standard deviations (of the last
+  {window} logged steps) above its moving average is a spike: a line in the
+  events log and a highlighted notice. So is an out-of-memory retry.
+"""
+
+MOE_HELP = f"""
 [b]MoE heat map[/b]
-  Each cell is an expert's share of its layer's routed picks in the last logging interval.
-  Green = fair share (1 / experts), dark = fewer, red = more.
+  Each cell: an expert's share of its layer's routed picks in the last
+  logging interval. Green: fair share (1/experts), dark: fewer, red: more.
   [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
   [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
-
-A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
-a background run is watched with [b]minimind watch RUN_DIR[/b].
+  router bias (bias balancing): the largest bias, and where.
 """
+
+RUN_HELP = """
+A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
+a background run is watched with [b]minimind watch RUN_DIR[/b]."""
+
+
+COMPARE_HELP = """\
+[b]Comparing runs[/b]
+  Each run has one colour, in the order of the command line: its loss is
+  the line, its validation loss the dots. The table lists each run's
+  profile and the settings of its resolved config that differ between the
+  runs. Nothing is sent to the trainers from here.
+
+[b]Keys[/b]
+  [b]x[/b]  x-axis: step / tokens / wall time
+  [b]l[/b]  logarithmic y axis on / off
+  [b]q[/b]  quit (the runs go on)
+  [b]?[/b]  this help
+"""
+
+
+def help_text(moe: bool, compare: bool = False) -> str:
+    """The help screen's text: the MoE part only for a run with experts."""
+    from minimind_cli.dashboard.signals import SPIKE_K, SPIKE_WINDOW
+
+    if compare:
+        return COMPARE_HELP
+    return KEYS_HELP.format(k=SPIKE_K, window=SPIKE_WINDOW) + (MOE_HELP if moe else "") + RUN_HELP

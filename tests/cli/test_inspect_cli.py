@@ -42,7 +42,7 @@ def test_inspect_run_dir_and_incomplete_checkpoint(tmp_path, capsys):
     out = result.stdout
     assert re.search(r"step\s+200\s", out)
     for text in ("Training state", "2 complete of 3", "819,200", "4.2500", "4.7500",
-                 "1h 02m 03s", "all files match meta.json", "optimizer state", "stored", "Tensors",
+                 "1:02:03", "all files match meta.json", "optimizer state", "stored", "Tensors",
                  "model.layers.1.mlp.down_proj.weight", "64x192"):
         assert text in out, text
 

@@ -12,15 +12,15 @@ from minimind.control import CONTROL_FILE
 from minimind.events import read_events
 from minimind_cli.dashboard import exit_code_for, run_is_live
 from minimind_cli.dashboard.app import DashboardApp, DashboardResult
+from minimind_cli.dashboard.plots import LossPlot, LrPlot
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
-from minimind_cli.dashboard.state import RunState, moe_alerts
+from minimind_cli.dashboard.signals import moe_alerts
+from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.widgets import (
     EventLog,
     FailurePanel,
     HeaderPanel,
     HeatMap,
-    LossPlot,
-    LrPlot,
     MoeSummary,
     ProgressPanel,
 )
@@ -61,8 +61,11 @@ async def test_dense_replay_shows_every_panel(tmp_path):
         memory = text_of(app.query_one("#memory-text"))
         assert "process RSS 462 MiB" in memory
         loss = text_of(app.query_one(LossPlot))
-        assert "loss" in loss and "smoothed" in loss and "val" in loss
-        assert "8.14" in loss and "4.40" in loss  # y range: first to last recorded loss
+        legend = app.query_one(LossPlot).border_subtitle  # in the bottom border, off the curves
+        assert "loss" in legend and "smoothed" in legend and "val" in legend
+        ticks = [float(r.split("┤")[0].strip("│ ")) for r in loss.splitlines() if "┤" in r]
+        losses = [v for v in app.state.losses + app.state.loss_emas + app.state.val_losses if v is not None]
+        assert max(losses) <= ticks[0] < max(losses) + 0.5 and min(losses) - 0.5 < ticks[-1] <= min(losses)
         lr = text_of(app.query_one(LrPlot))
         assert "◆" in lr and "0.00220" in lr  # current-step marker on the full planned schedule
         log = text_of(app.query_one(EventLog))
@@ -126,12 +129,14 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
         assert app.state.status == "stopped" and app.state.stopped["step"] == 64
         stop_line = app.state.log[-1]
         assert stop_line.kind == "control"
-        assert "stopped at step 64 (request)" in stop_line.text
-        assert "/tmp/dash/out/runs/tiny1/checkpoints/step_00000064" in stop_line.text
-        assert f"minimind resume {run_dir}" in stop_line.text
+        assert "stopped at step 64 (request)" in stop_line.full
+        assert "/tmp/dash/out/runs/tiny1/checkpoints/step_00000064" in stop_line.full
+        assert f"minimind resume {run_dir}" in stop_line.full
         assert not any(line.kind == "warning" for line in app.state.log)
         assert "trainer ended" not in text_of(app.query_one(EventLog))
-        assert "done" in text_of(app.query_one(ProgressPanel))
+        progress = text_of(app.query_one(ProgressPanel))
+        assert "ETA    stopped" in progress and "done" not in progress  # stopped at 64 of 147: not done
+        assert "64 / 147" in progress  # the step it stopped at, past the last logged step
         await pilot.press("q")
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130 and messages == []
@@ -449,7 +454,7 @@ def test_state_follows_run_outcome():
     assert state.status == "running"
     state.apply(events[-1])  # run_stopped: stopped even before the process is seen to go
     assert state.status == "stopped" and state.outcome.exit_code == 130
-    assert "minimind resume /tmp/dash/out/runs/tiny1" in state.log[-1].text  # from the checkpoint path
+    assert "minimind resume /tmp/dash/out/runs/tiny1" in state.log[-1].full  # from the checkpoint path
     state.trainer_exited(0)
     assert state.status == "stopped" and state.log[-1].text.startswith("stopped at step 64")
 
@@ -513,6 +518,10 @@ def test_watch_command_errors(tmp_path):
     assert empty.returncode == 2 and "no events.jsonl" in empty.stderr
     piped = run_cli("watch", str(copy_run(tmp_path, "dense")))  # stdout is a pipe here
     assert piped.returncode == 2 and "needs a terminal" in piped.stderr
+    twice = run_cli("watch", str(tmp_path / "dense"), str(tmp_path / "dense"))
+    assert twice.returncode == 2 and "the same run is named twice" in twice.stderr
+    one_bad = run_cli("watch", str(tmp_path / "dense"), str(tmp_path / "nope"))
+    assert one_bad.returncode == 2 and "nope: no such run directory" in one_bad.stderr
 
 
 def test_dashboard_never_loads_torch(tmp_path):
@@ -557,7 +566,7 @@ async def test_a_schedule_replanned_on_resume_is_drawn_marked_and_logged(tmp_pat
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: "▼" in text_of(app.query_one(LrPlot)))
         lr = text_of(app.query_one(LrPlot))
-        assert "▼" in lr and "re-planned" in lr
+        assert "▼" in lr and "re-planned" in app.query_one(LrPlot).border_subtitle
         assert "lr schedule re-planned at step 200 for 400 steps" in text_of(app.query_one(EventLog))
     (tmp_path / "plain").mkdir()
     plain = DashboardApp(copy_run(tmp_path / "plain", "dense"))
