@@ -39,6 +39,9 @@ def default_ffn_size(hidden_size: int) -> int:
     return 64 * math.ceil((8 * hidden_size / 3) / 64)
 
 
+ROUTER_BALANCES = ("aux_loss", "bias", "both")
+
+
 @dataclass
 class ModelConfig:
     """The architecture. Defaults are MiniMind's 25.8M dense model; key names are MiniMind2's."""
@@ -60,6 +63,12 @@ class ModelConfig:
     aux_loss_alpha: float = _f(0.01, "MoE: weight of the load-balance loss (MiniMind's first release used 0.1)")
     seq_aux: bool = _f(True, "MoE: balance loss per sequence (true) or over the whole batch (false)")
     norm_topk_prob: bool = _f(True, "MoE: renormalise the chosen experts' weights to sum to 1")
+    router_balance: str = _f("aux_loss", "MoE: how experts are kept evenly loaded: aux_loss (the balance loss), "
+                                         "bias (a per-expert bias on the routing scores for top-k selection "
+                                         "only, moved after each step towards even load; no balance loss, "
+                                         "DeepSeek-V3's aux-loss-free balancing) or both")
+    router_bias_coeff: float = _f(1e-3, "MoE, router_balance bias/both: how far each expert's bias moves per "
+                                        "optimizer step (towards the less loaded experts)")
 
     @property
     def head_dim(self) -> int:
@@ -89,6 +98,11 @@ class ModelConfig:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
         if self.intermediate_size is not None and self.intermediate_size <= 0:
             raise ConfigError(f"model.intermediate_size={self.intermediate_size} must be > 0 or null")
+        if self.router_balance not in ROUTER_BALANCES:
+            raise ConfigError(f"model.router_balance={self.router_balance!r} is not one of "
+                              f"{', '.join(ROUTER_BALANCES)}" + suggest(self.router_balance, ROUTER_BALANCES))
+        if not self.router_bias_coeff >= 0:
+            raise ConfigError(f"model.router_bias_coeff={self.router_bias_coeff} must be >= 0")
         if self.use_moe:
             _positive(self, "model", ["n_routed_experts", "num_experts_per_tok"])
             if self.n_shared_experts < 0:
@@ -113,14 +127,21 @@ class DataConfig:
     max_seq_len: int = _f(512, "tokens per training sample")
     packing: bool = _f(True, "pack documents into full windows (no padding); false = MiniMind's padded rows")
     num_workers: int = _f(0, "data-loading worker processes (0 = in the trainer process)")
+    seq_len_schedule: list | None = _f(None, "sequence-length curriculum: [[fraction of the run, seq_len], ...], "
+                                             "e.g. [[0, 128], [0.3, 256], [0.6, 512]]; each seq_len divides "
+                                             "max_seq_len, tokens per step stay constant (null = off)")
 
     def validate(self) -> None:
+        from minimind.training.curriculum import check_schedule
+
         _positive(self, "data", ["max_seq_len"])
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
+        check_schedule(self.seq_len_schedule, self.max_seq_len, self.packing)
 
 
 SCHEDULES = ("minimind", "cosine", "constant")
+OPTIMIZERS = ("adamw", "muon")
 LENGTH_CHANGES = ("replan", "keep")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
 AUTO = "auto"
@@ -138,6 +159,12 @@ class TrainConfig:
     samples_per_step: int | None = _f(None, "batch_size auto: samples per optimizer step per process "
                                             "(null = the batch_size set before auto x accumulation_steps)")
     learning_rate: float = _f(5e-4, "peak learning rate")
+    optimizer: str = _f("adamw", "adamw, or muon: Muon (torch >= 2.9) for the hidden weight matrices, AdamW "
+                                 "(learning_rate, weight_decay, betas) for embeddings, norms and the MoE router")
+    muon_lr: float = _f(0.02, "muon: peak learning rate of the Muon matrices; the lr schedule scales it like "
+                              "learning_rate")
+    muon_weight_decay: float = _f(0.0, "muon: decoupled weight decay of the Muon matrices")
+    muon_momentum: float = _f(0.95, "muon: momentum (Nesterov)")
     schedule: str = _f("minimind", "lr schedule: minimind (lr/10 + cosine, starts at 1.1*lr), cosine, constant")
     warmup_steps: int = _f(0, "linear warm-up steps (cosine and constant schedules)")
     min_lr_ratio: float = _f(0.1, "cosine: final lr as a fraction of the peak")
@@ -177,7 +204,8 @@ class TrainConfig:
             raise ConfigError(f"train.max_steps={self.max_steps} must be > 0 or null")
         if not self.learning_rate > 0:
             raise ConfigError(f"train.learning_rate={self.learning_rate} must be > 0")
-        for name, allowed in (("schedule", SCHEDULES), ("dtype", DTYPES), ("on_length_change", LENGTH_CHANGES)):
+        for name, allowed in (("schedule", SCHEDULES), ("dtype", DTYPES), ("on_length_change", LENGTH_CHANGES),
+                              ("optimizer", OPTIMIZERS)):
             value = getattr(self, name)
             if value not in allowed:
                 raise ConfigError(f"train.{name}={value!r} is not one of {', '.join(allowed)}"
@@ -187,7 +215,11 @@ class TrainConfig:
         for name in ("warmup_steps", "eval_interval", "save_interval", "sample_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
-        for name in ("weight_decay", "grad_clip"):
+        if not self.muon_lr > 0:
+            raise ConfigError(f"train.muon_lr={self.muon_lr} must be > 0")
+        if not 0.0 <= self.muon_momentum < 1.0:
+            raise ConfigError(f"train.muon_momentum={self.muon_momentum} must be in [0, 1)")
+        for name in ("weight_decay", "grad_clip", "muon_weight_decay"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
         if not 0.0 <= self.min_lr_ratio <= 1.0:

@@ -53,8 +53,8 @@ def with_article(name: str) -> str:
 
 
 def convert_string(key: str, raw: str, typ: Any) -> Any:
-    """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null). A list of
-    strings is a JSON list (``["a", "b"]``) or one plain string (a list of one)."""
+    """Convert a command-line string to ``typ`` (bool/int/float/str, a list as JSON, optionally null).
+    A list of strings is a JSON list (``["a", "b"]``) or one plain string (a list of one)."""
     if _int_or_word(typ):
         try:
             return convert_string(key, raw, int)
@@ -91,9 +91,15 @@ def convert_string(key: str, raw: str, typ: Any) -> Any:
             return value
         if base is float:
             return float(raw)
+        if base is list:
+            value = json.loads(raw)  # YAML's flow lists are JSON: [[0, 128], [0.3, 256]]
+            if not isinstance(value, list):
+                raise ValueError
+            return value
         return raw
-    except ValueError:
-        raise ConfigError(f"{key}={raw!r} is not a valid {type_name(typ)}") from None
+    except ValueError:  # json.JSONDecodeError is one
+        raise ConfigError(f"{key}={raw!r} is not a valid {type_name(typ)}"
+                          + (" (expected a JSON list)" if base is list else "")) from None
 
 
 def check_type(key: str, value: Any, typ: Any, source: str) -> Any:

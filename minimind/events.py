@@ -20,7 +20,9 @@ run_started   run, profile, config (resolved, sections model/data/train/run), pa
               "requested_global_batch", "note"}: what batch_size auto chose),
               memory_estimate? ({"batch_size", "params_mib", "grads_mib", "optimizer_mib",
               "activations_mib", "runtime_mib", "total_mib", "available_mib", "device_total_mib",
-              "safety_margin"})
+              "safety_margin"}), optimizer? ("adamw" | "muon")
+              seq_len_schedule? ([[first step, seq_len], ...]: a sequence-length curriculum's phases;
+                                 a phase starts after "first step" optimizer steps; null = none)
 step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_seen,
               tokens_per_s, step_time_s, elapsed_s, eta_s?, mfu?,
               memory: {"cpu_rss_mib": float} or {"gpu": [{"device", "allocated_mib",
@@ -28,7 +30,9 @@ step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_se
                       plus "total_mib"? (the device's memory, RAM on a CPU) and "safety_margin"?
                       (the fraction a run keeps free),
               batch_size?, accumulation_steps? (the current split; changes after an OOM retry),
-              moe?: {"aux_loss", "load": [[fraction per expert] per layer], "imbalance"}
+              moe?: {"aux_loss", "load": [[fraction per expert] per layer], "imbalance",
+                     "router_bias"?: [[bias per expert] per layer] (router_balance bias/both)}
+              seq_len? (the window length this step trained on; data.max_seq_len without a curriculum)
 eval          step, val_loss, perplexity, seconds
 checkpoint    step, path, seconds, reason ("interval" | "final" | "signal" | "request")
 sample        step, prompt, text, seconds, new_tokens?, stopped? ("eos" | "max_new_tokens" | "time" |

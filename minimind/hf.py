@@ -20,13 +20,13 @@ from transformers.generation import GenerationMixin
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from minimind.config import ModelConfig
-from minimind.model import Backbone, MiniMindLM, MoEFeedForward, rope_tables
+from minimind.model import Backbone, MiniMindLM, MoEFeedForward, MoEGate, rope_tables
 
 MODEL_TYPE = "minimind_moe"
 _MODEL_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size",
                  "intermediate_size", "rope_theta", "rms_norm_eps", "max_position_embeddings", "use_moe",
                  "n_routed_experts", "num_experts_per_tok", "n_shared_experts", "aux_loss_alpha", "seq_aux",
-                 "norm_topk_prob")
+                 "norm_topk_prob", "router_balance", "router_bias_coeff")
 
 
 class MiniMindMoEConfig(PreTrainedConfig):
@@ -48,6 +48,8 @@ class MiniMindMoEConfig(PreTrainedConfig):
     aux_loss_alpha: float = 0.01
     seq_aux: bool = True
     norm_topk_prob: bool = True
+    router_balance: str = "aux_loss"
+    router_bias_coeff: float = 1e-3
     hidden_act: str = "silu"
     tie_word_embeddings: bool = True
     bos_token_id: int | None = 1
@@ -93,6 +95,8 @@ class MiniMindMoEForCausalLM(PreTrainedModel, GenerationMixin):
             module.rope_sin.copy_(sin)
         elif isinstance(module, MoEFeedForward):
             module.expert_counts.zero_()
+        elif isinstance(module, MoEGate) and module.expert_bias is not None:
+            module.bias_load.zero_()
 
     def get_input_embeddings(self):
         return self.model.embed_tokens

@@ -113,17 +113,27 @@ class FeedForward(nn.Module):
 
 
 class MoEGate(nn.Module):
-    """Softmax router choosing the top-k experts per token, with the balance loss."""
+    """Softmax router choosing the top-k experts per token, with the balance loss (router_balance
+    aux_loss/both) and/or a per-expert bias that shifts which experts are chosen (bias/both).
+
+    The bias (``expert_bias``, a saved buffer) is added to the scores for the top-k *selection*
+    only; the mixing weights are the unbiased scores of the chosen experts. The trainer moves it
+    after each optimizer step (``minimind.training.balance``) from the loads counted here."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.top_k = cfg.num_experts_per_tok
         self.n_experts = cfg.n_routed_experts
         self.norm_topk_prob = cfg.norm_topk_prob
-        self.alpha = cfg.aux_loss_alpha
+        self.alpha = cfg.aux_loss_alpha if cfg.router_balance != "bias" else 0.0
         self.seq_aux = cfg.seq_aux
         self.weight = nn.Parameter(torch.empty(self.n_experts, cfg.hidden_size))
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        biased = cfg.router_balance != "aux_loss"
+        self.expert_bias: torch.Tensor | None
+        self.register_buffer("expert_bias", torch.zeros(self.n_experts) if biased else None)
+        # Picks per expert since the last bias update (training mode; non-padding tokens).
+        self.register_buffer("bias_load", torch.zeros(self.n_experts) if biased else None, persistent=False)
 
     def forward(self, x_BTD: torch.Tensor, valid_BT: torch.Tensor | None = None):
         """Returns (topk_idx_NK, topk_weight_NK, aux_loss). ``valid_BT`` masks out padding."""
@@ -131,7 +141,13 @@ class MoEGate(nn.Module):
         E, K = self.n_experts, self.top_k
         logits_NE = F.linear(x_BTD.reshape(-1, D).float(), self.weight.float())
         scores_NE = logits_NE.softmax(dim=-1)
-        topk_weight_NK, topk_idx_NK = torch.topk(scores_NE, K, dim=-1, sorted=False)
+        if self.expert_bias is None:
+            topk_weight_NK, topk_idx_NK = torch.topk(scores_NE, K, dim=-1, sorted=False)
+        else:
+            _, topk_idx_NK = torch.topk(scores_NE + self.expert_bias, K, dim=-1, sorted=False)
+            topk_weight_NK = scores_NE.gather(1, topk_idx_NK)  # the bias never enters the mixing weights
+            if self.training:
+                self._count_load(topk_idx_NK, valid_BT)
         if K > 1 and self.norm_topk_prob:
             topk_weight_NK = topk_weight_NK / (topk_weight_NK.sum(dim=-1, keepdim=True) + 1e-20)
 
@@ -153,6 +169,12 @@ class MoEGate(nn.Module):
                 mean_score_E = masked_scores_NE.sum(0) / n_valid
                 aux_loss = (mean_score_E * fraction_E * E).sum() * self.alpha
         return topk_idx_NK, topk_weight_NK.to(x_BTD.dtype), aux_loss
+
+    @torch.no_grad()
+    def _count_load(self, topk_idx_NK: torch.Tensor, valid_BT: torch.Tensor | None) -> None:
+        weights = None if valid_BT is None else valid_BT.reshape(-1, 1).expand_as(topk_idx_NK).reshape(-1)
+        self.bias_load += torch.bincount(topk_idx_NK.reshape(-1), weights=None if weights is None
+                                         else weights.to(self.bias_load.dtype), minlength=self.n_experts)
 
 
 class MoEFeedForward(nn.Module):
@@ -291,6 +313,10 @@ class MiniMindLM(nn.Module):
         device = self.model.embed_tokens.weight.device
         losses = [m.aux_loss for m in self.moe_layers() if m.aux_loss is not None]
         return torch.stack(losses).sum() if losses else torch.zeros((), device=device)
+
+    def router_biases(self) -> list[list[float]]:
+        """Per-layer per-expert routing bias (router_balance bias/both; empty otherwise)."""
+        return [m.gate.expert_bias.tolist() for m in self.moe_layers() if m.gate.expert_bias is not None]
 
     def read_expert_counts(self, reset: bool = True) -> list[list[float]]:
         """Per-layer per-expert token counts since the last read (training mode only)."""

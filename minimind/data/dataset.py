@@ -9,6 +9,9 @@ Two sample modes:
 * padded (``packing: false``, MiniMind's samples): one document per row, truncated to
   ``max_seq_len + 1`` tokens, padded with ``pad_id``; padding targets have loss mask 0.
 
+A sequence-length curriculum (``BatchLoader.seq_len``) cuts each packed sample into shorter windows
+of the same targets; the order below still counts whole samples.
+
 Order: global micro-batches of ``batch_size * world_size`` samples follow a permutation seeded by
 ``(seed, epoch)``; rank r takes the r-th slice of each. So 2 ranks x batch b see exactly the
 samples 1 rank x batch 2b sees, and the position (epoch, samples consumed) restores exactly.
@@ -39,6 +42,12 @@ class Batch:
     @property
     def trained_tokens(self) -> int:
         return int(self.loss_mask.sum())
+
+    def rewindow(self, seq_len: int) -> Batch:
+        """The same targets as rows of ``seq_len`` (which divides T): each row of B becomes T / seq_len
+        consecutive rows, each predicting its own slice of the row's targets from a shorter context."""
+        return Batch(self.input_ids.reshape(-1, seq_len), self.targets.reshape(-1, seq_len),
+                     self.loss_mask.reshape(-1, seq_len))
 
 
 class PretrainDataset:
@@ -146,13 +155,18 @@ class EpochOrder:
 
 
 class BatchLoader:
-    """Endless iterator of this rank's micro-batches, with a restorable position."""
+    """Endless iterator of this rank's micro-batches, with a restorable position.
+
+    ``seq_len`` (set per optimizer step by a sequence-length curriculum, a divisor of max_seq_len)
+    cuts every sample into max_seq_len / seq_len windows (``Batch.rewindow``): the order and the
+    position count whole samples, so they mean the same at every window length."""
 
     def __init__(self, dataset: PretrainDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
                  accumulation_steps: int = 1):
         self.dataset = dataset
         self.order = EpochOrder(len(dataset), batch_size, seed, rank, world_size, accumulation_steps)
         self.epoch = 0
+        self.seq_len = dataset.max_seq_len
 
     @property
     def batches_per_epoch(self) -> int:
@@ -163,7 +177,8 @@ class BatchLoader:
 
     def __next__(self) -> Batch:
         indices, self.epoch = self.order.next_indices()
-        return self.dataset.batch(indices)
+        batch = self.dataset.batch(indices)
+        return batch if self.seq_len == self.dataset.max_seq_len else batch.rewindow(self.seq_len)
 
     def state_dict(self) -> dict[str, Any]:
         return self.order.state_dict()

@@ -18,6 +18,8 @@ from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
 from minimind.training import memory, policy
+from minimind.training.curriculum import Curriculum
+from minimind.training.optim import make_optimizer
 from minimind.training.state import seed_everything
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -68,13 +70,14 @@ class Built:
     model: MiniMindLM  # the plain module: state dicts, expert counts, evaluation
     ddp_model: torch.nn.Module  # the module that owns gradient sync (``no_sync``); the model itself without DDP
     forward_model: torch.nn.Module  # what the training step calls (compiled when train.compile)
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer  # or MuonWithAdamW (train.optimizer=muon), which behaves like one
     scaler: torch.amp.GradScaler
     params: dict[str, int]
     flops_per_token: float
     init_note: str | None = None
     memory_estimate: memory.MemoryEstimate | None = None  # at the micro-batch the run starts with
     auto_split: memory.Split | None = None  # what batch_size auto chose
+    curriculum: Curriculum | None = None  # data.seq_len_schedule placed on this run's steps
 
     @property
     def amp_dtype(self) -> torch.dtype:
@@ -89,6 +92,13 @@ class Built:
     def tokens_per_step(self) -> int:
         t = self.cfg.train
         return t.batch_size * t.accumulation_steps * self.dist.world_size * self.cfg.data.max_seq_len
+
+    def seq_len_at(self, step: int) -> int:
+        """The window length of the optimizer step after ``step`` steps (max_seq_len without a curriculum)."""
+        return self.curriculum.seq_len_at(step) if self.curriculum else self.cfg.data.max_seq_len
+
+    def flops_per_token_at(self, seq_len: int) -> float:
+        return self.flops_per_token if seq_len == self.cfg.data.max_seq_len else self.model.flops_per_token(seq_len)
 
     def device_names(self) -> list[str]:
         if self.device.type == "cuda":
@@ -130,7 +140,9 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ddp_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None,
-                        find_unused_parameters=cfg.model.use_moe)
+                        find_unused_parameters=cfg.model.use_moe, broadcast_buffers=False)
+        # No buffer needs rank 0's copy: RoPE tables are constants, expert counters are per rank
+        # (summed by all-reduce), and the router bias moves by all-reduced loads, alike everywhere.
     forward_model = ddp_model
     if t.compile:
         # Compiles lazily at the first step; the wrapped module keeps its parameters and keys.
@@ -144,23 +156,8 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
-                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split)
-
-
-def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; with weight decay, only matrices (dim >= 2) decay, never norms or biases."""
-    t = cfg.train
-    params = [p for p in model.parameters() if p.requires_grad]
-    if t.weight_decay > 0:
-        groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": t.weight_decay},
-                  {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    else:
-        groups = [{"params": params, "weight_decay": 0.0}]
-    kwargs = {"lr": t.learning_rate, "betas": (t.beta1, t.beta2)}
-    try:
-        return torch.optim.AdamW(groups, fused=True, **kwargs)
-    except (RuntimeError, TypeError, ValueError):
-        return torch.optim.AdamW(groups, foreach=True, **kwargs)
+                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split,
+                 curriculum=Curriculum.plan(cfg.data.seq_len_schedule, total_steps))
 
 
 def load_init_weights(model: MiniMindLM, path: Path) -> str:

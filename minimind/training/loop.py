@@ -20,6 +20,7 @@ from minimind.control import ControlReader
 from minimind.errors import EXIT_FAILED, MinimindError
 from minimind.metrics import StepTimer, measure_matmul_peak
 from minimind.training.build import Built
+from minimind.training.curriculum import PhaseTimer
 from minimind.training.faults import NO_FAULTS, Faults
 from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
@@ -52,6 +53,7 @@ class Loop:
         self.signal_name: str | None = None
         self.t_start = time.time()
         self.warned_no_val = False
+        self.announced_at = -1
         self.steps = OOMRecovery(built, reporter, faults.oom_hook())
         self.sampler = Sampler(built) if built.dist.is_main else None
 
@@ -64,7 +66,8 @@ class Loop:
         peak_flops = measure_matmul_peak(built.device, built.amp_dtype) if built.dist.is_main else 0.0
         self.report.run_started(built, state, self.run_dir, resumed_from, peak_flops)
         start_step = state.step
-        timer = StepTimer()
+        timer = StepTimer() if built.curriculum is None else PhaseTimer(
+            built.curriculum, built.flops_per_token_at, lambda: built.loader.seq_len)
         interval_tokens, interval_s = 0, 0.0
         last_report = time.monotonic()
         while state.step < built.total_steps:
@@ -79,6 +82,7 @@ class Loop:
                 return self._stop()
 
             state.attempts += 1
+            self._announce_phase()
             result = self.steps.step(state, inject_nan=self.faults.nan_at(state.attempts))
             timer.add(result.seconds)
             interval_tokens += result.tokens
@@ -111,6 +115,18 @@ class Loop:
         weights = weights_file(built.cfg) if built.dist.is_main else None
         self.report.finished(state, self.elapsed(), weights, path)
         return 0
+
+    def _announce_phase(self) -> None:
+        """An ``info`` event where a sequence-length curriculum changes the window length."""
+        curriculum, step = self.built.curriculum, self.state.step
+        if (curriculum is None or step in (0, self.announced_at)
+                or curriculum.seq_len_at(step) == curriculum.seq_len_at(step - 1)):
+            return
+        self.announced_at = step  # once, also when the step is retried after a non-finite one
+        length, t = curriculum.seq_len_at(step), self.built.cfg.train
+        rows = t.batch_size * self.built.cfg.data.max_seq_len // length
+        self.report.emit("info", step=step, message=f"sequence-length curriculum: windows of {length} tokens "
+                                                    f"from step {step + 1} (micro-batch {rows} x {length})")
 
     def _skip(self, result) -> None:
         self.state.nonfinite_in_a_row += 1

@@ -81,6 +81,9 @@ def free_memory(built: Built) -> None:
     import torch
 
     built.optimizer.zero_grad(set_to_none=True)
+    from minimind.training.balance import update_router_bias
+
+    update_router_bias(built.model, 0.0, built.dist, apply=False)  # the retried step counts its loads afresh
     per_optimizer = getattr(built.scaler, "_per_optimizer_states", None)
     if per_optimizer is not None:
         per_optimizer.clear()

@@ -116,7 +116,10 @@ def check_init_from(model_cfg: ModelConfig, path: Any):
         raise ConfigError(f"--init-from {path}: shapes differ from this config at {k} "
                           f"({tuple(loaded.state_dict[k].shape)} vs {tuple(own[k].shape)})",
                           f"inspect it with `minimind inspect {path}` and match the model.* settings")
-    missing = [k for k in own if k not in loaded.state_dict and k != "lm_head.weight"]
+    # The tied head is the embedding; a router bias (router_balance bias/both) may start at zero,
+    # e.g. from MiniMind's own MoE weights.
+    missing = [k for k in own if k not in loaded.state_dict and k != "lm_head.weight"
+               and not k.endswith(".mlp.gate.expert_bias")]
     unexpected = [k for k in loaded.state_dict if k not in own]
     if missing or unexpected:
         raise ConfigError(f"--init-from {path}: keys do not match this config "

@@ -61,7 +61,8 @@ class Reporter:
                      "samples": len(built.train_data), "packing": cfg.data.packing},
             lr_schedule=planned_schedule(built.total_steps, cfg.train, plan=state.schedule),
             schedule_changed_at=replans[-1].step if replans else None, resumed_from=resumed_from,
-            pid=os.getpid(), peak_flops=peak_flops, **memory_fields(built))
+            pid=os.getpid(), peak_flops=peak_flops, optimizer=cfg.train.optimizer, **memory_fields(built),
+            seq_len_schedule=built.curriculum.to_event() if built.curriculum else None)
         if replans and replans[-1].step == state.step and resumed_from:
             last = replans[-1]
             self.emit("info", step=state.step,
@@ -87,7 +88,8 @@ class Reporter:
         eta = fields["eta_s"]
         self.print(f"step {state.step}/{built.total_steps} loss {result.loss:.4f} (ema {ema:.4f}) "
                    f"lr {result.lr:.2e} grad {result.grad_norm:.3f} {fields['tokens_per_s']:,.0f} tok/s"
-                   + (f" eta {format_duration(eta)}" if eta is not None else ""))
+                   + (f" eta {format_duration(eta)}" if eta is not None else "")
+                   + (f" seq_len {fields['seq_len']}" if built.curriculum else ""))
 
     def skipped(self, step: int, result: StepResult, in_a_row: int) -> None:
         self.emit("warning", step=step,
@@ -130,9 +132,12 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
                  interval_tokens: int, interval_s: float, elapsed_s: float, peak_flops: float,
                  expert_counts: list[list[float]]) -> dict[str, Any]:
     """The ``step`` event's fields. tokens/s is over the log interval (all ranks); MFU is
-    flops_per_token x tokens/s per device over the measured matmul peak of one device."""
+    flops_per_token (at this step's window length) x tokens/s per device over the measured matmul
+    peak of one device."""
     tokens_per_s = interval_tokens / interval_s if interval_s > 0 else 0.0
-    mfu = (built.flops_per_token * tokens_per_s / built.dist.world_size / peak_flops) if peak_flops else None
+    seq_len = built.loader.seq_len
+    flops = built.flops_per_token_at(seq_len)
+    mfu = (flops * tokens_per_s / built.dist.world_size / peak_flops) if peak_flops else None
     fields: dict[str, Any] = dict(
         step=state.step, total_steps=built.total_steps, epoch=built.loader.epoch, loss=result.loss, loss_ema=ema,
         lr=result.lr, grad_norm=result.grad_norm, tokens_seen=state.tokens_seen, tokens_per_s=tokens_per_s,
@@ -140,10 +145,13 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
                                                                           result.seconds),
         mfu=mfu, memory={**memory_snapshot(built.device), "total_mib": device_total_mib(built.device),
                          "safety_margin": SAFETY_MARGIN},
-        batch_size=built.cfg.train.batch_size, accumulation_steps=built.cfg.train.accumulation_steps)
+        batch_size=built.cfg.train.batch_size, accumulation_steps=built.cfg.train.accumulation_steps, seq_len=seq_len)
     if expert_counts:
         load, imbalance = expert_load(expert_counts)
         fields["moe"] = {"aux_loss": result.aux_loss, "load": load, "imbalance": imbalance}
+        biases = built.model.router_biases()
+        if biases:
+            fields["moe"]["router_bias"] = biases
     return fields
 
 

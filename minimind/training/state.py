@@ -165,6 +165,10 @@ def restore(built: Built, info: CheckpointInfo, force: bool = False,
     saved_cfg = Config.from_dict(yaml.safe_load(loaded["config_yaml"]) or {}, source=str(info.path))
     policy.check_model_shape(saved_cfg.model, built.cfg.model, f"checkpoint {info.path}")
     policy.check_dataset_unchanged(info, built.train_data.fingerprint, str(built.cfg.data.path), force)
+    if saved_cfg.train.optimizer != built.cfg.train.optimizer:
+        raise ckpt.CheckpointError(
+            f"checkpoint {info.path} was trained with train.optimizer={saved_cfg.train.optimizer}, not "
+            f"{built.cfg.train.optimizer}: its optimizer state cannot continue", "resume with the same optimizer")
     built.model.load_state_dict(loaded["model"])
     built.optimizer.load_state_dict(loaded["optimizer"])
     loop = loaded["state"]

@@ -20,6 +20,8 @@ import torch
 from minimind import distributed as dist_utils
 from minimind.data.dataset import validation_batches
 from minimind.schedule import lr_at
+from minimind.training.balance import update_router_bias
+from minimind.training.optim import set_lr
 
 if TYPE_CHECKING:
     from minimind.training.build import Built
@@ -55,8 +57,8 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     built.model.train()
     sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
     lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
-    for group in built.optimizer.param_groups:
-        group["lr"] = lr
+    set_lr(built.optimizer, lr)
+    built.loader.seq_len = built.seq_len_at(state.step)  # a curriculum's window (same tokens per step)
     for micro in range(t.accumulation_steps):
         if before_micro is not None:
             before_micro()
@@ -82,6 +84,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
                         grad_norm=grad_norm, lr=lr, seconds=0.0, scaler_overflow=overflow)
     if result.finite:
         built.scaler.step(built.optimizer)  # a no-op update on an fp16 overflow
+    update_router_bias(built.model, cfg.model.router_bias_coeff, built.dist, apply=result.finite)
     if built.scaler.is_enabled():
         built.scaler.update()
     built.optimizer.zero_grad(set_to_none=True)

@@ -20,7 +20,7 @@ from minimind.weights.load import LoadedWeights, hf_weight_files
 from minimind.weights.read import read_tensors
 
 _MOE_FIELDS = ("n_routed_experts", "num_experts_per_tok", "n_shared_experts", "aux_loss_alpha", "seq_aux",
-               "norm_topk_prob")
+               "norm_topk_prob", "router_balance", "router_bias_coeff")
 
 
 def describe(loaded: LoadedWeights) -> dict[str, Any]:

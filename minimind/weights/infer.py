@@ -92,6 +92,9 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
         kwargs.update(n_routed_experts=n_routed, n_shared_experts=len(shared), num_experts_per_tok=top_k,
                       norm_topk_prob=top_k > 1)
         inferred |= {"n_routed_experts", "n_shared_experts", "num_experts_per_tok"}
+        if "model.layers.0.mlp.gate.expert_bias" in sd:  # trained with bias balancing (bias or both)
+            kwargs["router_balance"] = "bias"
+            inferred.add("router_balance")
         notes.append(f"MoE top-k {top_k} assumed (experts per token cannot be read from shapes)")
     cfg = ModelConfig(**kwargs)
     try:
@@ -126,7 +129,7 @@ def config_from_hf(conf: dict, path: Path) -> ModelConfig:
                       max_position_embeddings=int(conf.get("max_position_embeddings", 32768)))
         if conf.get("model_type") == "minimind_moe":
             for name in ("use_moe", "n_routed_experts", "num_experts_per_tok", "n_shared_experts",
-                         "aux_loss_alpha", "seq_aux", "norm_topk_prob"):
+                         "aux_loss_alpha", "seq_aux", "norm_topk_prob", "router_balance", "router_bias_coeff"):
                 if name in conf:
                     kwargs[name] = conf[name]
         if kwargs["intermediate_size"] is not None:

@@ -57,6 +57,7 @@ _V1_RENAMES = [  # (earlier MiniMind regex, native replacement)
     (r"^layers\.(\d+)\.attention_norm\.weight$", r"model.layers.\1.input_layernorm.weight"),
     (r"^layers\.(\d+)\.ffn_norm\.weight$", r"model.layers.\1.post_attention_layernorm.weight"),
     (r"^layers\.(\d+)\.feed_forward\.gate\.weight$", r"model.layers.\1.mlp.gate.weight"),
+    (r"^layers\.(\d+)\.feed_forward\.gate\.expert_bias$", r"model.layers.\1.mlp.gate.expert_bias"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w1\.weight$", r"model.layers.\1.mlp.experts.\2.gate_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w2\.weight$", r"model.layers.\1.mlp.experts.\2.down_proj.weight"),
     (r"^layers\.(\d+)\.feed_forward\.experts\.(\d+)\.w3\.weight$", r"model.layers.\1.mlp.experts.\2.up_proj.weight"),
@@ -77,7 +78,7 @@ _NATIVE_TO_V1 = [  # the inverse of _V1_RENAMES, before the w1/w2/w3 renames
     (r"^model\.layers\.(\d+)\.self_attn\.([qkvo])_proj\.weight$", r"layers.\1.attention.w\2.weight"),
     (r"^model\.layers\.(\d+)\.input_layernorm\.weight$", r"layers.\1.attention_norm.weight"),
     (r"^model\.layers\.(\d+)\.post_attention_layernorm\.weight$", r"layers.\1.ffn_norm.weight"),
-    (r"^model\.layers\.(\d+)\.mlp\.gate\.weight$", r"layers.\1.feed_forward.gate.weight"),
+    (r"^model\.layers\.(\d+)\.mlp\.gate\.(weight|expert_bias)$", r"layers.\1.feed_forward.gate.\2"),
     (r"^model\.layers\.(\d+)\.mlp\.experts\.(\d+)\.", r"layers.\1.feed_forward.experts.\2."),
     (r"^model\.layers\.(\d+)\.mlp\.shared_experts\.0\.", r"layers.\1.feed_forward.shared_experts."),
     (r"^model\.layers\.(\d+)\.mlp\.", r"layers.\1.feed_forward."),
@@ -89,7 +90,7 @@ _NATIVE_RE = re.compile(
     r"model\.layers\.\d+\.(input_layernorm|post_attention_layernorm)\.weight|"
     r"model\.layers\.\d+\.self_attn\.[qkvo]_proj\.weight|"
     r"model\.layers\.\d+\.mlp\.(gate|up|down)_proj\.weight|"
-    r"model\.layers\.\d+\.mlp\.gate\.weight|"
+    r"model\.layers\.\d+\.mlp\.gate\.(weight|expert_bias)|"
     r"model\.layers\.\d+\.mlp\.(experts|shared_experts)\.\d+\.(gate|up|down)_proj\.weight)$")
 
 

@@ -12,9 +12,9 @@ from minimind_cli.errors import UserError
 
 HELP = """Validate and tokenize a corpus into a training-ready dataset directory (default out/data).
 
-INPUT is one or more .jsonl, .jsonl.gz or .txt files, or directories of them (searched recursively). In .jsonl every line is a JSON object with the text under "text" (--text-key); a UTF-8 BOM, CRLF line endings, blank lines and extra keys are fine, and empty texts are skipped and counted. In .txt every paragraph is one document: paragraphs are separated by one or more blank lines.
+INPUT is one or more files, directories of them (searched recursively) or quoted glob patterns ('shards/*.parquet'): .jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet and .arrow (Arrow IPC; a `datasets` save_to_disk directory is a directory of them). In .jsonl every line is a JSON object with the text under "text" (--text-key); a UTF-8 BOM, CRLF line endings, blank lines and extra keys are fine, and empty texts are skipped and counted. In .parquet and .arrow the text is the column --text-key, read a record batch at a time. In .txt every paragraph is one document: paragraphs are separated by one or more blank lines. Parquet, Arrow and zstd need pip install 'minimind[formats]'.
 
-The first invalid line stops the run with "file:line: reason" and leaves nothing behind; --skip-invalid skips such lines instead and reports how many were skipped, per reason. Without --tokenizer a byte-level BPE tokenizer (MiniMind's special tokens, vocab --vocab-size) is trained on the first 64 MB of the corpus and stored in the dataset. Re-running on unchanged inputs reuses the dataset (--force rebuilds it).
+The first invalid line (or row) stops the run with "file:line: reason" ("file: row N: reason") and leaves nothing behind; --skip-invalid skips such lines instead and reports how many were skipped, per reason. --dedup exact drops documents whose text (NFC, whitespace collapsed) was seen before; --max-documents and --max-tokens keep only the start of the corpus. Without --tokenizer a byte-level BPE tokenizer (MiniMind's special tokens, vocab --vocab-size) is trained on the first 64 MB of the corpus and stored in the dataset. Re-running on unchanged inputs reuses the dataset (--force rebuilds it).
 
 Examples:
 
@@ -26,6 +26,8 @@ Examples:
 
   minimind prepare dump.jsonl.gz --text-key content --skip-invalid
 
+  minimind prepare 'shards/*.parquet' --dedup exact --max-tokens 100000000
+
   minimind prepare --sample   (the built-in sample corpus, from Python's own docs)
 """
 
@@ -33,13 +35,14 @@ Examples:
 def prepare(
     inputs: Annotated[list[Path] | None, typer.Argument(
         metavar="INPUT", show_default=False,
-        help="Files (.jsonl, .jsonl.gz, .txt) or directories of them.")] = None,
+        help="Files (.jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet, .arrow), directories of them, or quoted globs.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Dataset directory to write.")] = Path("out/data"),
     tokenizer: Annotated[Path | None, typer.Option(
         help="A Hugging Face tokenizer directory to use (e.g. MiniMind's model/) instead of training one.",
         show_default=False)] = None,
     vocab_size: Annotated[int, typer.Option(help="Vocabulary size of the trained tokenizer.")] = 6400,
-    text_key: Annotated[str, typer.Option(help="JSON key holding the text in .jsonl inputs.")] = "text",
+    text_key: Annotated[str, typer.Option(
+        help="JSON key (.jsonl) or column (.parquet, .arrow) holding the text.")] = "text",
     val_fraction: Annotated[float, typer.Option(
         help="Fraction of documents held out for validation (chosen by a hash of the document index).")] = 0.005,
     skip_invalid: Annotated[bool, typer.Option(
@@ -47,6 +50,13 @@ def prepare(
     workers: Annotated[int | None, typer.Option(
         help="Tokenizer processes (default: all cores).", show_default=False)] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the dataset is up to date.")] = False,
+    dedup: Annotated[str | None, typer.Option(
+        help="'exact': drop documents whose text (NFC, whitespace collapsed) was already seen.",
+        show_default=False)] = None,
+    max_documents: Annotated[int | None, typer.Option(
+        help="Keep only the first N documents (after dedup).", show_default=False)] = None,
+    max_tokens: Annotated[int | None, typer.Option(
+        help="Keep whole documents from the start up to N tokens in all.", show_default=False)] = None,
     sample: Annotated[bool, typer.Option(
         "--sample", help="Prepare the built-in sample corpus (Python's own documentation) instead of INPUT.")] = False,
 ) -> None:
@@ -59,13 +69,14 @@ def prepare(
     if sample and inputs:
         raise UserError("give either INPUT files or --sample, not both")
     if not sample and not inputs:
-        raise UserError("no INPUT given", hint="name .jsonl/.jsonl.gz/.txt files or a directory, or use --sample")
+        raise UserError("no INPUT given", hint="name .jsonl/.parquet/.txt/... files or a directory, or use --sample")
     from minimind_cli.runs import move_old_cache
 
     move_old_cache(out)
     console = Console(stderr=True, highlight=False)
     kwargs = dict(tokenizer=tokenizer, vocab_size=vocab_size, text_key=text_key, val_fraction=val_fraction,
-                  skip_invalid=skip_invalid, workers=workers, force=force)
+                  skip_invalid=skip_invalid, workers=workers, force=force, dedup=dedup,
+                  max_documents=max_documents, max_tokens=max_tokens)
     if sample:
         console.print("building the sample corpus (Python's pydoc topics and standard-library docstrings)")
         kwargs.pop("text_key")
@@ -104,6 +115,12 @@ def print_summary(result, console=None) -> None:
     table.add_row("validation", f"{meta['val_documents']:,} documents, {meta['val_tokens']:,} tokens")
     skipped = meta.get("skipped") or {}
     table.add_row("skipped", ", ".join(f"{n:,} {reason}" for reason, n in skipped.items()) or "none")
+    if "duplicates_removed" in meta:
+        table.add_row("duplicates removed", f"{meta['duplicates_removed']:,} (--dedup exact)")
+    if "stopped_at_limit" in meta:
+        limit = meta["stopped_at_limit"]
+        table.add_row("limit", f"stopped at --{limit.replace('_', '-')} {meta['options'][limit]:,}" if limit
+                      else "not reached (the whole corpus)")
     tok = meta.get("tokenizer") or {}
     if tok.get("source") == "trained":
         tok_text = (f"trained byte-level BPE, vocab {meta['vocab_size']:,} "

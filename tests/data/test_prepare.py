@@ -330,11 +330,11 @@ def test_missing_path_unsupported_file_and_directory_without_corpus(tmp_path):
     with pytest.raises(PrepareError, match="nope.jsonl: no such file or directory"):
         prep(tmp_path / "nope.jsonl", tmp_path / "ds")
     (tmp_path / "data.csv").write_text("a,b\n")
-    with pytest.raises(PrepareError, match=r"data.csv: unsupported file type \(expected .jsonl, .jsonl.gz or .txt\)"):
+    with pytest.raises(PrepareError, match=r"data.csv: unsupported file type \(expected .jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet or .arrow\)"):
         prep(tmp_path / "data.csv", tmp_path / "ds")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "readme.md").write_text("no corpus here")
-    with pytest.raises(PrepareError, match="docs: no .jsonl, .jsonl.gz or .txt files in this directory"):
+    with pytest.raises(PrepareError, match="docs: no .jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet or .arrow files in this directory"):
         prep(tmp_path / "docs", tmp_path / "ds")
     assert_nothing_left(tmp_path, tmp_path / "ds")
 

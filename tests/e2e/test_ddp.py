@@ -91,3 +91,23 @@ def test_a_dead_rank_ends_the_run_instead_of_hanging(tmp_path, small_dataset):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert time.monotonic() - start < 60
+
+
+def test_muon_and_router_bias_two_processes_match_one_with_double_batch(tmp_path, small_dataset):
+    """Muon steps on all-reduced gradients and the router bias moves by loads summed over ranks,
+    so 2 x batch b follows the same curve as 1 x batch 2b."""
+    common = ["train.max_steps=6", "train.optimizer=muon", "train.muon_lr=0.02", "model.use_moe=true",
+              "model.router_balance=bias", "model.router_bias_coeff=0.01"]
+    single = make_run(tmp_path, small_dataset, "muon-single", [*common, "train.batch_size=4"])
+    code, _, err = run_to_end(single)
+    assert code == 0, err
+    ddp = make_run(tmp_path, small_dataset, "muon-ddp", [*common, "train.batch_size=2"])
+    code, _, err = torchrun(ddp)
+    assert code == 0, err
+    a, b = losses_by_step(single), losses_by_step(ddp)
+    assert sorted(a) == sorted(b) == list(range(1, 7))
+    for step in a:
+        assert abs(a[step][0] - b[step][0]) < 1e-4, (step, a[step], b[step])
+    bias = {run: [e["moe"]["router_bias"] for e in read_events(run / "events.jsonl") if e["type"] == "step"]
+            for run in (single, ddp)}
+    assert bias[single] == bias[ddp]  # +-coeff steps from the same global loads

@@ -118,3 +118,34 @@ def test_compiled_model_trains_like_the_eager_one(tmp_path, small_dataset, refer
     assert abs(compiled[1][0] - eager[1][0]) < 1e-4
     for step in range(2, 5):
         assert abs(compiled[step][0] - eager[step][0]) < 0.05
+
+
+MUON_MOE = ["train.optimizer=muon", "train.muon_lr=0.02", "model.use_moe=true", "model.router_balance=both",
+            "model.router_bias_coeff=0.01", "train.max_steps=10"]
+
+
+def _biases_by_step(run_dir):
+    return {e["step"]: e["moe"]["router_bias"] for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"}
+
+
+def test_muon_and_router_bias_resume_bitwise_after_sigkill(tmp_path, small_dataset):
+    """Both optimizers' states and the router bias come back exactly from a checkpoint."""
+    reference = make_run(tmp_path, small_dataset, "muon-ref", MUON_MOE)
+    code, _, err = run_to_end(reference)
+    assert code == 0, err
+    events = read_events(reference / "events.jsonl")
+    assert events[0]["optimizer"] == "muon"
+    losses = losses_by_step(reference)
+    assert losses[10][0] < losses[1][0] - 0.5
+    biases = _biases_by_step(reference)
+    assert biases[10] != biases[1] and len(biases[10]) == 2  # moving, one list per layer
+
+    run_dir = make_run(tmp_path, small_dataset, "muon-killed", MUON_MOE)
+    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
+    wait_for(lambda: last_step(run_dir) >= 7)
+    kill(proc)
+    assert find_checkpoint(run_dir).step == 5
+    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
+    assert code == 0, err
+    assert losses_by_step(run_dir) == losses
+    assert _biases_by_step(run_dir) == biases

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from minimind.data.prepare.parse import EMPTY, SURROGATE, HugeLine, Parsed, Reader, huge_document, parse
+from minimind.data.prepare.dedup import TextHasher, text_hash
+from minimind.data.prepare.parse import EMPTY, SURROGATE, HugeLine, Parsed, huge_document, parse
 
 
 @dataclass
@@ -30,15 +31,18 @@ class Encoded:
     lengths: np.ndarray  # int64, tokens per document (including bos and eos)
     skipped: Counter
     error: tuple[int, str] | None
+    hashes: np.ndarray | None = None  # uint64 per document: dedup.text_hash (only with dedup)
 
 
-def encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: str, kind: str, chunk: bytes,
+def encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: str, kind: str, chunk,
                  line0: int, text_key: str, strict: bool,
-                 encode_many: Callable[[list[str]], list[list[int]]] | None = None) -> Encoded:
-    """Parse one block and tokenize its documents (``encode_many`` first, ``encode`` as the fallback)."""
+                 encode_many: Callable[[list[str]], list[list[int]]] | None = None, dedup: bool = False) -> Encoded:
+    """Parse one block and tokenize its documents (``encode_many`` first, ``encode`` as the fallback);
+    with ``dedup`` also hash each document's normalised text."""
     parsed = parse(kind, chunk, line0, text_key, strict)
     flat: list[int] = []
     lengths: list[int] = []
+    hashes: list[int] | None = [] if dedup else None
     batch: list[list[int]] | None = None
     if encode_many is not None:
         try:
@@ -58,16 +62,21 @@ def encode_chunk(encode: Callable[[str], list[int]], bos: int, eos: int, dtype: 
         flat.extend(ids)
         flat.append(eos)
         lengths.append(len(ids) + 2)
-    return Encoded(np.array(flat, dtype=dtype), np.array(lengths, dtype=np.int64), parsed.skipped, parsed.error)
+        if hashes is not None:
+            hashes.append(text_hash(text))
+    return Encoded(np.array(flat, dtype=dtype), np.array(lengths, dtype=np.int64), parsed.skipped, parsed.error,
+                   None if hashes is None else np.array(hashes, dtype=np.uint64))
 
 
-def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, strict: bool) -> Encoded:
+def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, strict: bool,
+                dedup: bool = False) -> Encoded:
     """Tokenize one huge .jsonl line as it is read: memory holds a block of text and the tokens,
     never the whole line. The text is encoded in parts cut where the ids do not change (see
     ``SafeCutter``), or whole for a tokenizer that cannot be cut (a normalizer, say)."""
     from minimind.data.tokenizer import SafeCutter, _splits_safely
 
     cutter = SafeCutter() if _splits_safely(tok.tokenizer) else None
+    hasher = TextHasher() if dedup else None
     parts: list[np.ndarray] = [np.array([tok.bos_id], dtype=dtype)]
     whole: list[str] = []
     blank = True
@@ -80,6 +89,8 @@ def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, stric
                 parsed = stop.value
                 break
             blank = blank and not text.strip()
+            if hasher is not None:
+                hasher.feed(text)
             if cutter is None:
                 whole.append(text)
             elif piece := cutter.feed(text):
@@ -100,7 +111,8 @@ def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, stric
         return Encoded(*empty, parsed.skipped, None)
     parts.append(np.array([tok.eos_id], dtype=dtype))
     tokens = np.concatenate(parts)
-    return Encoded(tokens, np.array([tokens.size], dtype=np.int64), parsed.skipped, None)
+    hashes = None if hasher is None else np.array([hasher.digest()], dtype=np.uint64)
+    return Encoded(tokens, np.array([tokens.size], dtype=np.int64), parsed.skipped, None, hashes)
 
 
 _WORKER: dict[str, Any] = {}
@@ -120,7 +132,7 @@ def serve_parent(parent_pid: int, poll_s: float = 0.5) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int) -> None:
+def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int, dedup: bool) -> None:
     from tokenizers import Tokenizer
 
     from minimind.data.tokenizer import make_batch_encoder, make_encoder
@@ -130,13 +142,14 @@ def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     tok = Tokenizer.from_file(tokenizer_file)
     encode = make_encoder(tok)
-    _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype)
+    _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype,
+                   dedup=dedup)
 
 
-def _worker_encode(kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> Encoded:
+def _worker_encode(kind: str, chunk, line0: int, text_key: str, strict: bool) -> Encoded:
     w = _WORKER
     return encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict,
-                        w["encode_many"])
+                        w["encode_many"], w["dedup"])
 
 
 class BlockEncoder:
@@ -146,15 +159,17 @@ class BlockEncoder:
     ``tokenizer.json`` for the workers to load. With one worker everything runs in this process.
     """
 
-    def __init__(self, tok, tokenizer_file: str, dtype: str, text_key: str, strict: bool, workers: int):
+    def __init__(self, tok, tokenizer_file: str, dtype: str, text_key: str, strict: bool, workers: int,
+                 dedup: bool = False):
         self.tok, self.dtype, self.text_key, self.strict, self.workers = tok, dtype, text_key, strict, workers
+        self.dedup = dedup
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             # spawn, not fork: the parent may hold rayon threads (tokenizer training) or a progress
             # bar's refresh thread, and a forked child would inherit them half-alive.
             self.pool = ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                initargs=(tokenizer_file, tok.bos_id, tok.eos_id, dtype, os.getpid()))
+                initargs=(tokenizer_file, tok.bos_id, tok.eos_id, dtype, os.getpid(), dedup))
 
     def __enter__(self) -> BlockEncoder:
         return self
@@ -170,16 +185,20 @@ class BlockEncoder:
             self.pool = None
         return False
 
-    def encode_file(self, reader: Reader) -> Iterator[tuple[Encoded, int]]:
-        """(encoded block, bytes of the file consumed up to its end), in file order."""
+    def _huge(self, chunk: HugeLine, line0: int) -> Encoded:
+        return encode_huge(self.tok, self.dtype, chunk, line0, self.text_key, self.strict, self.dedup)
+
+    def encode_file(self, reader) -> Iterator[tuple[Encoded, int]]:
+        """(encoded block, bytes of the file consumed up to its end), in file order. ``reader`` is a
+        ``parse.Reader`` or a ``columnar.ColumnReader``."""
         if self.pool is None:
             tok = self.tok
             for line0, chunk in reader.chunks():
                 if isinstance(chunk, HugeLine):
-                    yield encode_huge(tok, self.dtype, chunk, line0, self.text_key, self.strict), reader.position()
+                    yield self._huge(chunk, line0), reader.position()
                     continue
                 yield (encode_chunk(tok.encode, tok.bos_id, tok.eos_id, self.dtype, reader.kind, chunk, line0,
-                                    self.text_key, self.strict, tok.encode_many), reader.position())
+                                    self.text_key, self.strict, tok.encode_many, self.dedup), reader.position())
             return
         pending: deque = deque()
         for line0, chunk in reader.chunks():
@@ -187,7 +206,7 @@ class BlockEncoder:
                 while pending:
                     fut, pos = pending.popleft()
                     yield fut.result(), pos
-                yield encode_huge(self.tok, self.dtype, chunk, line0, self.text_key, self.strict), reader.position()
+                yield self._huge(chunk, line0), reader.position()
                 continue
             pending.append((self.pool.submit(_worker_encode, reader.kind, chunk, line0, self.text_key, self.strict),
                             reader.position()))

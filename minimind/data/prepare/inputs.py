@@ -1,16 +1,31 @@
-"""Which files ``prepare`` reads: files and directories expanded into an ordered list of inputs,
-their kind (``jsonl``, ``jsonl.gz``, ``txt``), and their identity (size + sha256) for the cache."""
+"""Which files ``prepare`` reads: files, directories and glob patterns expanded into an ordered list
+of inputs, their kind, and their identity (size + sha256) for the cache.
+
+Kinds: ``jsonl``, ``jsonl.gz``, ``jsonl.zst``, ``txt`` (read as lines), ``parquet`` and ``arrow``
+(columnar: Arrow IPC files or streams, which is what ``datasets.save_to_disk`` writes). A
+``save_to_disk`` directory is just a directory of ``.arrow`` shards, named so that their sorted
+order is their order in the dataset. Parquet, Arrow and zstd need optional packages; a missing one
+is one line saying what to install, before any work starts.
+"""
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 from minimind.errors import MinimindError
 from minimind.files import sha256_file
 
-SUFFIXES = (".jsonl.gz", ".jsonl", ".txt")
+SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl", ".txt", ".parquet", ".arrow")
+COLUMNAR = ("parquet", "arrow")
+FORMATS_TEXT = ".jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet or .arrow"
+# The module each kind needs beyond the core dependencies, and the extra that installs it.
+NEEDS = {"parquet": "pyarrow", "arrow": "pyarrow", "jsonl.zst": "zstandard"}
+EXTRA_HINT = "pip install 'minimind[formats]'"
+_GLOB_CHARS = set("*?[")
 
 
 class PrepareError(MinimindError, ValueError):
@@ -18,38 +33,69 @@ class PrepareError(MinimindError, ValueError):
 
 
 def kind(path: Path) -> str | None:
-    """``jsonl``, ``jsonl.gz`` or ``txt`` from the file name (case-insensitive), else None."""
+    """The input kind from the file name (case-insensitive: ``jsonl``, ``parquet``, ...), else None."""
     name = path.name.lower()
     return next((s.lstrip(".") for s in SUFFIXES if name.endswith(s)), None)
 
 
+def location(file_kind: str | None, path: Path | str, row: int) -> str:
+    """Where a document is: ``file:line`` for line-based inputs, ``file: row N`` for columnar ones."""
+    return f"{path}: row {row}" if file_kind in COLUMNAR else f"{path}:{row}"
+
+
+def _in_directory(path: Path) -> list[Path]:
+    # Sorted, so the same directory always gives the same dataset; hidden files are editor noise.
+    return sorted(p for p in path.rglob("*") if p.is_file() and kind(p)
+                  and not any(part.startswith(".") for part in p.relative_to(path).parts))
+
+
+def _expand(item: str | Path) -> list[Path]:
+    path = Path(item)
+    if path.is_dir():
+        found = _in_directory(path)
+        if not found:
+            raise PrepareError(f"{path}: no {FORMATS_TEXT} files in this directory")
+        return found
+    if path.is_file():
+        if not kind(path):
+            raise PrepareError(f"{path}: unsupported file type (expected {FORMATS_TEXT})")
+        return [path]
+    if path.exists():
+        raise PrepareError(f"{path}: not a regular file or directory")
+    if _GLOB_CHARS & set(str(item)):
+        # A quoted pattern ('shards/*.parquet') the shell left alone; ** matches any depth.
+        matches = [Path(m) for m in sorted(glob.glob(str(item), recursive=True))]
+        found = [f for m in matches for f in (_in_directory(m) if m.is_dir() else [m] if kind(m) else [])]
+        if not found:
+            raise PrepareError(f"{item}: the pattern matches no {FORMATS_TEXT} files")
+        return found
+    raise PrepareError(f"{path}: no such file or directory")
+
+
+def missing_packages(files: list[Path]) -> PrepareError | None:
+    """The error for the first input whose reader needs a package that is not installed."""
+    for f in files:
+        module = NEEDS.get(kind(f) or "")
+        if module and importlib.util.find_spec(module) is None:
+            return PrepareError(f"{f}: reading .{kind(f)} files needs the {module} package, which is not installed",
+                                hint=EXTRA_HINT)
+    return None
+
+
 def collect_inputs(inputs: list[str | Path]) -> list[Path]:
-    """Expand files and directories into the ordered list of input files; refuse unusable paths."""
+    """Expand files, directories and glob patterns into the ordered list of input files; refuse
+    unusable paths and inputs whose optional reader is not installed."""
     if not inputs:
-        raise PrepareError("no input given: name .jsonl, .jsonl.gz or .txt files, or a directory of them")
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            # Sorted, so the same directory always gives the same dataset; hidden files are editor noise.
-            found = sorted(p for p in path.rglob("*") if p.is_file() and kind(p)
-                           and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            if not found:
-                raise PrepareError(f"{path}: no .jsonl, .jsonl.gz or .txt files in this directory")
-            files.extend(found)
-        elif path.is_file():
-            if not kind(path):
-                raise PrepareError(f"{path}: unsupported file type (expected .jsonl, .jsonl.gz or .txt)")
-            files.append(path)
-        elif path.exists():
-            raise PrepareError(f"{path}: not a regular file or directory")
-        else:
-            raise PrepareError(f"{path}: no such file or directory")
+        raise PrepareError(f"no input given: name {FORMATS_TEXT} files, or a directory of them")
+    files = [f for item in inputs for f in _expand(item)]
     # A file named twice (directly and through its directory) is read once, at its first place.
     unique: dict[Path, Path] = {}
     for f in files:
         unique.setdefault(f.resolve(), f)
-    return list(unique.values())
+    files = list(unique.values())
+    if (error := missing_packages(files)) is not None:
+        raise error
+    return files
 
 
 def describe_sources(files: list[Path]) -> list[dict[str, Any]]:

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from minimind.data.prepare.inputs import PrepareError, kind
+from minimind.data.prepare.inputs import PrepareError, kind, location
+
+try:
+    from zstandard import ZstdError as _ZstdError
+except ImportError:  # optional: without it no .zst input gets this far
+    class _ZstdError(Exception):
+        pass
 
 TXT_RULE = "one document per paragraph (paragraphs are separated by blank lines)"
 
@@ -43,6 +49,17 @@ def json_kind(value: object) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
+def _decompressed(kind_: str | None, raw: BinaryIO) -> BinaryIO:
+    if kind_ == "jsonl.gz":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind_ == "jsonl.zst":
+        import zstandard
+
+        # read_across_frames: files made by concatenating compressed pieces (zstd -c a >> b) read whole
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+    return raw
+
+
 class Reader:
     """Blocks of whole lines (jsonl) or whole paragraphs (txt) from one file, with their first line number."""
 
@@ -51,10 +68,10 @@ class Reader:
         # .jsonl lines longer than this come as a HugeLine, read piece by piece (txt: never)
         self.huge_line_bytes = None if self.kind == "txt" else (huge_line_bytes or HUGE_LINE_BLOCKS * chunk_bytes)
         self.raw: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed in chunks()
-        self.stream: BinaryIO = gzip.GzipFile(fileobj=self.raw, mode="rb") if self.kind == "jsonl.gz" else self.raw
+        self.stream: BinaryIO = _decompressed(self.kind, self.raw)
 
     def position(self) -> int:
-        """Bytes of the file on disk consumed so far (compressed bytes for .gz): the progress measure."""
+        """Bytes of the file on disk consumed so far (compressed bytes for .gz/.zst): the progress measure."""
         return self.raw.tell()
 
     def _cut(self, block: bytes) -> int:
@@ -66,7 +83,7 @@ class Reader:
     def _read(self) -> bytes:
         try:
             return self.stream.read(self.chunk_bytes)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, _ZstdError) as exc:
             raise PrepareError(f"{self.path}: cannot read ({exc})") from None
 
     def chunks(self) -> Iterator[tuple[int, bytes | HugeLine]]:
@@ -194,8 +211,11 @@ def parse_txt(chunk: bytes, line0: int, strict: bool) -> Parsed:
     return out
 
 
-def parse(file_kind: str, chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed:
-    """The documents of one block (``line0`` is the line number of its first line)."""
+def parse(file_kind: str, chunk, line0: int, text_key: str, strict: bool) -> Parsed:
+    """The documents of one block (``line0`` is the number of its first line, or row for a columnar
+    block, which parses itself)."""
+    if not isinstance(chunk, bytes):
+        return chunk.parse(line0, text_key, strict)
     if file_kind == "txt":
         return parse_txt(chunk, line0, strict)
     return parse_jsonl(chunk, line0, text_key, strict)
@@ -207,9 +227,11 @@ def leading_texts(files: list[Path], text_key: str, strict: bool, limit: int, ch
 
     ``on_bytes`` gets the bytes on disk consumed by each block, the measure the progress total uses.
     """
+    from minimind.data.prepare.columnar import open_reader
+
     seen = 0
     for path in files:
-        reader = Reader(path, chunk_bytes)
+        reader = open_reader(path, chunk_bytes, text_key)
         position = 0
         for line0, chunk in reader.chunks():
             if isinstance(chunk, HugeLine):
@@ -218,7 +240,7 @@ def leading_texts(files: list[Path], text_key: str, strict: bool, limit: int, ch
                 parsed = parse(reader.kind, chunk, line0, text_key, strict)
                 yield from parsed.texts
             if parsed.error:
-                raise PrepareError(f"{path}:{parsed.error[0]}: {parsed.error[1]}")
+                raise PrepareError(f"{location(reader.kind, path, parsed.error[0])}: {parsed.error[1]}")
             seen += reader.position() - position
             on_bytes(reader.position() - position)
             position = reader.position()
@@ -253,7 +275,9 @@ class HugeLine:
                 return
             cut = block.find(b"\n")
             if cut >= 0:
-                self._done, self.rest = True, block[cut + 1:]
+                # what follows the newline, with any blocks the Reader had already read (kept in order)
+                self._done, self.rest = True, block[cut + 1:] + b"".join(self._head)
+                self._head = []
                 block = block[:cut]
                 if block.endswith(b"\r"):
                     block = block[:-1]

@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 
 from minimind.data import format as fmt
+from minimind.data.prepare.columnar import open_reader
 from minimind.data.prepare.encode import BlockEncoder
-from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources
-from minimind.data.prepare.parse import TXT_RULE, Reader
+from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources, location
+from minimind.data.prepare.parse import TXT_RULE
+from minimind.data.prepare.select import Selection
 from minimind.data.prepare.tokenizer_job import TrainJob, train_for_prepare
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
 from minimind.files import absolute, writing
@@ -122,9 +124,18 @@ class _Job:
     workers: int
     total_bytes: int
     report: _Reporter
+    dedup: str | None = None
+    max_documents: int | None = None
+    max_tokens: int | None = None
 
 
-def _check_options(val_fraction: float, workers: int | None, text_key: str) -> None:
+def _check_options(val_fraction: float, workers: int | None, text_key: str, dedup: str | None,
+                   max_documents: int | None, max_tokens: int | None) -> None:
+    if dedup not in (None, "exact"):
+        raise PrepareError(f"dedup {dedup!r} is not known (use 'exact', or leave it off)")
+    for name, value in (("max documents", max_documents), ("max tokens", max_tokens)):
+        if value is not None and value < 1:
+            raise PrepareError(f"{name} must be at least 1 (got {value})")
     if not 0 <= val_fraction < 1:
         raise PrepareError(f"val fraction {val_fraction} must be at least 0 and below 1")
     if workers is not None and workers < 1:
@@ -192,24 +203,31 @@ def _make_tokenizer(job: _Job, tok_dir: Path) -> tuple[dict[str, Any], float]:
     return {"source": "trained", "trained_on_chars": chars, "seconds": round(seconds, 3)}, seconds
 
 
-def _encode_corpus(job: _Job, out: DatasetWriter, tok, tok_dir: Path, dtype: np.dtype) -> Counter:
-    """Tokenize every input into ``out``, in order; the skipped lines, by reason."""
+def _encode_corpus(job: _Job, out: DatasetWriter, tok, tok_dir: Path, dtype: np.dtype) -> tuple[Counter, Selection]:
+    """Tokenize the inputs into ``out``, in order, until a limit is reached; the skipped lines by
+    reason, and what dedup and the limits took out."""
     skipped: Counter = Counter()
+    select = Selection(job.dedup == "exact", job.max_documents, job.max_tokens)
     done_before = 0  # bytes of the files already finished
     job.report("encode", 0, job.total_bytes, 0)
-    # The worker pool lives exactly as long as this block: shut down when all is encoded or on failure.
+    # The worker pool lives exactly as long as this block: shut down when all is encoded, at a limit or on failure.
     with BlockEncoder(tok, str(tok_dir / "tokenizer.json"), dtype.name, job.text_key, job.strict,
-                      job.workers) as encoder:
+                      job.workers, dedup=select.dedup) as encoder:
         for path in job.files:
-            for block, position in encoder.encode_file(Reader(path, job.chunk_bytes)):
+            reader = open_reader(path, job.chunk_bytes, job.text_key)
+            for block, position in encoder.encode_file(reader):
                 if block.error:
-                    raise PrepareError(f"{path}:{block.error[0]}: {block.error[1]}")
+                    raise PrepareError(f"{location(reader.kind, path, block.error[0])}: {block.error[1]}")
                 skipped.update(block.skipped)
-                out.add(block)
+                out.add(select.admit(block))
                 job.report("encode", done_before + position, job.total_bytes, out.n_docs)
+                if select.limit_reached:
+                    break
+            if select.limit_reached:
+                break
             done_before += path.stat().st_size
     job.report("encode", job.total_bytes, job.total_bytes, out.n_docs)
-    return skipped
+    return skipped, select
 
 
 def _build(job: _Job, tmp: Path) -> tuple[dict[str, Any], float]:
@@ -223,11 +241,13 @@ def _build(job: _Job, tmp: Path) -> tuple[dict[str, Any], float]:
     dtype = fmt.token_dtype(tok.vocab_size)
 
     out = DatasetWriter(tmp, job.val_fraction)
-    skipped = _encode_corpus(job, out, tok, tok_dir, dtype)
+    skipped, select = _encode_corpus(job, out, tok, tok_dir, dtype)
     out.close()
     if out.n_docs == 0:
         detail = (", ".join(f"{n} {r}" for r, n in sorted(skipped.items())) if skipped
                   else "the input is empty")
+        if select.limit_reached == "max_tokens":
+            detail = f"the first document has more than max tokens {job.max_tokens} (bos and eos included)"
         raise PrepareError(f"{', '.join(map(str, job.files))}: no documents to train on ({detail})")
     meta = {
         "format_version": fmt.FORMAT_VERSION,
@@ -244,6 +264,7 @@ def _build(job: _Job, tmp: Path) -> tuple[dict[str, Any], float]:
         "val_documents": out.val.n_docs,
         "val_tokens": out.val.n_tokens,
         "skipped": dict(sorted(skipped.items())),
+        **select.meta(),
         "text_key": job.text_key,
         "txt_documents": TXT_RULE,
         "options": job.options,
@@ -258,17 +279,20 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
                     vocab_size: int = 6400, text_key: str = "text", val_fraction: float = 0.005,
                     skip_invalid: bool = False, workers: int | None = None, force: bool = False,
                     on_progress: ProgressCallback | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                    source_names: list[str] | None = None) -> PrepareResult:
+                    source_names: list[str] | None = None, dedup: str | None = None,
+                    max_documents: int | None = None, max_tokens: int | None = None) -> PrepareResult:
     """Validate and tokenize ``inputs`` into the dataset directory ``out_dir`` (see the module docstring).
 
     Reuses ``out_dir`` when it already holds the dataset of the same inputs (size + sha256) and
     options, unless ``force``. Raises ``PrepareError`` for bad input, leaving nothing behind.
     ``on_progress`` receives a ``ProgressUpdate`` as each block is done (in this thread).
     ``source_names`` replaces the recorded paths (the sample corpus is built in a temporary file).
+    ``dedup="exact"`` drops repeated documents (see ``dedup``); ``max_documents`` and ``max_tokens``
+    keep whole documents from the start of the corpus up to that many (see ``select``).
     """
     start = time.perf_counter()
     out_dir = absolute(out_dir)  # `-o .` has a name to put temporary siblings beside
-    _check_options(val_fraction, workers, text_key)
+    _check_options(val_fraction, workers, text_key, dedup, max_documents, max_tokens)
     files = collect_inputs(inputs)
     sources = describe_sources(files)
     if source_names is not None:
@@ -277,6 +301,9 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
     given_fp = _given_tokenizer_fingerprint(tokenizer) if tokenizer is not None else None
     options = {"tokenizer": given_fp or "trained", "vocab_size": None if given_fp else vocab_size,
                "text_key": text_key, "val_fraction": val_fraction, "skip_invalid": skip_invalid}
+    # Only when set: a dataset prepared before these options existed is still reused.
+    options.update({k: v for k, v in (("dedup", dedup), ("max_documents", max_documents),
+                                      ("max_tokens", max_tokens)) if v is not None})
 
     notes = [f"removed leftovers of an interrupted prepare: {p}" for p in clean_stale(out_dir)]
     if (meta := _existing_output(out_dir, sources, options, force)) is not None:
@@ -286,7 +313,7 @@ def prepare_dataset(inputs: list[str | Path], out_dir: str | Path, *, tokenizer:
     # Spawning workers costs about a second; an input of one or two blocks is quicker in-process.
     n_workers = max(1, min(workers or default_workers(), -(-total_bytes // chunk_bytes)))
     job = _Job(files, sources, options, tokenizer, vocab_size, text_key, val_fraction, not skip_invalid,
-               chunk_bytes, n_workers, total_bytes, _Reporter(on_progress))
+               chunk_bytes, n_workers, total_bytes, _Reporter(on_progress), dedup, max_documents, max_tokens)
     with writing(out_dir):  # an unwritable output: one line naming it, before any work
         tmp = temp_dir_for(out_dir)
     try:
