@@ -11,7 +11,8 @@ A checkpoint is a directory ``<run>/checkpoints/step_<N:08d>/``:
 It is written into a temporary sibling, every file fsynced, ``meta.json`` last, then renamed into
 place and the parent fsynced. A directory without ``meta.json`` (or with files that do not match
 their recorded sha256) is never picked up by resume. Everything is loaded with
-``torch.load(weights_only=True)``.
+``torch.load(weights_only=True)``. torch is imported only by the functions that write, so listing
+and finding checkpoints (``minimind runs``) loads no torch.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from minimind.errors import MinimindError
 from minimind.files import atomic_write, fsync_dir, sha256_file, write_durably
+
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_FORMAT = 1
 CHECKPOINTS_DIR = "checkpoints"
@@ -53,6 +55,8 @@ def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_st
 
     ``slow_save_s`` sleeps between files (fault-injection tests kill a process mid-save with it).
     """
+    import torch
+
     root = Path(run_dir) / CHECKPOINTS_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
@@ -260,6 +264,8 @@ def save_weights(path: Path, model_state: dict[str, torch.Tensor], model_config:
     section (``model_config``, a ModelConfig) and which of its fields were themselves inferred
     rather than known (``inferred``, e.g. for an export of a bare file), so a file moved away from
     its run still loads exactly. MiniMind's own scripts read only the ``.pth``."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Names that share one tensor (the tied head) keep sharing it, so it is stored once.

@@ -184,6 +184,9 @@ class TrainConfig:
     eval_batches: int = _f(20, "micro-batches per validation pass")
     save_interval: int = _f(500, "optimizer steps between checkpoints (0 = only at the end and on signals)")
     keep_last: int = _f(3, "checkpoints to keep in the run directory")
+    sample_prompts: list[str] | None = _f(None, "prompts the model continues greedily at every evaluation "
+                                                "(null = the first words of a few validation documents)")
+    sample_tokens: int = _f(48, "tokens per sample continuation (0 = no samples)")
 
     @property
     def auto_batch(self) -> bool:
@@ -209,7 +212,7 @@ class TrainConfig:
                                   + suggest(value, allowed))
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"train.device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
-        for name in ("warmup_steps", "eval_interval", "save_interval"):
+        for name in ("warmup_steps", "eval_interval", "save_interval", "sample_tokens"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"train.{name}={getattr(self, name)} must be >= 0")
         if not self.muon_lr > 0:

@@ -28,6 +28,11 @@ def unwrap_optional(typ: Any) -> tuple[Any, bool]:
     return typ, False
 
 
+def _list_item(typ: Any) -> Any:
+    """The item type of ``list[X]``, or None for any other type."""
+    return typing.get_args(typ)[0] if typing.get_origin(typ) is list else None
+
+
 def _int_or_word(typ: Any) -> bool:
     """``int | str``: a number or a keyword (``batch_size: auto``); the section validates the word."""
     return typing.get_origin(typ) in (typing.Union, types.UnionType) and set(typing.get_args(typ)) == {int, str}
@@ -37,7 +42,9 @@ def type_name(typ: Any) -> str:
     if _int_or_word(typ):
         return "int or str"
     base, optional = unwrap_optional(typ)
-    return base.__name__ + (" or null" if optional else "")
+    item = _list_item(base)
+    name = f"list of {item.__name__}" if item is not None else base.__name__
+    return name + (" or null" if optional else "")
 
 
 def with_article(name: str) -> str:
@@ -46,7 +53,8 @@ def with_article(name: str) -> str:
 
 
 def convert_string(key: str, raw: str, typ: Any) -> Any:
-    """Convert a command-line string to ``typ`` (bool/int/float/str, a list as JSON, optionally null)."""
+    """Convert a command-line string to ``typ`` (bool/int/float/str, a list as JSON, optionally null).
+    A list of strings is a JSON list (``["a", "b"]``) or one plain string (a list of one)."""
     if _int_or_word(typ):
         try:
             return convert_string(key, raw, int)
@@ -56,6 +64,17 @@ def convert_string(key: str, raw: str, typ: Any) -> Any:
     low = raw.strip().lower()
     if optional and low in _NULL:
         return None
+    if _list_item(base) is str:
+        if not raw.strip().startswith("["):
+            return [raw]
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}={raw!r} is not a JSON list of strings",
+                              f"one prompt as plain text, or several as JSON: --set '{key}=[\"Once\", \"The\"]'")
+        return value
     try:
         if base is bool:
             if low in _TRUE:
@@ -93,6 +112,13 @@ def check_type(key: str, value: Any, typ: Any, source: str) -> Any:
         if optional:
             return None
         raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got null")
+    item = _list_item(base)
+    if item is not None:
+        if isinstance(value, str) and item is str:
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, item) for v in value):
+            return list(value)
+        raise ConfigError(f"{source}: {key} must be {with_article(type_name(typ))}, got {value!r}")
     if base is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if base is float and isinstance(value, str):

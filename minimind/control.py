@@ -2,11 +2,12 @@
 
 A watcher writes ``<run_dir>/control.json`` atomically (temporary file + rename):
 
-    {"seq": 7, "command": "save" | "pause" | "resume" | "stop", "time": 1700000000.0}
+    {"seq": 7, "command": "save" | "pause" | "resume" | "stop" | "sample", "time": 1700000000.0}
 
 ``seq`` increases with every request. Rank 0 of the trainer polls the file once per optimizer
 step (a stat call when nothing changed), acts on each new ``seq`` once, and broadcasts the command
-to the other ranks. "stop" means: save a checkpoint, then exit 0 (resumable). Stdlib only.
+to the other ranks. "stop" means: save a checkpoint, then exit 0 (resumable); "sample": write live
+samples now (``sample`` events), also while paused. Stdlib only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from minimind.files import atomic_write
 
 CONTROL_FILE = "control.json"
-COMMANDS = ("save", "pause", "resume", "stop")
+COMMANDS = ("save", "pause", "resume", "stop", "sample")
 
 
 def send_command(run_dir: str | os.PathLike, command: str) -> int:

@@ -35,6 +35,11 @@ step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_se
               seq_len? (the window length this step trained on; data.max_seq_len without a curriculum)
 eval          step, val_loss, perplexity, seconds
 checkpoint    step, path, seconds, reason ("interval" | "final" | "signal" | "request")
+sample        step, prompt, text, seconds, new_tokens?, stopped? ("eos" | "max_new_tokens" | "time" |
+              "context"): one greedy continuation of one prompt, at every eval and on the control
+              command "sample"; text is the continuation only
+heartbeat     step (the last completed step), total_steps, elapsed_s: between step events, at most
+              every ~2 s, so watchers can tick (no numbers that need a device sync)
 info          message, step?        (a note worth showing, e.g. "initialised weights from X")
 warning       message, step?        (something the user should look at; training goes on)
               kind? "oom_retry": out of memory, the same step retried with a smaller micro-batch;
@@ -78,6 +83,8 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
              "tokens_per_s", "step_time_s", "elapsed_s", "eta_s", "mfu", "memory"),
     "eval": ("step", "val_loss", "perplexity"),
     "checkpoint": ("step", "path", "seconds", "reason"),
+    "sample": ("step", "prompt", "text", "seconds"),
+    "heartbeat": ("step", "total_steps", "elapsed_s"),
     "info": ("message",),
     "warning": ("message",),
     "paused": ("step",),

@@ -143,3 +143,10 @@ def format_duration(seconds: float | None) -> str:
     minutes, secs = divmod(rest, 60)
     text = f"{hours}:{minutes:02d}:{secs:02d}"
     return f"{days}d {text}" if days else text
+
+
+def visible_whitespace(text: str) -> str:
+    """``text`` on one line with its whitespace visible: newline, tab and carriage return become
+    ``\\n``, ``\\t``, ``\\r`` (a backslash is doubled so the result reads back unambiguously)."""
+    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+            .replace("\r", "\\r"))

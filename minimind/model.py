@@ -11,6 +11,7 @@ K experts per token (top-k).
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -363,8 +364,9 @@ class MiniMindLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int = 64, temperature: float = 0.0,
                  top_p: float = 1.0, eos_token_id: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Sample with a KV cache. temperature 0 = greedy. Returns prompt + new tokens (B, T')."""
+                 generator: torch.Generator | None = None, deadline: float | None = None) -> torch.Tensor:
+        """Sample with a KV cache. temperature 0 = greedy. Returns prompt + new tokens (B, T').
+        ``deadline`` (a ``time.perf_counter()`` value) stops after the first token past it."""
         was_training = self.training
         self.eval()
         try:
@@ -390,6 +392,8 @@ class MiniMindLM(nn.Module):
                 out = torch.cat([out, next_token], dim=1)
                 next_input = next_token
                 if eos_token_id is not None and bool((next_token == eos_token_id).all()):
+                    break
+                if deadline is not None and time.perf_counter() >= deadline:
                     break
             return out
         finally:

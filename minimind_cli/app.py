@@ -13,7 +13,7 @@ import typer
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
 from minimind_cli.commands import eval as eval_cmd
-from minimind_cli.commands import export, inspect, prepare, pretrain, resume, watch
+from minimind_cli.commands import export, inspect, prepare, pretrain, resume, runs, watch
 from minimind_cli.errors import print_error
 
 HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
@@ -29,6 +29,8 @@ Examples:
   minimind pretrain --profile moe --set train.max_steps=100
 
   minimind resume out/runs/RUN           (continue exactly where it stopped)
+
+  minimind runs                          (every run: status, progress, losses, last checkpoint)
 
   minimind inspect out/pretrain_512.pth  (what is in a checkpoint)
 
@@ -69,6 +71,7 @@ app.command("resume", help=resume.HELP)(resume.resume)
 app.command("inspect", help=inspect.HELP)(inspect.inspect)
 app.command("eval", help=eval_cmd.HELP)(eval_cmd.eval_command)
 app.command("watch", help=watch.HELP)(watch.watch)
+app.command("runs", help=runs.HELP)(runs.runs)
 app.command("export", help=export.HELP)(export.export)
 
 

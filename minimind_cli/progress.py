@@ -1,5 +1,5 @@
 """Headless progress for a running trainer: reads ``events.jsonl`` like the dashboard does, shows
-a rich progress bar (loss, lr, tokens/s, ETA) and a line per logged step."""
+a rich progress bar (loss, lr, tokens/s, ETA), a line per logged step and one per live sample."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from minimind.events import EVENTS_FILE, EventTail
-from minimind.metrics import format_duration
+from minimind.metrics import format_duration, visible_whitespace
 from minimind_cli.launch import TRAINER_LOG
 
 
@@ -81,6 +81,12 @@ def _show(event: dict, progress: Progress, task, outcome: Seen):
     elif kind == "eval":
         say(f"[cyan]eval[/]   step {event['step']}: val loss {event['val_loss']:.4f} "
             f"(perplexity {event['perplexity']:.1f})")
+    elif kind == "heartbeat":
+        if task is not None:
+            progress.update(task, completed=event["step"])
+    elif kind == "sample":
+        say(f"[magenta]sample[/] step {event['step']}: {escape(visible_whitespace(str(event['prompt'])))}"
+            f"[bold] → [/]{escape(visible_whitespace(str(event['text'])))}")
     elif kind == "checkpoint":
         outcome.last_checkpoint = event
         say(f"[green]saved[/]  step {event['step']} ({event['reason']}) -> {escape(event['path'])} "

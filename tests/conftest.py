@@ -45,3 +45,11 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "/tests/e2e/" in str(item.path).replace("\\", "/"):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def text_dataset(tmp_path_factory) -> Path:
+    """A small real text dataset with its own tokenizer (320 tokens), so the trainer can write text."""
+    from tests.helpers import story_texts, write_text_dataset
+
+    return write_text_dataset(tmp_path_factory.mktemp("text") / "ds", story_texts(600), story_texts(30, seed=1))

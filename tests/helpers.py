@@ -52,3 +52,22 @@ def random_docs(n: int, seed: int = 0, vocab_size: int = 256, min_len: int = 5, 
         else:
             docs.append(rng.integers(3, vocab_size, length).tolist())
     return docs
+
+
+def write_text_dataset(path: Path, texts: list[str], val_texts: list[str], vocab_size: int = 320) -> Path:
+    """A dataset directory of real text with its own byte-level BPE tokenizer (``tokenizer/``), as
+    ``prepare`` makes it, so the trainer can write text (live samples)."""
+    from minimind.data.format import TOKENIZER_DIR
+    from minimind.data.tokenizer import load_tokenizer, train_tokenizer
+
+    tok_dir = train_tokenizer(texts + val_texts, vocab_size, Path(path) / TOKENIZER_DIR)
+    tok = load_tokenizer(tok_dir)
+    return write_dataset(path, tok.encode_many(texts), tok.encode_many(val_texts), vocab_size=vocab_size)
+
+
+def story_texts(n: int, seed: int = 0) -> list[str]:
+    """Short English-like documents with a repeated structure a tiny model learns within a few steps."""
+    rng = np.random.default_rng(seed)
+    names, animals, verbs = ["Ann", "Bob", "Cleo", "Dan"], ["cat", "dog", "fox", "owl"], ["sees", "finds", "likes"]
+    return [" ".join(f"{names[rng.integers(4)]} {verbs[rng.integers(3)]} the {animals[rng.integers(4)]}."
+                     for _ in range(int(rng.integers(3, 8)))) for _ in range(n)]

@@ -141,3 +141,18 @@ def test_every_field_is_documented():
     assert len(rows) > 40
     assert all(doc for _, _, _, doc in rows)
     assert Config().to_dict()["model"]["hidden_size"] == 512
+
+
+def test_sample_prompts_from_the_command_line_and_yaml(tmp_path):
+    assert resolve("tiny").train.sample_prompts is None and resolve("tiny").train.sample_tokens == 48
+    assert resolve("tiny", ["train.sample_prompts=Once upon a time"]).train.sample_prompts == ["Once upon a time"]
+    cfg = resolve("tiny", ['train.sample_prompts=["The cat", "def f("]', "train.sample_tokens=0"])
+    assert cfg.train.sample_prompts == ["The cat", "def f("] and cfg.train.sample_tokens == 0
+    save_config(cfg, tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml").train.sample_prompts == ["The cat", "def f("]
+    with pytest.raises(ConfigError, match="not a JSON list of strings"):
+        resolve("tiny", ["train.sample_prompts=[1, 2]"])
+    with pytest.raises(ConfigError, match="must be a list of str or null, got"):
+        Config.from_dict({"train": {"sample_prompts": [1]}})
+    with pytest.raises(ConfigError, match="sample_tokens=-1 must be >= 0"):
+        resolve("tiny", ["train.sample_tokens=-1"])

@@ -35,3 +35,9 @@ def test_unknown_commands_and_garbage_are_refused_or_ignored(tmp_path):
     (tmp_path / CONTROL_FILE).write_text(json.dumps({"seq": 5, "command": "explode"}))
     assert reader.poll() is None
     assert send_command(tmp_path, "stop") == 6 and reader.poll() == "stop"
+
+
+def test_sample_is_a_command(tmp_path):
+    reader = ControlReader(tmp_path)
+    send_command(tmp_path, "sample")
+    assert reader.poll() == "sample"

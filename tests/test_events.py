@@ -4,7 +4,7 @@ import signal
 
 import pytest
 
-from minimind.events import make_event, run_outcome, stop_of_v1
+from minimind.events import EventError, make_event, run_outcome, stop_of_v1
 
 
 def ev(type_: str, v: int = 2, **fields) -> dict:
@@ -103,3 +103,17 @@ def test_resumed_stream_only_the_last_run_counts():
 def test_v2_events_validate():
     make_event("run_stopped", step=1, reason="request", checkpoint="run/checkpoints/step_1")
     make_event("info", message="initialised weights from x")
+
+
+def test_sample_and_heartbeat_events():
+    sample = make_event("sample", step=100, prompt="The cat", text=" sat on the mat.", seconds=0.2,
+                        new_tokens=6, stopped="eos")
+    assert sample["text"] == " sat on the mat."
+    make_event("heartbeat", step=7, total_steps=300, elapsed_s=12.5)
+    with pytest.raises(EventError, match="sample event lacks text"):
+        make_event("sample", step=100, prompt="The cat", seconds=0.2)
+    # Samples and heartbeats never decide how a run ended.
+    events = [START, ev("run_finished", step=30, tokens_seen=1, elapsed_s=2.0), sample]
+    assert run_outcome(events).status == "finished"
+    assert run_outcome([START, ev("heartbeat", step=3, total_steps=9, elapsed_s=1.0)], process_gone=False).status \
+        == "running"

@@ -47,5 +47,14 @@ def test_cli_help_lists_every_command():
     proc = subprocess.run([sys.executable, "-m", "minimind_cli", "--help"], capture_output=True, text=True,
                           cwd=REPO)
     assert proc.returncode == 0
-    for command in ("prepare", "pretrain", "resume", "inspect", "watch", "export"):
+    for command in ("prepare", "pretrain", "resume", "inspect", "watch", "export", "runs"):
         assert command in proc.stdout
+
+
+def test_runs_loads_no_torch(tmp_path):
+    """`minimind runs` reads files only (events, lock, checkpoint meta.json): it starts fast."""
+    mods = _loaded_modules(f"import sys; sys.argv=['minimind', 'runs', {str(tmp_path)!r}, '--json']\n"
+                           "from minimind_cli.app import app\n"
+                           "try:\n    app()\nexcept SystemExit:\n    pass")
+    assert "minimind.run_summary" in mods and "minimind.checkpoint" in mods
+    assert "torch" not in mods

@@ -24,12 +24,14 @@ from minimind.training.curriculum import PhaseTimer
 from minimind.training.faults import NO_FAULTS, Faults
 from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
+from minimind.training.samples import Sampler
 from minimind.training.state import TrainState, weights_file
 from minimind.training.state import save as save_checkpoint
 from minimind.training.step import evaluate
 
 MAX_NONFINITE_IN_A_ROW = 5
-_CONTROL_CODES = {None: 0, "save": 1, "pause": 2, "resume": 3, "stop": 4}
+HEARTBEAT_S = 2.0  # a heartbeat event when this long passed since the last step or heartbeat event
+_CONTROL_CODES = {None: 0, "save": 1, "pause": 2, "resume": 3, "stop": 4, "sample": 5}
 _CODE_COMMANDS = {v: k for k, v in _CONTROL_CODES.items()}
 
 
@@ -53,6 +55,7 @@ class Loop:
         self.warned_no_val = False
         self.announced_at = -1
         self.steps = OOMRecovery(built, reporter, faults.oom_hook())
+        self.sampler = Sampler(built) if built.dist.is_main else None
 
     def elapsed(self) -> float:
         return self.state.elapsed_before_s + (time.time() - self.t_start)
@@ -66,12 +69,15 @@ class Loop:
         timer = StepTimer() if built.curriculum is None else PhaseTimer(
             built.curriculum, built.flops_per_token_at, lambda: built.loader.seq_len)
         interval_tokens, interval_s = 0, 0.0
+        last_report = time.monotonic()
         while state.step < built.total_steps:
             command = self._sync_flags()
             if command == "pause":
                 command = self._pause()
             if command == "save":
                 self.save("request")
+            if command == "sample":
+                self.sample(requested=True)
             if command == "stop" or self.signal_name:
                 return self._stop()
 
@@ -95,6 +101,10 @@ class Loop:
                                  interval_s=interval_s, elapsed_s=self.elapsed(), peak_flops=peak_flops,
                                  expert_counts=counts)
                 interval_tokens, interval_s = 0, 0.0
+                last_report = time.monotonic()
+            elif time.monotonic() - last_report >= HEARTBEAT_S:  # the clock only: no device sync
+                self.report.heartbeat(state.step, built.total_steps, self.elapsed())
+                last_report = time.monotonic()
             if t.eval_interval and state.step % t.eval_interval == 0 and not last:
                 self.evaluate()
             if t.save_interval and state.step % t.save_interval == 0 and not last:
@@ -136,17 +146,35 @@ class Loop:
         return counts
 
     def evaluate(self) -> float | None:
+        """A validation pass, then live samples."""
         t0 = time.perf_counter()
         val = evaluate(self.built)
-        if val is None:
-            if not self.warned_no_val:
-                self.warned_no_val = True
-                self.report.emit("warning", step=self.state.step,
-                                 message="the validation split holds less than one batch: no validation loss")
-            return None
-        self.state.last_val_loss = val
-        self.report.evaluated(self.state.step, val, time.perf_counter() - t0)
+        if val is not None:
+            self.state.last_val_loss = val
+            self.report.evaluated(self.state.step, val, time.perf_counter() - t0)
+        elif not self.warned_no_val:
+            self.warned_no_val = True
+            self.report.emit("warning", step=self.state.step,
+                             message="the validation split holds less than one batch: no validation loss")
+        self.sample()
         return val
+
+    def sample(self, requested: bool = False) -> None:
+        """Live samples, made by rank 0 alone: the other ranks go on to the next step, whose first
+        all-reduce holds them until rank 0 joins. A failure turns samples off; training goes on."""
+        sampler = self.sampler
+        if sampler is None or not (sampler.enabled or requested):
+            return
+        try:
+            note = sampler.prepare() if sampler.enabled else sampler.unavailable or (
+                "no live samples: train.sample_tokens is 0 or train.sample_prompts is empty")
+            samples = [] if note else sampler.run()
+        except Exception as exc:  # noqa: BLE001 - samples are a view on training, never a reason to stop it
+            sampler.unavailable = note = f"live samples turned off: {type(exc).__name__}: {exc}"
+            samples = []
+        if note:
+            self.report.emit("info", step=self.state.step, message=note)
+        self.report.samples(self.state.step, samples)
 
     def save(self, reason: str) -> Path | None:
         """A checkpoint of the current state (rank 0 writes; all ranks wait for it)."""
@@ -174,6 +202,8 @@ class Loop:
             command = self._sync_flags()
             if command == "save":
                 self.save("request")
+            elif command == "sample":
+                self.sample(requested=True)
             elif command in ("resume", "stop") or self.signal_name:
                 break
         self.report.emit("resumed", step=self.state.step)

@@ -25,7 +25,8 @@ SHAPE_HINT = ("resume without model.* overrides, or start a new run with these m
 
 # Keys a resume may change: they do not alter what the saved state means.
 SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_batches",
-             "train.save_interval", "train.keep_last", "train.device", "train.dtype", "train.on_length_change")
+             "train.save_interval", "train.keep_last", "train.device", "train.dtype", "train.on_length_change",
+             "train.sample_prompts", "train.sample_tokens")
 
 
 def check_dataset_fits(cfg: Config, world_size: int) -> int:

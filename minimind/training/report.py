@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from minimind.events import EventWriter, sanitize
-from minimind.metrics import StepTimer, expert_load, format_duration, memory_snapshot
+from minimind.metrics import StepTimer, expert_load, format_duration, memory_snapshot, visible_whitespace
 from minimind.schedule import final_lr, planned_schedule
 from minimind.training.memory import SAFETY_MARGIN, device_total_mib
 
 if TYPE_CHECKING:
     from minimind.training.build import Built
+    from minimind.training.samples import Sample
     from minimind.training.state import TrainState
     from minimind.training.step import StepResult
 
@@ -99,6 +100,15 @@ class Reporter:
     def evaluated(self, step: int, val_loss: float, seconds: float) -> None:
         self.emit("eval", step=step, val_loss=val_loss, perplexity=math.exp(min(val_loss, 50)), seconds=seconds)
         self.print(f"eval step {step}: val loss {val_loss:.4f}")
+
+    def heartbeat(self, step: int, total_steps: int, elapsed_s: float) -> None:
+        self.emit("heartbeat", step=step, total_steps=total_steps, elapsed_s=elapsed_s)
+
+    def samples(self, step: int, samples: list[Sample]) -> None:
+        for sample in samples:
+            self.emit("sample", step=step, **sample.fields())
+            self.print(f"sample step {step}: {visible_whitespace(sample.prompt)} -> "
+                       f"{visible_whitespace(sample.text)}")
 
     def checkpoint(self, step: int, path: Path, seconds: float, reason: str) -> None:
         self.emit("checkpoint", step=step, path=str(path), seconds=seconds, reason=reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -60,24 +61,32 @@ def generate_text(loaded: LoadedWeights, tokenizer_dir: Path, prompt: str, max_n
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else 1
     eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 2
     ids = [bos] + tokenizer.encode(prompt, add_special_tokens=False)
-    input_ids = torch.tensor([ids], dtype=torch.long)  # (1, T)
     gen = torch.Generator().manual_seed(seed)
-    out = model.generate(input_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                         eos_token_id=eos, generator=gen)
-    new = out[0, len(ids):].tolist()
-    if new and new[-1] == eos:
-        stopped = "eos"
-    elif len(new) >= max_new_tokens:
-        stopped = "max_new_tokens"
-    else:
-        stopped = "context"  # the model's max_position_embeddings was reached
+    new, stopped = continue_tokens(model, ids, max_new_tokens, eos, temperature=temperature, top_p=top_p,
+                                   generator=gen)
     return {"prompt": prompt, "completion": tokenizer.decode(new, skip_special_tokens=True),
             "new_tokens": len(new), "max_new_tokens": max_new_tokens, "stopped": stopped,
             "tokenizer": str(tokenizer_dir), "temperature": temperature, "top_p": top_p}
 
 
-def visible_whitespace(text: str) -> str:
-    """``text`` on one line with its whitespace visible: newline, tab and carriage return become
-    ``\\n``, ``\\t``, ``\\r`` (a backslash is doubled so the result reads back unambiguously)."""
-    return (text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
-            .replace("\r", "\\r"))
+@torch.no_grad()
+def continue_tokens(model, ids: list[int], max_new_tokens: int, eos_token_id: int | None, *,
+                    temperature: float = 0.0, top_p: float = 1.0, generator: torch.Generator | None = None,
+                    deadline: float | None = None) -> tuple[list[int], str]:
+    """The new token ids ``model`` writes after ``ids`` (greedy at temperature 0, on the model's
+    device), and why it stopped: "eos", "max_new_tokens", "time" (past ``deadline``, a
+    ``time.perf_counter()`` value) or "context" (the model's last position)."""
+    device = next(model.parameters()).device
+    input_ids = torch.tensor([ids], dtype=torch.long, device=device)  # (1, T)
+    out = model.generate(input_ids, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                         eos_token_id=eos_token_id, generator=generator, deadline=deadline)
+    new = out[0, len(ids):].tolist()
+    if new and new[-1] == eos_token_id:
+        stopped = "eos"
+    elif len(new) >= max_new_tokens:
+        stopped = "max_new_tokens"
+    elif deadline is not None and time.perf_counter() >= deadline:
+        stopped = "time"
+    else:
+        stopped = "context"
+    return new, stopped

@@ -224,7 +224,7 @@ def _print_rich(info: dict[str, Any]) -> None:
     g = info.get("generation")
     if g is not None:
         mode = "greedy" if g["temperature"] <= 0 else f"temperature {g['temperature']}, top-p {g['top_p']}"
-        from minimind.weights.generate import visible_whitespace
+        from minimind.metrics import visible_whitespace
 
         console.print(f"[bold]Generation[/] [dim]({mode}, tokenizer {escape(g['tokenizer'])}; "
                       f"whitespace shown as \\n \\t)[/]")

@@ -93,6 +93,8 @@ def test_headless_progress_shows_info_and_stop(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     events = [ev("info", message="initialised weights from w.pth"), CKPT,
+              ev("heartbeat", step=20, total_steps=40, elapsed_s=3.0),
+              ev("sample", step=20, prompt="The cat", text=" sat\non the mat", seconds=0.1),
               ev("run_stopped", step=20, reason="request", checkpoint=CKPT["path"])]
     (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
 
@@ -107,3 +109,4 @@ def test_headless_progress_shows_info_and_stop(tmp_path):
     text = console.export_text()
     assert code == 0 and seen.stopped["step"] == 20 and seen.last_checkpoint["reason"] == "request"
     assert "initialised weights from w.pth" in text and "warning" not in text
+    assert "sample step 20: The cat →  sat\\non the mat" in text  # one line, whitespace visible

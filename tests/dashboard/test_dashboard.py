@@ -497,6 +497,12 @@ def test_moe_alert_thresholds():
     assert [a.kind for a in moe_alerts([[2, 0, 0, 0]], 1)] == ["dominant", "starved", "starved", "starved"]
 
 
+def test_event_types_the_dashboard_does_not_know_are_ignored():
+    state = RunState()
+    assert state.apply({"v": 3, "type": "from_a_newer_trainer", "time": 1.0, "step": 5}) == set()
+    assert state.log == [] and state.steps == []
+
+
 def test_unreadable_event_is_logged_not_fatal():
     state = RunState()
     state.apply({"type": "eval", "time": 1.0})  # no step

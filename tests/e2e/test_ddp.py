@@ -16,12 +16,14 @@ def torchrun(run_dir, *args, timeout=600):
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def test_two_processes_match_one_process_with_double_batch(tmp_path, small_dataset):
-    common = ["train.max_steps=8", "train.save_interval=4"]
-    single = make_run(tmp_path, small_dataset, "single", [*common, "train.batch_size=4"])
+def test_two_processes_match_one_process_with_double_batch(tmp_path, text_dataset):
+    # With live samples at each eval (rank 0 writes them; rank 1 waits at the next step).
+    common = ["train.max_steps=8", "train.save_interval=4", "train.eval_interval=4", "model.vocab_size=320",
+              "train.sample_tokens=6"]
+    single = make_run(tmp_path, text_dataset, "single", [*common, "train.batch_size=4"])
     code, _, err = run_to_end(single)
     assert code == 0, err
-    ddp = make_run(tmp_path, small_dataset, "ddp", [*common, "train.batch_size=2"])
+    ddp = make_run(tmp_path, text_dataset, "ddp", [*common, "train.batch_size=2"])
     code, out, err = torchrun(ddp)
     assert code == 0, err
     started = read_events(ddp / "events.jsonl")[0]
@@ -30,6 +32,8 @@ def test_two_processes_match_one_process_with_double_batch(tmp_path, small_datas
     assert sorted(a) == sorted(b) == list(range(1, 9))
     for step in a:
         assert abs(a[step][0] - b[step][0]) < 1e-5, (step, a[step], b[step])
+    samples = [e for e in read_events(ddp / "events.jsonl") if e["type"] == "sample"]
+    assert [e["step"] for e in samples] == [4, 4, 4, 8, 8, 8] and all(e["text"] for e in samples)
 
     # Resume under DDP: drop the final checkpoint, resume from step 4, same losses again.
     import shutil

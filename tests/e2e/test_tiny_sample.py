@@ -17,6 +17,10 @@ def test_tiny_profile_on_the_sample_corpus_learns_and_reloads(tmp_path):
     steps = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"]
     assert steps[-1]["step"] == 60
     assert steps[-1]["loss_ema"] < steps[0]["loss"] - 1.5  # ~8.8 -> well under 7.3
+    # The model's own text: greedy continuations of the first words of validation documents.
+    samples = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "sample"]
+    assert len(samples) == 3 and all(s["step"] == 60 and s["prompt"] and s["text"] for s in samples)
+    assert "sample step 60: " in (run_dir / "trainer.log").read_text()
 
     cfg = load_config(run_dir / "config.yaml")
     weights = tmp_path / "out" / f"pretrain_{cfg.model.hidden_size}.pth"

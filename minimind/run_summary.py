@@ -1,0 +1,141 @@
+"""What a run directory says about its run: status, progress, losses and last checkpoint.
+
+``summarize(RUN)`` reads only files: ``events.jsonl`` (the contract), the run lock, ``config.yaml``
+and the ``meta.json`` of each checkpoint. It never loads torch, so ``minimind runs`` starts fast.
+
+Status is one of ``running``, ``finished``, ``stopped``, ``failed`` or ``never started``.
+"Running" is read from the live process, never guessed from how recent the events are: the
+trainer's flock on ``RUN/trainer.lock`` (``runlock.live_owner``), or, for a run without a lock
+file, the pid in its ``run_started`` event when that process runs ``minimind.train``. Everything else
+is ``events.run_outcome``, the rule ``pretrain``, ``resume`` and ``watch`` use too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from minimind.checkpoint import list_checkpoints
+from minimind.events import END_TYPES, EVENTS_FILE, read_events, run_outcome
+from minimind.files import pid_alive
+from minimind.runlock import LOCK_FILE, live_owner
+
+STATUSES = ("running", "finished", "stopped", "failed", "never started")
+# Events whose ``step`` is the run's position (info and warning notes may carry an older one).
+_PROGRESS = ("step", "heartbeat", "eval", "sample", "checkpoint", "paused", "resumed", *END_TYPES)
+
+
+def find_runs(root: str | os.PathLike) -> list[Path]:
+    """The run directories of ``root``: ``root/runs/*`` when it is an output directory, else the
+    directories of ``root`` itself that hold ``events.jsonl`` or ``config.yaml``."""
+    root = Path(root)
+    runs_dir = root / "runs" if (root / "runs").is_dir() else root
+    if not runs_dir.is_dir():
+        return []
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if runs_dir == root:
+        found = [p for p in found if (p / EVENTS_FILE).is_file() or (p / "config.yaml").is_file()]
+    return found
+
+
+def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dict[str, Any]]:
+    """``summarize`` of every run of ``root``, oldest first."""
+    now = time.time() if now is None else now
+    rows = [summarize(p, now) for p in find_runs(root)]
+    return sorted(rows, key=lambda r: (r["started"] is None, r["started"] or 0.0, r["name"]))
+
+
+def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
+    """One run as plain JSON values (see the keys below; None where the run does not say)."""
+    run_dir = Path(run_dir)
+    now = time.time() if now is None else now
+    events = read_events(run_dir / EVENTS_FILE)
+    started = [e for e in events if e.get("type") == "run_started"]
+    last_start = started[-1] if started else {}
+    alive, pid = _live_process(run_dir, last_start)
+    if not events and not alive:
+        status, message = "never started", "no events yet"
+    else:
+        outcome = run_outcome(events, process_gone=not alive)
+        status, message = outcome.status, outcome.message
+        if status == "running":
+            message = ("starting" if not started else "training") + (f" (pid {pid})" if pid else "")
+    row: dict[str, Any] = {
+        "name": run_dir.name, "path": str(run_dir.resolve()), "status": status, "message": message,
+        "pid": pid if status == "running" else None,
+        "profile": last_start.get("profile") or _config_profile(run_dir),
+        "params_total": last_start.get("params_total"), "params_active": last_start.get("params_active"),
+        "step": last_start.get("start_step"), "total_steps": last_start.get("total_steps"),
+        "loss": None, "val_loss": None, "tokens_seen": None, "elapsed_s": None,
+        "started": started[0].get("time") if started else (events[0].get("time") if events else None),
+        "updated": events[-1].get("time") if events else None,
+    }
+    elapsed_at = None
+    for e in events:
+        kind = e.get("type")
+        if kind == "run_started":  # a resume goes back to its checkpoint's step
+            row["step"], row["total_steps"] = e.get("start_step"), e.get("total_steps")
+        if kind in _PROGRESS and isinstance(e.get("step"), int):
+            row["step"] = e["step"]
+        if kind in ("step", "heartbeat") and e.get("total_steps"):
+            row["total_steps"] = e["total_steps"]
+        if kind == "step" and e.get("loss") is not None:
+            row["loss"] = e["loss"]
+        if kind == "run_finished" and e.get("final_loss") is not None:
+            row["loss"] = e["final_loss"]
+        if kind == "eval":
+            row["val_loss"] = e.get("val_loss")
+        if kind in ("step", "run_finished") and e.get("tokens_seen") is not None:
+            row["tokens_seen"] = e["tokens_seen"]
+        if kind in ("step", "heartbeat", "run_finished") and e.get("elapsed_s") is not None:
+            row["elapsed_s"], elapsed_at = float(e["elapsed_s"]), e.get("time")
+    if status == "running" and row["elapsed_s"] is not None and elapsed_at:
+        row["elapsed_s"] += max(0.0, now - float(elapsed_at))  # the clock keeps running between events
+    row["checkpoint"] = _last_checkpoint(run_dir, now)
+    return row
+
+
+def _live_process(run_dir: Path, run_started: dict[str, Any]) -> tuple[bool, int | None]:
+    """Whether a process trains ``run_dir`` now, and its pid when known."""
+    owner = live_owner(run_dir)
+    if owner is not None:
+        return True, owner.pid
+    if (run_dir / LOCK_FILE).exists():
+        return False, None  # a lock file nobody holds: its trainer died
+    pid = run_started.get("pid")  # runs of versions without the lock file
+    if isinstance(pid, int) and pid > 0 and pid_alive(pid) and _is_trainer(pid):
+        return True, pid
+    return False, None
+
+
+def _is_trainer(pid: int) -> bool:
+    """Whether ``pid`` runs minimind's trainer (a reused pid does not); True where it cannot tell."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True
+    return b"minimind.train" in cmdline  # python -m minimind.train, alone or under torchrun
+
+
+def _config_profile(run_dir: Path) -> str | None:
+    try:
+        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        return (data.get("run") or {}).get("profile")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        return None
+
+
+def _last_checkpoint(run_dir: Path, now: float) -> dict[str, Any] | None:
+    """The newest complete checkpoint (meta.json written, every file present) and its age."""
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return None
+    info = checkpoints[-1]
+    saved = info.meta.get("time")
+    if not isinstance(saved, (int, float)):
+        saved = (info.path / "meta.json").stat().st_mtime
+    return {"step": info.step, "path": str(info.path), "time": saved, "age_s": max(0.0, now - saved)}
