@@ -123,6 +123,7 @@ class DataConfig:
 SCHEDULES = ("minimind", "cosine", "constant")
 LENGTH_CHANGES = ("replan", "keep")
 DTYPES = ("auto", "bf16", "fp16", "fp32")
+AUTO = "auto"
 
 
 @dataclass
@@ -131,8 +132,11 @@ class TrainConfig:
 
     epochs: int = _f(1, "passes over the training data")
     max_steps: int | None = _f(None, "stop after this many optimizer steps (null = run all epochs)")
-    batch_size: int = _f(32, "samples per micro-batch per process")
+    batch_size: int | str = _f(32, "samples per micro-batch per process, or auto: the largest that fits in memory "
+                                   "(accumulation_steps then keeps samples_per_step)")
     accumulation_steps: int = _f(8, "micro-batches per optimizer step")
+    samples_per_step: int | None = _f(None, "batch_size auto: samples per optimizer step per process "
+                                            "(null = the batch_size set before auto x accumulation_steps)")
     learning_rate: float = _f(5e-4, "peak learning rate")
     schedule: str = _f("minimind", "lr schedule: minimind (lr/10 + cosine, starts at 1.1*lr), cosine, constant")
     warmup_steps: int = _f(0, "linear warm-up steps (cosine and constant schedules)")
@@ -154,9 +158,18 @@ class TrainConfig:
     save_interval: int = _f(500, "optimizer steps between checkpoints (0 = only at the end and on signals)")
     keep_last: int = _f(3, "checkpoints to keep in the run directory")
 
+    @property
+    def auto_batch(self) -> bool:
+        return self.batch_size == AUTO
+
     def validate(self) -> None:
-        _positive(self, "train", ["epochs", "batch_size", "accumulation_steps", "log_interval",
-                                  "eval_batches", "keep_last"])
+        if isinstance(self.batch_size, str) and self.batch_size != AUTO:
+            raise ConfigError(f"train.batch_size={self.batch_size!r} is not a number or auto"
+                              + suggest(self.batch_size, [AUTO]))
+        if self.samples_per_step is not None and self.samples_per_step <= 0:
+            raise ConfigError(f"train.samples_per_step={self.samples_per_step} must be > 0 or null")
+        _positive(self, "train", ["epochs", "accumulation_steps", "log_interval", "eval_batches", "keep_last"]
+                  + ([] if self.auto_batch else ["batch_size"]))
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"train.max_steps={self.max_steps} must be > 0 or null")
         if not self.learning_rate > 0:
@@ -347,11 +360,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 
 def resolve(profile: str = "default", overrides: list[str] | None = None) -> Config:
     """Profile + overrides -> a validated Config (``run.profile`` records the profile)."""
-    data = apply_overrides(load_profile_dict(profile), overrides or [])
+    data, batch_before_auto = load_profile_dict(profile), None
+    for text in [""] + list(overrides or []):  # the profile, then each override: the last int batch size
+        data = apply_overrides(data, [text]) if text else data
+        batch = data["train"].get("batch_size") if isinstance(data.get("train"), dict) else None
+        batch_before_auto = batch if isinstance(batch, int) and not isinstance(batch, bool) else batch_before_auto
+    _keep_samples_per_step(data, batch_before_auto)
     data.setdefault("run", {})
     if isinstance(data["run"], dict) and not data["run"].get("profile"):
         data["run"]["profile"] = Path(profile).stem if profile.endswith((".yaml", ".yml")) else profile
     return Config.from_dict(data, source=f"profile {profile}")
+
+
+def _keep_samples_per_step(data: dict[str, Any], batch_before_auto: Any) -> None:
+    """``batch_size: auto`` keeps the samples per step that the batch size before it gave."""
+    train = data.get("train")
+    if isinstance(train, dict) and train.get("batch_size") == AUTO and not train.get("samples_per_step"):
+        before = batch_before_auto if isinstance(batch_before_auto, int) else TrainConfig.batch_size
+        accumulation = train.get("accumulation_steps", TrainConfig.accumulation_steps)
+        if isinstance(accumulation, int):
+            train["samples_per_step"] = before * accumulation
 
 
 def save_config(config: Config, path: Path) -> None:

@@ -27,7 +27,14 @@ def unwrap_optional(typ: Any) -> tuple[Any, bool]:
     return typ, False
 
 
+def _int_or_word(typ: Any) -> bool:
+    """``int | str``: a number or a keyword (``batch_size: auto``); the section validates the word."""
+    return typing.get_origin(typ) in (typing.Union, types.UnionType) and set(typing.get_args(typ)) == {int, str}
+
+
 def type_name(typ: Any) -> str:
+    if _int_or_word(typ):
+        return "int or str"
     base, optional = unwrap_optional(typ)
     return base.__name__ + (" or null" if optional else "")
 
@@ -39,6 +46,11 @@ def with_article(name: str) -> str:
 
 def convert_string(key: str, raw: str, typ: Any) -> Any:
     """Convert a command-line string to ``typ`` (bool/int/float/str, optionally null)."""
+    if _int_or_word(typ):
+        try:
+            return convert_string(key, raw, int)
+        except ConfigError:
+            return raw.strip()
     base, optional = unwrap_optional(typ)
     low = raw.strip().lower()
     if optional and low in _NULL:
@@ -65,6 +77,10 @@ def convert_string(key: str, raw: str, typ: Any) -> Any:
 
 
 def check_type(key: str, value: Any, typ: Any, source: str) -> Any:
+    if _int_or_word(typ) and isinstance(value, str):
+        return value
+    if _int_or_word(typ):
+        typ = int
     base, optional = unwrap_optional(typ)
     if value is None:
         if optional:

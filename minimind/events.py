@@ -15,18 +15,28 @@ run_started   run, profile, config (resolved, sections model/data/train/run), pa
               start_step, tokens_per_step, dataset (path, fingerprint, tokens, documents),
               lr_schedule (list of [step, lr] samples of the whole planned schedule),
               schedule_changed_at? (the step of the last re-plan on a length change), resumed_from?,
-              pid
+              pid, batch_size?, accumulation_steps? (the split the run starts with),
+              batch_size_auto? ({"chosen", "accumulation_steps", "global_batch",
+              "requested_global_batch", "note"}: what batch_size auto chose),
+              memory_estimate? ({"batch_size", "params_mib", "grads_mib", "optimizer_mib",
+              "activations_mib", "runtime_mib", "total_mib", "available_mib", "device_total_mib",
+              "safety_margin"}),
               peak_flops?, peak_flops_source? (MFU denominator of one device, FLOP/s, and where it
               came from: "table: NVIDIA H200 bf16" or "measured matmul: ...")
 step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_seen,
               tokens_per_s, step_time_s, elapsed_s, eta_s?, mfu?,
               memory: {"cpu_rss_mib": float} or {"gpu": [{"device", "allocated_mib",
-                       "reserved_mib", "peak_mib", "total_mib"?}], "cpu_rss_mib"?},
+                       "reserved_mib", "peak_mib", "total_mib"?}], "cpu_rss_mib"?}
+                      plus "total_mib"? (the device's memory, RAM on a CPU) and "safety_margin"?
+                      (the fraction a run keeps free),
+              batch_size?, accumulation_steps? (the current split; changes after an OOM retry),
               moe?: {"aux_loss", "load": [[fraction per expert] per layer], "imbalance"}
 eval          step, val_loss, perplexity, seconds
 checkpoint    step, path, seconds, reason ("interval" | "final" | "signal" | "request")
 info          message, step?        (a note worth showing, e.g. "initialised weights from X")
 warning       message, step?        (something the user should look at; training goes on)
+              kind? "oom_retry": out of memory, the same step retried with a smaller micro-batch;
+                    then also batch_size, accumulation_steps (the new split), peak_mib, total_mib
 paused        step
 resumed       step
 run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path?

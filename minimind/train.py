@@ -73,13 +73,14 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc.message, exc.exit_code, hint=exc.hint)
     except KeyboardInterrupt:
         return fail("interrupted before the first step (nothing to save)", 130)
-    except MemoryError:
-        return fail("out of memory; use a smaller batch_size or max_seq_len", EXIT_FAILED, traceback.format_exc())
     except Exception as exc:  # noqa: BLE001 - recorded as run_failed for the dashboard
-        message = f"{type(exc).__name__}: {exc}"
-        if "out of memory" in str(exc).lower():
-            message += " (use a smaller batch_size or max_seq_len)"
-        return fail(message, EXIT_FAILED, traceback.format_exc())
+        from minimind.training.oom import is_out_of_memory
+
+        if is_out_of_memory(exc):  # outside a training step (evaluation, start-up): nothing to re-split
+            first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            return fail(f"out of memory outside a training step ({first}); the last checkpoint is kept",
+                        EXIT_FAILED, hint="use a smaller --batch-size or data.max_seq_len, or --batch-size auto")
+        return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, traceback.format_exc())
     finally:
         reporter.close()
         if events is not None:
@@ -107,15 +108,21 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         from minimind.sinks import Sinks
 
         reporter.sinks = Sinks(cfg, Path(run_dir))
+    info = split_note = None
+    if resume_from is not None:
+        from minimind.checkpoint import find_verified
+        from minimind.training.policy import apply_saved_split
+
+        info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
+        split_note = apply_saved_split(cfg, info.meta, dist.world_size)
     built = build(cfg, dist, init_from=init_from if resume_from is None else None)
     if built.init_note:
         reporter.emit("info", message=built.init_note, step=0)
     state, resumed_from = TrainState(), None
-    if resume_from is not None:
-        from minimind.checkpoint import find_verified
-
-        info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
+    if info is not None:
         state, notes = restore(built, info, force=force, verified=True)
+        if split_note:
+            reporter.emit("info", message=split_note, step=state.step)
         for note in [s.note(info) for s in skipped] + notes:
             reporter.emit("warning", message=note, step=state.step)
         resumed_from = {"path": str(info.path), "step": state.step}

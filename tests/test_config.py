@@ -57,7 +57,9 @@ def test_typo_suggests_nearest_key():
 
 
 def test_wrong_type_names_key():
-    with pytest.raises(ConfigError, match=r"train\.batch_size='abc' is not a valid int"):
+    with pytest.raises(ConfigError, match=r"train\.accumulation_steps='abc' is not a valid int"):
+        resolve("default", ["train.accumulation_steps=abc"])
+    with pytest.raises(ConfigError, match=r"train\.batch_size='abc' is not a number or auto"):
         resolve("default", ["train.batch_size=abc"])
     with pytest.raises(ConfigError, match=r"model\.use_moe"):
         resolve("default", ["model.use_moe=maybe"])
@@ -69,7 +71,10 @@ def test_yaml_profile_errors_name_key(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown key train\.learing_rate \(did you mean train\.learning_rate\?\)"):
         resolve(str(bad))
     bad.write_text("extends: tiny\ntrain:\n  batch_size: lots\n")
-    with pytest.raises(ConfigError, match=r"train\.batch_size must be an int, got 'lots'"):
+    with pytest.raises(ConfigError, match=r"train\.batch_size='lots' is not a number or auto"):
+        resolve(str(bad))
+    bad.write_text("extends: tiny\ntrain:\n  accumulation_steps: lots\n")
+    with pytest.raises(ConfigError, match=r"train\.accumulation_steps must be an int, got 'lots'"):
         resolve(str(bad))
     bad.write_text("extends: tiny\ntrain:\n  learning_rate: lots\n")
     with pytest.raises(ConfigError, match=r"train\.learning_rate must be a float, got 'lots'"):

@@ -12,6 +12,10 @@ Two sample modes:
 Order: global micro-batches of ``batch_size * world_size`` samples follow a permutation seeded by
 ``(seed, epoch)``; rank r takes the r-th slice of each. So 2 ranks x batch b see exactly the
 samples 1 rank x batch 2b sees, and the position (epoch, samples consumed) restores exactly.
+An epoch is a whole number of optimizer steps (``batch_size * accumulation_steps * world_size``
+samples each): the samples of every step depend only on that global batch, never on how it is
+split into micro-batches, so a split changed after an out-of-memory error (``resplit``) or chosen
+by ``batch_size: auto`` trains the same samples in the same order.
 """
 
 from __future__ import annotations
@@ -86,19 +90,21 @@ class EpochOrder:
     and restoring it yields exactly the batches that would have followed.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, num_samples: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 accumulation_steps: int = 1):
         self.num_samples = num_samples
         self.batch_size = batch_size
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.global_batch = batch_size * world_size
-        self.batches_per_epoch = num_samples // self.global_batch
+        self.global_batch = batch_size * world_size  # one micro-batch, all ranks
+        step_samples = self.global_batch * accumulation_steps  # one optimizer step, all ranks
+        self.batches_per_epoch = num_samples // step_samples * accumulation_steps
         if self.batches_per_epoch == 0:
             raise DatasetFormatError(
-                f"the dataset has {num_samples} samples, fewer than one global batch of {self.global_batch} "
-                f"(batch_size {batch_size} x {world_size} processes); use a smaller batch, shorter "
-                f"max_seq_len or more data")
+                f"the dataset has {num_samples} samples, fewer than one global batch of {step_samples} "
+                f"(batch_size {batch_size} x accumulation {accumulation_steps} x {world_size} processes); "
+                f"use a smaller batch, shorter max_seq_len or more data")
         self.epoch = 0
         self.consumed = 0  # samples of the current epoch consumed by all ranks
         self._perm_epoch = -1
@@ -142,9 +148,10 @@ class EpochOrder:
 class BatchLoader:
     """Endless iterator of this rank's micro-batches, with a restorable position."""
 
-    def __init__(self, dataset: PretrainDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1):
+    def __init__(self, dataset: PretrainDataset, batch_size: int, seed: int, rank: int = 0, world_size: int = 1,
+                 accumulation_steps: int = 1):
         self.dataset = dataset
-        self.order = EpochOrder(len(dataset), batch_size, seed, rank, world_size)
+        self.order = EpochOrder(len(dataset), batch_size, seed, rank, world_size, accumulation_steps)
         self.epoch = 0
 
     @property
@@ -164,6 +171,14 @@ class BatchLoader:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.order.load_state_dict(state)
         self.epoch = self.order.epoch
+
+    def resplit(self, batch_size: int, accumulation_steps: int, position: dict[str, Any]) -> None:
+        """Serve micro-batches of ``batch_size`` from ``position`` (a ``state_dict`` taken at the start
+        of an optimizer step) on: the same global batch per step in a new split, so the samples of
+        the step that failed are served again, in the same order."""
+        o = self.order
+        self.order = EpochOrder(o.num_samples, batch_size, o.seed, o.rank, o.world_size, accumulation_steps)
+        self.load_state_dict(position)
 
 
 def optimizer_steps(batches_per_epoch: int, epochs: int, accumulation_steps: int,

@@ -17,7 +17,7 @@ from minimind import distributed as dist_utils
 from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
-from minimind.training import policy
+from minimind.training import memory, policy
 from minimind.training.state import seed_everything
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -80,6 +80,8 @@ class Built:
     params: dict[str, int]
     flops_per_token: float
     init_note: str | None = None
+    memory_estimate: memory.MemoryEstimate | None = None  # at the micro-batch the run starts with
+    auto_split: memory.Split | None = None  # what batch_size auto chose
 
     @property
     def amp_dtype(self) -> torch.dtype:
@@ -112,16 +114,23 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
     dist_utils.init(dist, device)
 
     policy.check_dataset_fits(cfg, dist.world_size)
-    train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train")
-    val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val")
-    loader = BatchLoader(train_data, t.batch_size, t.seed, dist.rank, dist.world_size)
-    total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
-
+    runtime = memory.process_rss_mib() if device.type == "cpu" else 0.0  # before the model exists
+    estimate = memory.check_fits(cfg, dtype_name, device, runtime, refuse_too_large_batch=device.type == "cpu")
     seed_everything(t.seed)
     model = MiniMindLM(cfg.model)
     init_note = load_init_weights(model, init_from) if init_from is not None else None
     model.to(device)
+    auto_split = None
+    if t.auto_batch:
+        auto_split = memory.choose_split(cfg, model, dtype_name, device, dist, runtime)
+        t.batch_size, t.accumulation_steps = auto_split.batch_size, auto_split.accumulation_steps
+        estimate = memory.estimate(cfg, t.batch_size, dtype_name=dtype_name, device_type=device.type,
+                                   available=memory.available_memory(device), runtime_mib=runtime)
     optimizer = make_optimizer(model, cfg)
+    train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train")
+    val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val")
+    loader = BatchLoader(train_data, t.batch_size, t.seed, dist.rank, dist.world_size, t.accumulation_steps)
+    total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "fp16")
     ddp_model: torch.nn.Module = model
     if dist.enabled:
@@ -142,7 +151,7 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
-                 init_note=init_note)
+                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:

@@ -22,10 +22,11 @@ from minimind.metrics import StepTimer
 from minimind.peaks import peak_flops as device_peak_flops
 from minimind.training.build import Built
 from minimind.training.faults import NO_FAULTS, Faults
+from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
 from minimind.training.state import TrainState, weights_file
 from minimind.training.state import save as save_checkpoint
-from minimind.training.step import evaluate, train_step
+from minimind.training.step import evaluate
 
 MAX_NONFINITE_IN_A_ROW = 5
 _CONTROL_CODES = {None: 0, "save": 1, "pause": 2, "resume": 3, "stop": 4}
@@ -50,6 +51,7 @@ class Loop:
         self.signal_name: str | None = None
         self.t_start = time.time()
         self.warned_no_val = False
+        self.steps = OOMRecovery(built, reporter, faults.oom_hook())
 
     def elapsed(self) -> float:
         return self.state.elapsed_before_s + (time.time() - self.t_start)
@@ -73,7 +75,7 @@ class Loop:
                 return self._stop()
 
             state.attempts += 1
-            result = train_step(built, state, inject_nan=self.faults.nan_at(state.attempts))
+            result = self.steps.step(state, inject_nan=self.faults.nan_at(state.attempts))
             timer.add(result.seconds)
             interval_tokens += result.tokens
             interval_s += result.seconds

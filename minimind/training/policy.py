@@ -31,17 +31,21 @@ SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eva
 def check_dataset_fits(cfg: Config, world_size: int) -> int:
     """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary;
     returns the micro-batches per epoch (per process)."""
-    from minimind.data.dataset import EpochOrder, PretrainDataset, optimizer_steps
+    from minimind.data.dataset import EpochOrder, PretrainDataset
 
     if not cfg.data.path:
         raise ConfigError("data.path is not set", "pass --data or run `minimind prepare` first")
+    from minimind.training.memory import requested_samples
+
     ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
-    order = EpochOrder(len(ds), cfg.train.batch_size, cfg.train.seed, 0, world_size)
-    if optimizer_steps(order.batches_per_epoch, cfg.train.epochs, cfg.train.accumulation_steps) == 0:
-        raise DatasetFormatError(
-            f"{cfg.data.path}: {order.batches_per_epoch} micro-batches per epoch x {cfg.train.epochs} "
-            f"epoch(s) make no optimizer step of {cfg.train.accumulation_steps} micro-batches",
-            "lower --accumulation-steps/--batch-size or add data")
+    # batch_size auto: the samples per step are known, their split is chosen later
+    batch, accumulation = ((1, requested_samples(cfg.train)) if cfg.train.auto_batch
+                           else (cfg.train.batch_size, cfg.train.accumulation_steps))
+    try:
+        order = EpochOrder(len(ds), batch, cfg.train.seed, 0, world_size, accumulation)
+    except DatasetFormatError as exc:
+        raise DatasetFormatError(f"{cfg.data.path}: {len(ds)} samples make no optimizer step ({exc})",
+                                 "lower --accumulation-steps/--batch-size or add data") from None
     vocab = int(ds.meta.get("vocab_size", 0))
     if vocab > cfg.model.vocab_size:
         raise ConfigError(f"the dataset's tokenizer has {vocab} tokens but model.vocab_size={cfg.model.vocab_size}",
@@ -162,6 +166,22 @@ def keep_global_batch(cfg: Config, saved_world: int, world: int) -> str | None:
     cfg.train.batch_size = global_batch // world
     return (f"{saved_world} -> {world} processes: train.batch_size {global_batch // saved_world} -> "
             f"{cfg.train.batch_size} per process, keeping the global batch of {global_batch}")
+
+
+def apply_saved_split(cfg: Config, meta: dict, world: int) -> str | None:
+    """Resume with the micro-batch split a checkpoint recorded (``meta.json`` "split": after an
+    out-of-memory retry, or chosen by batch_size auto) when ``cfg`` asks for the same samples per
+    step on the same number of processes; returns a note, or None when nothing changed."""
+    from minimind.training.memory import requested_samples
+
+    split, t = meta.get("split"), cfg.train
+    if not split or int(meta.get("world_size", 1)) != world:
+        return None
+    b, a = int(split["batch_size"]), int(split["accumulation_steps"])
+    if (t.batch_size, t.accumulation_steps) == (b, a) or requested_samples(t) != b * a:
+        return None
+    t.batch_size, t.accumulation_steps = b, a
+    return f"keeping the checkpoint's split: micro-batch {b} x accumulation {a}"
 
 
 @dataclass

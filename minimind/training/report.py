@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from minimind.events import EventWriter, sanitize
 from minimind.metrics import StepTimer, expert_load, format_duration, memory_snapshot
 from minimind.schedule import final_lr, planned_schedule
+from minimind.training.memory import SAFETY_MARGIN, device_total_mib
 
 if TYPE_CHECKING:
     from minimind.training.build import Built
@@ -59,13 +60,16 @@ class Reporter:
                      "samples": len(built.train_data), "packing": cfg.data.packing},
             lr_schedule=planned_schedule(built.total_steps, cfg.train, plan=state.schedule),
             schedule_changed_at=replans[-1].step if replans else None, resumed_from=resumed_from,
-            pid=os.getpid(), peak_flops=peak_flops, peak_flops_source=peak_flops_source)
+            pid=os.getpid(), peak_flops=peak_flops, peak_flops_source=peak_flops_source,
+            **memory_fields(built))
         if replans and replans[-1].step == state.step and resumed_from:
             last = replans[-1]
             self.emit("info", step=state.step,
                       message=f"the run's length changed ({last.before} -> {built.total_steps} steps): lr schedule "
                               f"re-planned at step {last.step}, from {last.lr:.3g} down to "
                               f"{final_lr(cfg.train):.3g} at step {built.total_steps}")
+        if built.auto_split is not None:
+            self.print(built.auto_split.note(built.dist.world_size))
         where = f"resumed at step {state.step}" if resumed_from else "starting"
         self.print(f"{where}: {built.params['total']:,} parameters ({built.params['active']:,} active), "
                    f"{built.total_steps} steps, device {built.device}, dtype {built.dtype_name} "
@@ -125,8 +129,25 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
         lr=result.lr, grad_norm=result.grad_norm, tokens_seen=state.tokens_seen, tokens_per_s=tokens_per_s,
         step_time_s=result.seconds, elapsed_s=elapsed_s, eta_s=timer.eta(built.total_steps - state.step,
                                                                           result.seconds),
-        mfu=mfu, memory=memory_snapshot(built.device))
+        mfu=mfu, memory={**memory_snapshot(built.device), "total_mib": device_total_mib(built.device),
+                         "safety_margin": SAFETY_MARGIN},
+        batch_size=built.cfg.train.batch_size, accumulation_steps=built.cfg.train.accumulation_steps)
     if expert_counts:
         load, imbalance = expert_load(expert_counts)
         fields["moe"] = {"aux_loss": result.aux_loss, "load": load, "imbalance": imbalance}
+    return fields
+
+
+def memory_fields(built: Built) -> dict[str, Any]:
+    """``run_started``'s split and memory fields: the micro-batch the run starts with, what
+    batch_size auto chose, and the memory estimate at that micro-batch."""
+    t, world = built.cfg.train, built.dist.world_size
+    fields: dict[str, Any] = {"batch_size": t.batch_size, "accumulation_steps": t.accumulation_steps}
+    split = built.auto_split
+    if split is not None:
+        fields["batch_size_auto"] = {"chosen": split.batch_size, "accumulation_steps": split.accumulation_steps,
+                                     "global_batch": split.samples_per_step * world,
+                                     "requested_global_batch": split.requested * world, "note": split.note(world)}
+    if built.memory_estimate is not None:
+        fields["memory_estimate"] = built.memory_estimate.to_event()
     return fields

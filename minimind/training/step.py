@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -47,8 +48,10 @@ class StepResult:
         return math.isfinite(self.loss) and (math.isfinite(self.grad_norm) or self.scaler_overflow)
 
 
-def train_step(built: Built, state: TrainState, inject_nan: bool = False) -> StepResult:
-    """One optimizer step over ``accumulation_steps`` micro-batches from ``built.loader``."""
+def train_step(built: Built, state: TrainState, inject_nan: bool = False,
+               before_micro: Callable[[], None] | None = None) -> StepResult:
+    """One optimizer step over ``accumulation_steps`` micro-batches from ``built.loader``.
+    ``before_micro`` runs before each micro-step (fault injection: ``oom.OOMRecovery``)."""
     t0 = time.perf_counter()
     cfg, t = built.cfg, built.cfg.train
     built.model.train()
@@ -60,6 +63,8 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False) -> Ste
     for group in built.optimizer.param_groups:
         group["lr"] = lr
     for micro in range(t.accumulation_steps):
+        if before_micro is not None:
+            before_micro()
         batch = next(built.loader)
         x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
         y = torch.from_numpy(batch.targets).to(built.device, non_blocking=True)

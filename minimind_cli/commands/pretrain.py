@@ -19,6 +19,10 @@ Examples:
 
   minimind pretrain --profile default --nproc 2         (2 processes through torchrun)
 
+  minimind pretrain --profile default --batch-size auto (the largest micro-batch that fits)
+
+  minimind pretrain --profile default --dry-run         (print the config and the memory estimate)
+
 Ctrl-C saves a checkpoint and stops; `minimind resume` continues exactly where it stopped.
 """
 
@@ -38,7 +42,7 @@ def pretrain(
     overrides: Annotated[list[str] | None, typer.Option("--set", help="Override any config key: --set model.hidden_size=256 (repeatable).")] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", help="Passes over the data.")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Samples per micro-batch per process.")] = None,
+    batch_size: Annotated[str | None, typer.Option("--batch-size", help="Samples per micro-batch per process, or auto: the largest that fits (the accumulation keeps the samples per step).")] = None,
     learning_rate: Annotated[float | None, typer.Option("--learning-rate", help="Peak learning rate.")] = None,
     accumulation_steps: Annotated[int | None, typer.Option("--accumulation-steps", help="Micro-batches per optimizer step.")] = None,
     grad_clip: Annotated[float | None, typer.Option("--grad-clip", help="Clip gradients to this global norm.")] = None,
@@ -55,6 +59,7 @@ def pretrain(
     no_tui: Annotated[bool, typer.Option("--no-tui", help="Plain progress instead of the dashboard (automatic when not a terminal).")] = False,
     wandb: Annotated[bool, typer.Option("--wandb", help="Mirror metrics to Weights & Biases (WANDB_MODE=offline works without an account).")] = False,
     tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Write TensorBoard scalars to <run>/tensorboard.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the resolved run and its memory estimate; start nothing.")] = False,
 ) -> None:
     from minimind.config import resolve
     from minimind.training.policy import check_dataset_fits, check_init_from
@@ -82,9 +87,11 @@ def pretrain(
     check_available(cfg)
     from minimind.training.build import pick_device
 
-    pick_device(cfg.train.device)  # a device this machine lacks fails here, before any directory exists
+    device = pick_device(cfg.train.device)  # a device this machine lacks fails here, before any directory exists
 
     out_dir = Path(cfg.run.out_dir)
+    if dry_run:
+        raise typer.Exit(print_dry_run(cfg, device, data, out_dir, nproc * (nnodes or 1)))
     data_path, where = resolve_data(data, cfg, out_dir)
     cfg.data.path = str(data_path)
     from minimind.data.format import read_meta
@@ -97,6 +104,7 @@ def pretrain(
     cfg.validate()
     world = nproc * (nnodes or 1)
     check_dataset_fits(cfg, world)
+    check_memory(cfg, device)
     if init_from is not None:
         check_init_from(cfg.model, init_from)
     run_dir = new_run_dir(cfg)
@@ -105,3 +113,57 @@ def pretrain(
     opts = LaunchOptions(nproc=nproc, nnodes=nnodes, node_rank=node_rank, master_addr=master_addr,
                          master_port=master_port, init_from=init_from.resolve() if init_from else None)
     raise typer.Exit(launch_and_follow(run_dir, cfg, opts, no_tui=no_tui))
+
+
+def check_memory(cfg, device, refuse: bool = True):
+    """The memory estimate against free RAM: a run that clearly does not fit is refused here, in one
+    line with a --batch-size that fits. On a GPU the trainer checks (the CLI holds no CUDA context)
+    and halves a micro-batch that runs out of memory."""
+    if device.type != "cpu":
+        return None
+    from minimind.training.build import pick_dtype
+    from minimind.training.memory import check_fits, process_rss_mib
+
+    dtype, _ = pick_dtype(cfg.train.dtype, device)
+    return check_fits(cfg, dtype, device, process_rss_mib(), refuse_too_large_batch=refuse)
+
+
+def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> int:
+    """``--dry-run``: what would run and how much memory it needs; nothing is written."""
+    from minimind.data.format import is_dataset, read_meta
+    from minimind.training.build import pick_dtype
+    from minimind.training.memory import (
+        MemoryTooSmall,
+        available_memory,
+        estimate,
+        process_rss_mib,
+        requested_samples,
+    )
+    from minimind_cli.runs import console
+
+    source = Path(data or cfg.data.path or out_dir / "data").expanduser()
+    if is_dataset(source):
+        cfg.model.vocab_size = int(read_meta(source).get("vocab_size", cfg.model.vocab_size))
+        console.print(f"data: {source}")
+    else:
+        console.print(f"data: {source} (not prepared yet; model.vocab_size {cfg.model.vocab_size} assumed)")
+    dtype, why = pick_dtype(cfg.train.dtype, device)
+    t = cfg.train
+    split = ("auto" if t.auto_batch else str(t.batch_size)) + f" x accumulation {t.accumulation_steps}"
+    console.print(f"profile {cfg.run.profile}: device {device}, dtype {dtype} ({why}), micro-batch {split} x "
+                  f"{world} process(es) = {requested_samples(t) * world} samples of {cfg.data.max_seq_len} tokens "
+                  f"per step")
+    if device.type == "cpu":
+        runtime, available = process_rss_mib(), available_memory(device)
+    else:
+        runtime, available = 0.0, (None, None)  # the trainer measures free device memory itself
+    est = estimate(cfg, 1 if t.auto_batch else t.batch_size, dtype_name=dtype, device_type=device.type,
+                   available=available, runtime_mib=runtime)
+    for line in est.lines():
+        console.print(line)
+    try:
+        check_memory(cfg, device)
+    except MemoryTooSmall as exc:
+        console.print(f"would refuse: {exc.message}" + (f"\nhint: {exc.hint}" if exc.hint else ""))
+        return exc.exit_code
+    return 0

@@ -1,0 +1,133 @@
+"""Out-of-memory recovery in the training step: the advice "use a smaller batch, more accumulation"
+done by the trainer itself, without changing what is trained.
+
+When a step runs out of memory (``torch.OutOfMemoryError`` on a GPU, or the CPU allocator's
+failure that torch reports), ``OOMRecovery.step``:
+
+1. frees what the failed micro-steps held (partial gradients, cached blocks);
+2. halves the micro-batch (the largest divisor of the samples per step that is at most half of it)
+   and raises the accumulation to match, so the samples per optimizer step stay the same;
+3. serves the same samples again, re-split, from the position where the step began
+   (``BatchLoader.resplit``), and retries the same optimizer step;
+4. emits a ``warning`` event with ``kind: "oom_retry"`` and goes on.
+
+The new split lives in ``cfg.train`` from then on, so every checkpoint records it (config, state,
+meta) and a resume keeps it. At micro-batch 1 there is nothing left to halve: the run fails with
+``OutOfMemoryFailure`` (exit 1, one message naming the peak memory, the device's total and what to
+change next) and saves nothing new, so the last good checkpoint stays the newest.
+
+Under torchrun a rank cannot retry alone (the others wait in the gradient all-reduce), so there an
+out-of-memory error ends the run with the same message.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from minimind.errors import EXIT_FAILED, MinimindError
+from minimind.training.memory import MIB, device_total_mib, knobs
+from minimind.training.step import StepResult, train_step
+
+if TYPE_CHECKING:
+    import torch
+
+    from minimind.training.build import Built
+    from minimind.training.report import Reporter
+    from minimind.training.state import TrainState
+
+
+class OutOfMemoryFailure(MinimindError):
+    """Out of memory with nothing left to shrink; the last good checkpoint is kept."""
+
+    exit_code = EXIT_FAILED
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA or CPU allocation failure as torch reports it (CPU: a RuntimeError from the allocator)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, (oom, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
+                                              or "out of memory" in text.lower())
+
+
+def smaller_split(batch_size: int, accumulation_steps: int) -> tuple[int, int] | None:
+    """About half the micro-batch with the same samples per step, or None at micro-batch 1."""
+    samples = batch_size * accumulation_steps
+    for b in range(batch_size // 2, 0, -1):
+        if samples % b == 0:
+            return b, samples // b
+    return None
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """The peak so far: CUDA memory allocated by torch, or the process's peak RSS on a CPU."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / MIB
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def free_memory(built: Built) -> None:
+    """Drop what a failed step held: partial gradients, the scaler's half-done unscale, cached blocks."""
+    import torch
+
+    built.optimizer.zero_grad(set_to_none=True)
+    per_optimizer = getattr(built.scaler, "_per_optimizer_states", None)
+    if per_optimizer is not None:
+        per_optimizer.clear()
+    gc.collect()
+    if built.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+class OOMRecovery:
+    """Runs optimizer steps through ``train_step`` and recovers from out-of-memory errors."""
+
+    def __init__(self, built: Built, report: Reporter, before_micro: Callable[[], None] | None = None):
+        self.built = built
+        self.report = report
+        self.before_micro = before_micro
+
+    def step(self, state: TrainState, inject_nan: bool = False) -> StepResult:
+        position = self.built.loader.state_dict()
+        while True:
+            try:
+                return train_step(self.built, state, inject_nan=inject_nan, before_micro=self.before_micro)
+            except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
+                if not is_out_of_memory(exc):
+                    raise
+                what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            # Outside the except block: the traceback (and the tensors its frames hold) is gone.
+            self._shrink(state, position, what)
+
+    def _shrink(self, state: TrainState, position: dict, what: str) -> None:
+        built, t = self.built, self.built.cfg.train
+        free_memory(built)
+        step = state.step + 1
+        peak, total = peak_memory_mib(built.device), device_total_mib(built.device)
+        smaller = None if built.dist.enabled else smaller_split(t.batch_size, t.accumulation_steps)
+        if smaller is None:
+            why = ("at micro-batch 1" if t.batch_size == 1 else
+                   f"at micro-batch {t.batch_size} under torchrun (a rank cannot retry alone)")
+            raise OutOfMemoryFailure(
+                f"out of memory at step {step} {why}: peak {peak:,.0f} MiB of {total:,.0f} MiB on {built.device} "
+                f"({what}); nothing new was saved, the last checkpoint is kept",
+                knobs(built.cfg) + ("" if t.batch_size == 1 else "; or a smaller --batch-size"))
+        before = (t.batch_size, t.accumulation_steps)
+        t.batch_size, t.accumulation_steps = smaller
+        built.loader.resplit(t.batch_size, t.accumulation_steps, position)
+        message = (f"out of memory at step {step} with micro-batch {before[0]} (peak {peak:,.0f} MiB of "
+                   f"{total:,.0f} MiB): retrying the same step as micro-batch {t.batch_size} x accumulation "
+                   f"{t.accumulation_steps}, the same {t.batch_size * t.accumulation_steps} samples per step")
+        self.report.emit("warning", step=step, kind="oom_retry", message=message, batch_size=t.batch_size,
+                         accumulation_steps=t.accumulation_steps, peak_mib=peak, total_mib=total)
+        self.report.print(f"warning: {message}", stderr=True)
