@@ -23,6 +23,8 @@ run_started   run, profile, config (resolved, sections model/data/train/run), pa
               "safety_margin"}), optimizer? ("adamw" | "muon")
               seq_len_schedule? ([[first step, seq_len], ...]: a sequence-length curriculum's phases;
                                  a phase starts after "first step" optimizer steps; null = none)
+              peak_flops?, peak_flops_source? (MFU denominator of one device, FLOP/s, and where it
+              came from: "table: NVIDIA H200 bf16" or "measured matmul: ...")
 step          step, total_steps, epoch, loss, loss_ema, lr, grad_norm, tokens_seen,
               tokens_per_s, step_time_s, elapsed_s, eta_s?, mfu?,
               memory: {"cpu_rss_mib": float} or {"gpu": [{"device", "allocated_mib",

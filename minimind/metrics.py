@@ -6,7 +6,6 @@ without loading torch."""
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,35 +58,6 @@ class StepTimer:
         if self.counted:
             return remaining_steps * self.total / self.counted
         return remaining_steps * last_step_s if self.seen else None
-
-
-def measure_matmul_peak(device: torch.device, dtype: torch.dtype, seconds: float = 0.4) -> float:
-    """FLOP/s of a square matmul on this device and dtype: the MFU denominator, measured, not assumed."""
-    import torch
-
-    n = 4096 if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    iters, start = 0, time.perf_counter()
-    while True:
-        a @ b
-        iters += 1
-        if iters % 4 == 0:
-            _sync(device)
-            elapsed = time.perf_counter() - start
-            if elapsed >= seconds:
-                break
-    return 2 * n**3 * iters / elapsed
-
-
-def _sync(device: torch.device) -> None:
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def memory_snapshot(device: torch.device) -> dict:

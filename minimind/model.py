@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from minimind.config import ModelConfig
+from minimind.losses import linear_cross_entropy
+from minimind.moe_dispatch import dispatch
 
 
 class RMSNorm(nn.Module):
@@ -178,7 +180,8 @@ class MoEGate(nn.Module):
 
 
 class MoEFeedForward(nn.Module):
-    """Routed experts plus always-on shared experts. Loops over experts, never over tokens."""
+    """Routed experts plus always-on shared experts: the gate chooses (``MoEGate``), ``dispatch``
+    runs the chosen experts as grouped matmuls (``minimind.moe_dispatch``)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -192,35 +195,22 @@ class MoEFeedForward(nn.Module):
     def forward(self, x_BTD: torch.Tensor, valid_BT: torch.Tensor | None = None) -> torch.Tensor:
         B, T, D = x_BTD.shape
         topk_idx_NK, topk_weight_NK, self.aux_loss = self.gate(x_BTD, valid_BT)
-        x_ND = x_BTD.reshape(-1, D)
-        K = topk_idx_NK.shape[1]
-        flat_expert = topk_idx_NK.reshape(-1)  # (N*K,) expert of each (token, slot)
-        tokens_per_expert_E = torch.bincount(flat_expert, minlength=len(self.experts))
         if self.training:
-            with torch.no_grad():
-                if valid_BT is None:
-                    self.expert_counts += tokens_per_expert_E.to(self.expert_counts.dtype)
-                else:
-                    valid_NK = valid_BT.reshape(-1, 1).expand(-1, K).reshape(-1).to(self.expert_counts.dtype)
-                    self.expert_counts.index_add_(0, flat_expert, valid_NK)
-
-        out_ND = torch.zeros_like(x_ND)
-        order = torch.argsort(flat_expert, stable=True)  # (token, slot) pairs grouped by expert
-        token_of_pair = order // K
-        weight_of_pair = topk_weight_NK.reshape(-1)[order]
-        counts = tokens_per_expert_E.tolist()
-        start = 0
-        for e, count in enumerate(counts):
-            if count == 0:
-                continue
-            tokens = token_of_pair[start:start + count]
-            y = self.experts[e](x_ND[tokens]) * weight_of_pair[start:start + count, None]
-            out_ND.index_add_(0, tokens, y.to(out_ND.dtype))
-            start += count
-        out_BTD = out_ND.view(B, T, D)
+            self._count(topk_idx_NK, valid_BT)
+        out_BTD = dispatch(x_BTD.reshape(-1, D), topk_idx_NK, topk_weight_NK, self.experts).view(B, T, D)
         for shared in self.shared_experts:
             out_BTD = out_BTD + shared(x_BTD)
         return out_BTD
+
+    @torch.no_grad()
+    def _count(self, topk_idx_NK: torch.Tensor, valid_BT: torch.Tensor | None) -> None:
+        """Routing statistics on the device (no sync): padding positions do not count."""
+        K = topk_idx_NK.shape[1]
+        if valid_BT is None:
+            picks = torch.ones(topk_idx_NK.numel(), dtype=self.expert_counts.dtype, device=topk_idx_NK.device)
+        else:
+            picks = valid_BT.reshape(-1, 1).expand(-1, K).reshape(-1).to(self.expert_counts.dtype)
+        self.expert_counts.index_add_(0, topk_idx_NK.reshape(-1), picks)
 
 
 class Block(nn.Module):
@@ -255,7 +245,7 @@ class Backbone(nn.Module):
 
 @dataclass
 class ModelOutput:
-    logits: torch.Tensor  # (B, T, vocab)
+    logits: torch.Tensor | None  # (B, T, vocab); None when targets were given (the loss never builds them)
     loss: torch.Tensor | None  # masked-mean cross entropy (without the aux loss)
     aux_loss: torch.Tensor  # MoE balance loss summed over layers (0 for dense)
     past: list[KVCache] | None = None
@@ -293,18 +283,17 @@ class MiniMindLM(nn.Module):
         for i, layer in enumerate(self.model.layers):
             x, present = layer(x, cos, sin, past[i] if past else None, valid)
             presents.append(present)
-        logits = self.lm_head(self.model.norm(x))
-
-        loss = None
-        if targets is not None:
-            per_token = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1),
-                                        reduction="none")
-            if loss_mask is None:
-                loss = per_token.mean()
-            else:
-                mask = loss_mask.reshape(-1).to(per_token.dtype)
-                loss = (per_token * mask).sum() / mask.sum().clamp(min=1)
-        return ModelOutput(logits, loss, self.aux_loss(), presents if use_cache else None)
+        h = self.model.norm(x)
+        if targets is None:
+            return ModelOutput(self.lm_head(h), None, self.aux_loss(), presents if use_cache else None)
+        # The loss never materialises the (B, T, vocab) fp32 logits: chunked fused cross-entropy.
+        if loss_mask is None:
+            weights = torch.full((B * T,), 1.0 / (B * T), device=h.device)
+        else:
+            mask = loss_mask.reshape(-1).float()
+            weights = mask / mask.sum().clamp(min=1)
+        loss = linear_cross_entropy(h.reshape(B * T, -1), self.lm_head.weight, targets.reshape(-1), weights)
+        return ModelOutput(None, loss, self.aux_loss(), presents if use_cache else None)
 
     def moe_layers(self) -> list[MoEFeedForward]:
         return [layer.mlp for layer in self.model.layers if isinstance(layer.mlp, MoEFeedForward)]

@@ -18,7 +18,8 @@ import torch
 from minimind import distributed as dist_utils
 from minimind.control import ControlReader
 from minimind.errors import EXIT_FAILED, MinimindError
-from minimind.metrics import StepTimer, measure_matmul_peak
+from minimind.metrics import StepTimer
+from minimind.peaks import peak_flops as device_peak_flops
 from minimind.training.build import Built
 from minimind.training.curriculum import PhaseTimer
 from minimind.training.faults import NO_FAULTS, Faults
@@ -63,8 +64,9 @@ class Loop:
     def run(self, resumed_from: dict | None = None) -> int:
         built, state, t = self.built, self.state, self.built.cfg.train
         self._install_signal_handlers()
-        peak_flops = measure_matmul_peak(built.device, built.amp_dtype) if built.dist.is_main else 0.0
-        self.report.run_started(built, state, self.run_dir, resumed_from, peak_flops)
+        peak_flops, peak_source = (device_peak_flops(built.device, built.dtype_name) if built.dist.is_main
+                                   else (0.0, None))
+        self.report.run_started(built, state, self.run_dir, resumed_from, peak_flops, peak_source)
         start_step = state.step
         timer = StepTimer() if built.curriculum is None else PhaseTimer(
             built.curriculum, built.flops_per_token_at, lambda: built.loader.seq_len)

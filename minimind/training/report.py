@@ -46,7 +46,7 @@ class Reporter:
 
     # ------------------------------------------------------------------ the run's life
     def run_started(self, built: Built, state: TrainState, run_dir: Path, resumed_from: dict | None,
-                    peak_flops: float) -> None:
+                    peak_flops: float, peak_flops_source: str | None = None) -> None:
         cfg = built.cfg
         replans = state.schedule.replans if state.schedule else ()
         self.emit(
@@ -61,7 +61,8 @@ class Reporter:
                      "samples": len(built.train_data), "packing": cfg.data.packing},
             lr_schedule=planned_schedule(built.total_steps, cfg.train, plan=state.schedule),
             schedule_changed_at=replans[-1].step if replans else None, resumed_from=resumed_from,
-            pid=os.getpid(), peak_flops=peak_flops, optimizer=cfg.train.optimizer, **memory_fields(built),
+            pid=os.getpid(), peak_flops=peak_flops, peak_flops_source=peak_flops_source,
+            optimizer=cfg.train.optimizer, **memory_fields(built),
             seq_len_schedule=built.curriculum.to_event() if built.curriculum else None)
         if replans and replans[-1].step == state.step and resumed_from:
             last = replans[-1]
@@ -132,8 +133,8 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
                  interval_tokens: int, interval_s: float, elapsed_s: float, peak_flops: float,
                  expert_counts: list[list[float]]) -> dict[str, Any]:
     """The ``step`` event's fields. tokens/s is over the log interval (all ranks); MFU is
-    flops_per_token (at this step's window length) x tokens/s per device over the measured matmul
-    peak of one device."""
+    flops_per_token (at this step's window length) x tokens/s per device over the peak of one device
+    (``minimind.peaks``)."""
     tokens_per_s = interval_tokens / interval_s if interval_s > 0 else 0.0
     seq_len = built.loader.seq_len
     flops = built.flops_per_token_at(seq_len)

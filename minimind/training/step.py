@@ -2,7 +2,9 @@
 
 ``train_step`` runs ``accumulation_steps`` micro-batches (gradient sync only on the last one
 under DDP), clips, and steps the optimizer only when ``StepResult.finite``: the one rule for
-whether a step counts. It reads the learning rate for ``state.step`` and never advances the state;
+whether a step counts. Nothing is read back from the device between micro-batches: losses and
+the gradient norm are summed there and read once per optimizer step (one sync, which the
+finiteness rule needs anyway). It reads the learning rate for ``state.step`` and never advances the state;
 the loop does that.
 """
 
@@ -55,7 +57,10 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     t0 = time.perf_counter()
     cfg, t = built.cfg, built.cfg.train
     built.model.train()
-    sums = torch.zeros(3, dtype=torch.float64)  # ce, aux, tokens
+    # Losses stay on the device; the only read back to Python is one small tensor per step.
+    ce_sum = torch.zeros((), dtype=torch.float64, device=built.device)
+    aux_sum = torch.zeros((), dtype=torch.float64, device=built.device)
+    tokens = 0  # known on the host from the batch: no device read
     lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
     set_lr(built.optimizer, lr)
     built.loader.seq_len = built.seq_len_at(state.step)  # a curriculum's window (same tokens per step)
@@ -65,7 +70,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
         batch = next(built.loader)
         x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
         y = torch.from_numpy(batch.targets).to(built.device, non_blocking=True)
-        mask = None if cfg.data.packing else torch.from_numpy(batch.loss_mask).to(built.device)
+        mask = None if cfg.data.packing else torch.from_numpy(batch.loss_mask).to(built.device, non_blocking=True)
         last = micro == t.accumulation_steps - 1
         sync = contextlib.nullcontext() if (last or not built.dist.enabled) else built.ddp_model.no_sync()
         with sync:
@@ -73,14 +78,18 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
                 out = built.forward_model(x, targets=y, loss_mask=mask)
             loss = out.loss * float("nan") if inject_nan else out.loss
             built.scaler.scale((loss + out.aux_loss) / t.accumulation_steps).backward()
-        sums += torch.tensor([loss.item(), float(out.aux_loss.item()), batch.trained_tokens], dtype=torch.float64)
+        ce_sum += loss.detach()
+        aux_sum += out.aux_loss.detach()
+        tokens += batch.trained_tokens
     built.scaler.unscale_(built.optimizer)
     clip = t.grad_clip if t.grad_clip > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(built.model.parameters(), clip))
+    grad_norm_t = torch.nn.utils.clip_grad_norm_(built.model.parameters(), clip)
+    sums = torch.stack([ce_sum, aux_sum, torch.tensor(float(tokens), dtype=torch.float64, device=built.device)])
     dist_utils.all_reduce_sum(sums, built.dist)
+    ce, aux, all_tokens, grad_norm = torch.cat([sums, grad_norm_t.detach().double().reshape(1)]).tolist()  # the sync
     n = t.accumulation_steps * built.dist.world_size
     overflow = built.scaler.is_enabled() and not math.isfinite(grad_norm)
-    result = StepResult(loss=sums[0].item() / n, aux_loss=sums[1].item() / n, tokens=int(sums[2].item()),
+    result = StepResult(loss=ce / n, aux_loss=aux / n, tokens=int(all_tokens),
                         grad_norm=grad_norm, lr=lr, seconds=0.0, scaler_overflow=overflow)
     if result.finite:
         built.scaler.step(built.optimizer)  # a no-op update on an fp16 overflow
@@ -98,7 +107,7 @@ def evaluate(built: Built) -> float | None:
     split, all ranks together; None when the split holds less than one batch."""
     t = built.cfg.train
     built.model.eval()
-    sums = torch.zeros(2, dtype=torch.float64)
+    sums = torch.zeros(2, dtype=torch.float64, device=built.device)
     for batch in validation_batches(built.val_data, t.batch_size, t.eval_batches, built.dist.rank,
                                     built.dist.world_size):
         x = torch.from_numpy(batch.input_ids).to(built.device)
@@ -106,10 +115,11 @@ def evaluate(built: Built) -> float | None:
         mask = torch.from_numpy(batch.loss_mask).to(built.device)
         with built.autocast():
             out = built.model(x, targets=y, loss_mask=mask)
-        n = float(mask.sum().item())
-        sums += torch.tensor([out.loss.item() * n, n], dtype=torch.float64)
+        n = mask.sum().double()
+        sums += torch.stack([out.loss.double() * n, n])
     dist_utils.all_reduce_sum(sums, built.dist)
     built.model.train()
-    if sums[1] == 0:
+    total, count = sums.tolist()
+    if count == 0:
         return None
-    return sums[0].item() / sums[1].item()
+    return total / count
