@@ -40,7 +40,8 @@ def test_events_carry_the_phases_and_each_steps_window(reference):
     assert [e["seq_len"] for e in steps] == [8] * 4 + [16] * 4 + [32] * 8
     assert [e["tokens_seen"] for e in steps] == [256 * s for s in range(1, 17)]  # constant tokens per step
     assert all(e["eta_s"] is not None and e["tokens_per_s"] > 0 for e in steps)
-    infos = [(e["step"], e["message"]) for e in events if e["type"] == "info"]
+    infos = [(e["step"], e["message"]) for e in events
+             if e["type"] == "info" and e["message"].startswith("sequence-length curriculum")]
     assert infos == [(4, "sequence-length curriculum: windows of 16 tokens from step 5 (micro-batch 8 x 16)"),
                      (8, "sequence-length curriculum: windows of 32 tokens from step 9 (micro-batch 4 x 32)")]
     assert losses_by_step(reference)[16][0] < losses_by_step(reference)[1][0] - 0.5

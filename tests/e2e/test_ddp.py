@@ -107,7 +107,9 @@ def test_muon_and_router_bias_two_processes_match_one_with_double_batch(tmp_path
     a, b = losses_by_step(single), losses_by_step(ddp)
     assert sorted(a) == sorted(b) == list(range(1, 7))
     for step in a:
-        assert abs(a[step][0] - b[step][0]) < 1e-4, (step, a[step], b[step])
+        # Newton-Schulz orthogonalisation amplifies the all-reduce's different summation order
+        # (measured: 3e-5 relative at step 3), so the losses agree to 1e-4 relative.
+        assert abs(a[step][0] - b[step][0]) < 1e-4 * abs(a[step][0]), (step, a[step], b[step])
     bias = {run: [e["moe"]["router_bias"] for e in read_events(run / "events.jsonl") if e["type"] == "step"]
             for run in (single, ddp)}
     assert bias[single] == bias[ddp]  # +-coeff steps from the same global loads
