@@ -46,11 +46,23 @@ def rope_tables(head_dim: int, max_len: int, theta: float) -> tuple[torch.Tensor
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate-half RoPE. x: (B, T, H, hd); cos/sin: (T, hd)."""
+    """Rotate-half RoPE. x: (B, T, H, hd); cos/sin: (T, hd), or (B, T, hd) for per-row positions."""
     half = x.shape[-1] // 2
     rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    if cos.dim() == 2:
+        cos, sin = cos[None, :, None, :], sin[None, :, None, :]
+    else:
+        cos, sin = cos[:, :, None, :], sin[:, :, None, :]
     return (x * cos + rotated * sin).to(x.dtype)
+
+
+def document_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """(B, 1, T, T) boolean attention mask of packed documents (True = may attend): causal, and
+    inside the query's document, which starts ``position_ids[b, q]`` tokens before the query."""
+    T = position_ids.shape[1]
+    idx = torch.arange(T, device=position_ids.device)
+    doc_start = (idx - position_ids)[:, :, None]  # (B, T, 1): the first key of each query's document
+    return ((idx[None, None, :] <= idx[None, :, None]) & (idx[None, None, :] >= doc_start))[:, None]
 
 
 KVCache = tuple[torch.Tensor, torch.Tensor]
@@ -71,8 +83,8 @@ class Attention(nn.Module):
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-                past: KVCache | None = None) -> tuple[torch.Tensor, KVCache]:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, past: KVCache | None = None,
+                doc_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, KVCache]:
         B, T, _ = x.shape
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)  # (B, T, H, hd)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # (B, T, Hkv, hd)
@@ -89,7 +101,9 @@ class Attention(nn.Module):
         v = v.transpose(1, 2).repeat_interleave(groups, dim=1)
         S = k.shape[2]
         mask, causal = None, True
-        if S != T:
+        if doc_mask is not None:  # packed documents (no cache): block-diagonal causal
+            mask, causal = doc_mask, False
+        elif S != T:
             causal = False
             if T > 1:  # several new tokens after a cache: each sees the past and its own prefix
                 mask = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
@@ -221,8 +235,8 @@ class Block(nn.Module):
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.mlp = MoEFeedForward(cfg) if cfg.use_moe else FeedForward(cfg)
 
-    def forward(self, x, cos, sin, past=None, valid=None):
-        attn_out, present = self.self_attn(self.input_layernorm(x), cos, sin, past)
+    def forward(self, x, cos, sin, past=None, valid=None, doc_mask=None):
+        attn_out, present = self.self_attn(self.input_layernorm(x), cos, sin, past, doc_mask)
         x = x + attn_out
         h = self.post_attention_layernorm(x)
         x = x + (self.mlp(h, valid) if isinstance(self.mlp, MoEFeedForward) else self.mlp(h))
@@ -267,21 +281,28 @@ class MiniMindLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None, past: list[KVCache] | None = None,
-                use_cache: bool = False) -> ModelOutput:
+                use_cache: bool = False, position_ids: torch.Tensor | None = None) -> ModelOutput:
         """input_ids (B, T). targets (B, T) enable the loss; loss_mask (B, T) weights it and marks
-        the positions that count for MoE routing statistics (padding = 0)."""
+        the positions that count for MoE routing statistics (padding = 0). position_ids (B, T), each
+        token's position in its document (packed documents, no cache), select the RoPE angles and
+        keep attention inside each document; None = one sequence per row, the causal fast path."""
         B, T = input_ids.shape
         start = past[0][0].shape[1] if past else 0
         if start + T > self.config.max_position_embeddings:
             raise ValueError(f"sequence of {start + T} tokens exceeds max_position_embeddings="
                              f"{self.config.max_position_embeddings}")
-        cos = self.model.rope_cos[start:start + T]
-        sin = self.model.rope_sin[start:start + T]
+        doc_mask = None
+        if position_ids is None:
+            cos = self.model.rope_cos[start:start + T]
+            sin = self.model.rope_sin[start:start + T]
+        else:
+            cos, sin = self.model.rope_cos[position_ids], self.model.rope_sin[position_ids]  # (B, T, hd)
+            doc_mask = document_mask(position_ids)
         x = self.model.dropout(self.model.embed_tokens(input_ids))  # (B, T, D)
         valid = loss_mask.bool() if loss_mask is not None else None
         presents = []
         for i, layer in enumerate(self.model.layers):
-            x, present = layer(x, cos, sin, past[i] if past else None, valid)
+            x, present = layer(x, cos, sin, past[i] if past else None, valid, doc_mask)
             presents.append(present)
         h = self.model.norm(x)
         if targets is None:

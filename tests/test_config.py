@@ -112,6 +112,14 @@ def test_cross_field_validation(override, message):
         resolve("default", [override])
 
 
+def test_doc_mask_needs_packing():
+    with pytest.raises(ConfigError, match="doc_mask=true needs packed samples") as exc:
+        resolve("default", ["data.doc_mask=true", "data.packing=false"])
+    assert "data.packing=true" in exc.value.hint
+    assert resolve("tiny", ["data.doc_mask=true"]).data.doc_mask is True
+    assert resolve("default").data.doc_mask is False
+
+
 def test_top1_with_normalisation_is_refused():
     with pytest.raises(ConfigError, match="without gradient"):
         resolve("moe", ["model.num_experts_per_tok=1"])

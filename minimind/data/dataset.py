@@ -12,6 +12,12 @@ Two sample modes:
 A sequence-length curriculum (``BatchLoader.seq_len``) cuts each packed sample into shorter windows
 of the same targets; the order below still counts whole samples.
 
+Document-aware packing (``doc_mask``, packed only): every batch also carries ``position_ids``, the
+position of each input token in its document, from the split's stored offsets (vectorised: one
+``searchsorted`` per batch). A position restarts at 0 at each document start, and at the window
+start for the document a window begins inside (its earlier tokens are in another sample). The
+model derives the block-diagonal causal attention mask from them (``minimind.model``).
+
 Order: global micro-batches of ``batch_size * world_size`` samples follow a permutation seeded by
 ``(seed, epoch)``; rank r takes the r-th slice of each. So 2 ranks x batch b see exactly the
 samples 1 rank x batch 2b sees, and the position (epoch, samples consumed) restores exactly.
@@ -38,6 +44,7 @@ class Batch:
     input_ids: np.ndarray  # (B, T) int64
     targets: np.ndarray  # (B, T) int64
     loss_mask: np.ndarray  # (B, T) float32: 1 = trained on, 0 = padding
+    position_ids: np.ndarray | None = None  # (B, T) int64 position in the document (doc_mask only)
 
     @property
     def trained_tokens(self) -> int:
@@ -45,21 +52,29 @@ class Batch:
 
     def rewindow(self, seq_len: int) -> Batch:
         """The same targets as rows of ``seq_len`` (which divides T): each row of B becomes T / seq_len
-        consecutive rows, each predicting its own slice of the row's targets from a shorter context."""
+        consecutive rows, each predicting its own slice of the row's targets from a shorter context.
+        Positions restart at each new row's start, like a window's."""
+        positions = None
+        if self.position_ids is not None:
+            positions = self.position_ids.reshape(-1, seq_len)
+            before_first_start = np.cumsum(positions == 0, axis=1) == 0  # the document the row began inside
+            positions = np.where(before_first_start, positions - positions[:, :1], positions)
         return Batch(self.input_ids.reshape(-1, seq_len), self.targets.reshape(-1, seq_len),
-                     self.loss_mask.reshape(-1, seq_len))
+                     self.loss_mask.reshape(-1, seq_len), positions)
 
 
 class PretrainDataset:
     """Random access to the samples of one split of a dataset directory."""
 
-    def __init__(self, path: str | Path, max_seq_len: int, packing: bool = True, split: str = "train"):
+    def __init__(self, path: str | Path, max_seq_len: int, packing: bool = True, split: str = "train",
+                 doc_mask: bool = False):
         self.path = Path(path)
         self.meta = read_meta(self.path)
         self.split: Split = open_split(self.path, split)
         self.max_seq_len = max_seq_len
         self.window = max_seq_len + 1
         self.packing = packing
+        self.doc_mask = doc_mask and packing
         self.pad_id = int(self.meta.get("pad_id", 0))
         if packing:
             self.num_samples = len(self.split.tokens) // self.window
@@ -89,7 +104,17 @@ class PretrainDataset:
         for r, i in enumerate(indices):
             rows[r], real = self.window_tokens(int(i))
             mask[r, :real - 1] = 1.0  # target t is real iff token t+1 of the row is real
-        return Batch(rows[:, :-1].copy(), rows[:, 1:].copy(), mask)
+        positions = self.position_ids(indices) if self.doc_mask else None
+        return Batch(rows[:, :-1].copy(), rows[:, 1:].copy(), mask, positions)
+
+    def position_ids(self, indices: np.ndarray | list[int]) -> np.ndarray:
+        """(len(indices), max_seq_len): each input token's position in its document, counted from
+        the window start for the document the window begins inside (packed samples)."""
+        starts = np.asarray(indices, dtype=np.int64)[:, None] * self.window
+        token = starts + np.arange(self.max_seq_len, dtype=np.int64)  # index into the split's tokens
+        offsets = self.split.offsets
+        doc_start = offsets[np.searchsorted(offsets, token, side="right") - 1]
+        return token - np.maximum(doc_start, starts)
 
 
 class EpochOrder:

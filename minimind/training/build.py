@@ -137,8 +137,8 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
         estimate = memory.estimate(cfg, t.batch_size, dtype_name=dtype_name, device_type=device.type,
                                    available=memory.available_memory(device), runtime_mib=runtime)
     optimizer = make_optimizer(model, cfg)
-    train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train")
-    val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val")
+    train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train", cfg.data.doc_mask)
+    val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val", cfg.data.doc_mask)
     loader = BatchLoader(train_data, t.batch_size, t.seed, dist.rank, dist.world_size, t.accumulation_steps)
     total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "fp16")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from minimind import distributed as dist_utils
-from minimind.data.dataset import validation_batches
+from minimind.data.dataset import Batch, validation_batches
 from minimind.schedule import lr_at
 from minimind.training.balance import update_router_bias
 from minimind.training.optim import set_lr
@@ -71,11 +71,12 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
         x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
         y = torch.from_numpy(batch.targets).to(built.device, non_blocking=True)
         mask = None if cfg.data.packing else torch.from_numpy(batch.loss_mask).to(built.device, non_blocking=True)
+        docs = document_positions(batch, built.device)
         last = micro == t.accumulation_steps - 1
         sync = contextlib.nullcontext() if (last or not built.dist.enabled) else built.ddp_model.no_sync()
         with sync:
             with built.autocast():
-                out = built.forward_model(x, targets=y, loss_mask=mask)
+                out = built.forward_model(x, targets=y, loss_mask=mask, **docs)
             loss = out.loss * float("nan") if inject_nan else out.loss
             built.scaler.scale((loss + out.aux_loss) / t.accumulation_steps).backward()
         ce_sum += loss.detach()
@@ -101,6 +102,14 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
                    seconds=time.perf_counter() - t0)
 
 
+def document_positions(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
+    """The model's ``position_ids`` argument for a ``data.doc_mask`` batch; no argument otherwise,
+    so the default forward (and its compiled graph) stays exactly the causal one."""
+    if batch.position_ids is None:
+        return {}
+    return {"position_ids": torch.from_numpy(batch.position_ids).to(device, non_blocking=True)}
+
+
 @torch.no_grad()
 def evaluate(built: Built) -> float | None:
     """Mean validation loss (nats/token) over the first ``eval_batches`` batches of the validation
@@ -114,7 +123,7 @@ def evaluate(built: Built) -> float | None:
         y = torch.from_numpy(batch.targets).to(built.device)
         mask = torch.from_numpy(batch.loss_mask).to(built.device)
         with built.autocast():
-            out = built.model(x, targets=y, loss_mask=mask)
+            out = built.model(x, targets=y, loss_mask=mask, **document_positions(batch, built.device))
         n = mask.sum().double()
         sums += torch.stack([out.loss.double() * n, n])
     dist_utils.all_reduce_sum(sums, built.dist)

@@ -129,3 +129,34 @@ def test_missing_or_incomplete_dataset(tmp_path):
     (path / "docs.idx").unlink()
     with pytest.raises(DatasetFormatError, match="incomplete"):
         PretrainDataset(path, 16)
+
+
+def _expected_positions(offsets: list[int], start: int, length: int) -> list[int]:
+    """Per token, slowly: the distance to its document's start or to the window's start."""
+    return [t - max(max(o for o in offsets if o <= t), start) for t in range(start, start + length)]
+
+
+def test_doc_mask_positions_restart_at_document_starts(tmp_path):
+    docs = [[5] * n for n in (3, 10, 1, 25, 4, 30, 7, 2, 12)]  # stored as bos + doc + eos
+    path = write_dataset(tmp_path / "d", docs)
+    ds = PretrainDataset(path, max_seq_len=15, doc_mask=True)  # windows of 16 tokens
+    offsets = ds.split.offsets.tolist()
+    assert offsets[:4] == [0, 5, 17, 20]
+    batch = ds.batch([0, 1, 3, 5])
+    assert batch.position_ids[0].tolist() == [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+    # sample 1 starts at token 16, inside document 1: its positions count from the window start
+    assert batch.position_ids[1].tolist() == [0, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    for row, i in enumerate([0, 1, 3, 5]):
+        assert batch.position_ids[row].tolist() == _expected_positions(offsets, i * 16, 15)
+    # a curriculum's shorter windows (of the 15 inputs: 3 of 5) restart at their own starts too
+    short = batch.rewindow(5)
+    assert short.position_ids[:3].tolist() == [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]]
+    for row in range(short.position_ids.shape[0]):
+        start = [0, 16, 48, 80][row // 3] + 5 * (row % 3)
+        assert short.position_ids[row].tolist() == _expected_positions(offsets, start, 5)
+
+
+def test_without_doc_mask_batches_carry_no_positions(dataset_dir):
+    assert PretrainDataset(dataset_dir, max_seq_len=32).batch([0, 1]).position_ids is None
+    padded = PretrainDataset(dataset_dir, max_seq_len=32, packing=False, doc_mask=True)
+    assert padded.batch([0]).position_ids is None
