@@ -14,6 +14,10 @@ of an older commit) for a before/after comparison in the same run.
 A configuration is ``profile,dtype,mode,compile``: dtype ``auto`` (what the profile picks on this
 machine) or bf16/fp16/fp32; mode packed or padded; compile on, off or ``profile`` (the profile's
 own setting). Default model, batch 4, seq 512 unless ``--batch-size``/``--seq-len`` say otherwise.
+Mode ``docmask`` is packed with ``data.doc_mask=true`` (attention kept inside each document); its
+ratio to the same configuration in packed mode is reported as ``doc_mask_over_packed``:
+
+    python benchmarks/train.py --configs tiny,fp32,packed,off tiny,fp32,docmask,off --repeats 3
 
 On a machine shared with other work, wall-clock rates follow the load; with ``BENCH_THREADS=1``
 the trained tokens per CPU-second of the process (``trained_tokens_per_cpu_s``) are a fairer
@@ -63,7 +67,8 @@ def build_for(spec: str, data: Path, batch: int, seq_len: int):
 
     profile, dtype, mode, compiled = spec.removeprefix("before:").split(",")
     vocab = read_meta(data)["vocab_size"]
-    overrides = [f"data.path={data}", f"data.packing={str(mode == 'packed').lower()}", f"train.batch_size={batch}",
+    overrides = [f"data.path={data}", f"data.packing={str(mode != 'padded').lower()}",
+                 f"data.doc_mask={str(mode == 'docmask').lower()}", f"train.batch_size={batch}",
                  "train.accumulation_steps=1", "train.max_steps=1000000", f"model.vocab_size={vocab}",
                  "train.device=cpu" if os.environ.get("BENCH_DEVICE", "cpu") == "cpu" else "train.device=auto",
                  f"data.max_seq_len={seq_len}"]
@@ -191,6 +196,12 @@ def main() -> None:
                 "tokens_per_cpu_s_over_fp32_eager": round(
                     m["trained_tokens_per_cpu_s"] / medians[ref]["trained_tokens_per_cpu_s"], 2),
                 "peak_rss_over_fp32_eager": round(m["peak_rss_mib"] / medians[ref]["peak_rss_mib"], 2)}
+    for spec, m in medians.items():
+        packed = spec.replace(",docmask,", ",packed,")
+        if packed != spec and packed in medians:
+            ratios.setdefault(spec, {})["doc_mask_over_packed"] = {
+                key: round(m[key] / medians[packed][key], 3)
+                for key in ("trained_tokens_per_s", "trained_tokens_per_cpu_s", "peak_rss_mib")}
     print(json.dumps({"benchmark": "train", "data": str(data), "batch_size": args.batch_size, "seq_len": args.seq_len,
                       "repeats": args.repeats, "medians": medians, "ratios": ratios, "runs": runs}, indent=1))
 

@@ -82,3 +82,17 @@ def test_the_learning_rate_follows_the_schedule_at_the_state_step(make_config):
     result = train_step(built, state)
     assert result.lr == lr_at(7, built.total_steps, built.cfg.train)
     assert all(g["lr"] == result.lr for g in built.optimizer.param_groups)
+
+
+def test_doc_mask_reaches_the_training_step_and_validation(make_config):
+    built = build(make_config("data.doc_mask=true"))
+    assert built.train_data.doc_mask and built.val_data.doc_mask
+    weights = {k: v.clone() for k, v in built.model.state_dict().items()}
+    position = built.loader.state_dict()
+    masked_val, masked = evaluate(built), train_step(built, TrainState())
+    built.model.load_state_dict(weights)
+    built.loader.load_state_dict(position)
+    built.train_data.doc_mask = built.val_data.doc_mask = False  # the same weights and samples, unmasked
+    plain_val, plain = evaluate(built), train_step(built, TrainState())
+    assert masked.finite and plain.finite and masked.tokens == plain.tokens
+    assert abs(masked.loss - plain.loss) > 1e-4 and abs(masked_val - plain_val) > 1e-4
