@@ -15,7 +15,8 @@ COMMON=(--data "$W/data" --out "$W/out" --no-tui --epochs 50 --set train.log_int
         --set train.eval_interval=100 --set train.save_interval=1000 --dtype bf16)
 run() { name=$1; shift; timeout 170 python3 -m minimind_cli pretrain --run "$name" "${COMMON[@]}" "$@" \
         > "$L/$name.log" 2>&1; echo "$name exit $?"; tail -3 "$L/$name.log"; }
-# Same global batch as MiniMind (32 x 512 per micro-batch x accumulation 8) for the loss curves.
+# The profiles' global batch (32 x 512 per micro-batch x accumulation 4; before 2026-11-29 it was 8,
+# so loss curves of earlier runs in RESULTS.md are at twice the tokens per step).
 run default --profile default --max-steps 300
 run moe --profile moe --max-steps 200
 # Bigger micro-batches, same global batch (profiles/gpu.yaml, profiles/moe-gpu.yaml).

@@ -24,7 +24,7 @@ def test_every_shipped_profile_loads():
 def test_default_is_the_seed_recipe():
     cfg = resolve("default")
     assert (cfg.model.hidden_size, cfg.model.num_hidden_layers, cfg.model.ffn_size) == (512, 8, 1408)
-    assert (cfg.data.max_seq_len, cfg.train.batch_size, cfg.train.accumulation_steps) == (512, 32, 8)
+    assert (cfg.data.max_seq_len, cfg.train.batch_size, cfg.train.accumulation_steps) == (512, 32, 4)
     assert cfg.train.learning_rate == 5e-4 and cfg.train.schedule == "minimind"
     assert cfg.train.grad_clip == 1.0 and cfg.train.epochs == 1 and not cfg.model.use_moe
 

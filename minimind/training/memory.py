@@ -279,14 +279,15 @@ def check_fits(cfg: Config, dtype_name: str, device: torch.device, runtime_mib: 
     where = f"the {available[0]:,.0f} MiB of " + ("free device memory" if device.type == "cuda" else "available RAM")
     one = at(1)
     if one.needed_mib > available[0]:
-        raise MemoryTooSmall(f"this run needs about {one.needed_mib:,.0f} MiB even at micro-batch 1 ({dtype_name}), "
-                             f"more than {where}", knobs(cfg))
+        raise MemoryTooSmall(f"this run needs about {one.needed_mib:,.0f} MiB more even at micro-batch 1 ({dtype_name}; "
+                             f"{one.total_mib:,.0f} MiB with Python and torch), more than {where}", knobs(cfg))
     if not refuse_too_large_batch:
         return est
     split = split_for(max(1, largest_fitting(lambda n: at(n).fits, b)), requested_samples(cfg.train))
     same = "the same" if split.exact else "about the same"
     raise MemoryTooSmall(
-        f"micro-batch {b} needs about {est.needed_mib:,.0f} MiB ({dtype_name}), more than {where}",
+        f"micro-batch {b} needs about {est.needed_mib:,.0f} MiB more ({dtype_name}; {est.total_mib:,.0f} MiB with "
+        f"Python and torch, as --dry-run shows), more than {where}",
         f"use --batch-size {split.batch_size} --accumulation-steps {split.accumulation_steps} ({same} samples per "
         f"step, {SAFETY_MARGIN:.0%} of memory kept free), or --batch-size auto")
 

@@ -5,14 +5,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
+from minimind.metrics import visible_whitespace
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.state import RunState
-
-
-def one_line(text: str) -> str:
-    """Text on one logical line, its whitespace visible (newline, tab and carriage return as
-    ``\\n``, ``\\t``, ``\\r``, as the trainer's own sample lines print them)."""
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t").replace("\r", "\\r")
 
 
 class SamplesPanel(Widget):
@@ -65,9 +60,9 @@ class SamplesPanel(Widget):
                 text.append(f"  ({where}; [ ] earlier/later, g sample now)", style="dim")
             for sample in state.samples_at(shown):
                 text.append("\n")
-                text.append(one_line(str(sample.get("prompt", ""))), style="italic #8b949e")
+                text.append(visible_whitespace(str(sample.get("prompt", ""))), style="italic #8b949e")
                 text.append(" → ", style="dim")
-                text.append(one_line(str(sample.get("text", ""))), style="bold" if n == 0 else "")
+                text.append(visible_whitespace(str(sample.get("text", ""))), style="bold" if n == 0 else "")
                 if sample.get("seconds") is not None:
                     text.append(f"  {fmt.fixed(sample['seconds'], 1)} s", style="dim")
         return text
