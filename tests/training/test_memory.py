@@ -73,7 +73,7 @@ def test_auto_keeps_the_samples_per_step_when_a_divisor_fits(fit, requested, spl
 
 
 def test_batch_size_auto_in_the_config_keeps_the_samples_per_step_before_it():
-    assert resolve("default", ["train.batch_size=auto"]).train.samples_per_step == 256
+    assert resolve("default", ["train.batch_size=auto"]).train.samples_per_step == 128  # 32 x 4
     cfg = resolve("tiny", ["train.batch_size=4", "train.accumulation_steps=2", "train.batch_size=auto"])
     assert cfg.train.auto_batch and requested_samples(cfg.train) == 8
     assert resolve("tiny", ["train.batch_size=auto", "train.samples_per_step=24"]).train.samples_per_step == 24
