@@ -6,7 +6,8 @@ evaluator as ``minimind eval`` on the validation split, packed windows and one d
 at one fixed window length. Reported per variant: val loss (both modes) at the end, the val-loss
 curve against trained tokens, the tokens it took to reach the baseline's final val loss (linear
 interpolation between checkpoints), tokens/s, and for MoE runs the expert imbalance (max/mean
-token share per layer, mean over the steps after warm-up) from the step events.
+token share of the worst layer, per step averaged over the steps after warm-up, and aggregate: the
+shares of all those steps' tokens together) from the step events.
 
     python benchmarks/quality.py                          # features: optimizer, MoE balance, curriculum
     python benchmarks/quality.py --suite recipes          # packed (ours) vs padded (MiniMind) for one epoch
@@ -138,6 +139,11 @@ def step_stats(run_dir: Path, warmup_frac: float = 0.2) -> dict:
         if imb:
             out["imbalance_max_over_mean"] = round(sum(imb) / len(imb), 3)
             out["imbalance_worst"] = round(max(imb), 3)
+        loads = [e["moe"]["load"] for e in late if isinstance(e["moe"].get("load"), list)]
+        if loads:  # token shares over all post-warm-up steps together, worst layer
+            shares = [[sum(step[layer][x] for step in loads) for x in range(len(loads[0][layer]))]
+                      for layer in range(len(loads[0]))]
+            out["imbalance_aggregate"] = round(max(max(s) / (sum(s) / len(s)) for s in shares), 3)
     return out
 
 
