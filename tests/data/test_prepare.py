@@ -266,7 +266,7 @@ BAD_LINES = [
     (b'{"text": "bad",}', "invalid JSON (Expecting property name enclosed in double quotes at column 16)"),
     (b'{"text": "tab\tinside"}', "invalid JSON (Invalid control character at column 14)"),
     (b'{"text": "unterminated', "invalid JSON (Unterminated string starting at column 10)"),
-    (b'{"txt": "wrong key"}', "missing key 'text' (keys: 'txt')"),
+    (b'{"txt": "wrong key"}', "missing key 'text' (keys: 'txt'; try --text-key txt)"),
     (b'{"text": 42}', "'text' is an int, not a string"),
     (b'{"text": null}', "'text' is null, not a string"),
     (b'{"text": ["a"]}', "'text' is a list, not a string"),

@@ -155,7 +155,7 @@ def test_a_file_that_is_not_parquet_is_one_line(tmp_path):
 def test_missing_column_wrong_type_and_null_name_file_and_row(tmp_path):
     cases = {
         "nocol.parquet": (write_parquet(tmp_path / "nocol.parquet", DOCS, key="body"),
-                          "nocol.parquet: row 1: missing column 'text' (columns: 'body')", {"missing key 'text'": 5}),
+                          "nocol.parquet: row 1: missing column 'text' (columns: 'body'; try --text-key body)", {"missing key 'text'": 5}),
         "ints.arrow": (write_arrow(tmp_path / "ints.arrow", [1, 2, 3]),
                        "ints.arrow: row 1: column 'text' holds int64 values, not strings", {"text is not a string": 3}),
         "nulls.parquet": (write_parquet(tmp_path / "nulls.parquet", ["fine", None, "also fine", None]),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from minimind.data.prepare.inputs import COLUMNAR, PrepareError, kind
-from minimind.data.prepare.parse import EMPTY, INVALID_UTF8, NOT_STRING, Parsed, Reader
+from minimind.data.prepare.parse import EMPTY, INVALID_UTF8, NOT_STRING, Parsed, Reader, available_keys
 
 # Rows per record batch asked of pyarrow: a few hundred kB of short documents; big batches are cut.
 BATCH_ROWS = 1024
@@ -77,7 +77,7 @@ def _column_problem(schema, text_key: str) -> tuple[str, str] | None:
     import pyarrow as pa
 
     if text_key not in schema.names:
-        names = ", ".join(map(repr, schema.names[:5])) or "none"
+        names = available_keys(schema.names, [f.name for f in schema if _strings_type(pa, f.type)])
         return f"missing key {text_key!r}", f"missing column {text_key!r} (columns: {names})"
     t = schema.field(text_key).type
     if not _strings_type(pa, t):

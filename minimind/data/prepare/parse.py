@@ -60,6 +60,13 @@ def _decompressed(kind_: str | None, raw: BinaryIO) -> BinaryIO:
     return raw
 
 
+
+def available_keys(names: list[str], string_names: list[str]) -> str:
+    """The keys or columns a record has (the first five), and which to pass as ``--text-key`` when
+    one of them holds text."""
+    listed = ", ".join(map(repr, names[:5])) or "none"
+    return f"{listed}; try --text-key {string_names[0]}" if string_names else listed
+
 class Reader:
     """Blocks of whole lines (jsonl) or whole paragraphs (txt) from one file, with their first line number."""
 
@@ -164,7 +171,7 @@ def parse_jsonl(chunk: bytes, line0: int, text_key: str, strict: bool) -> Parsed
                 if not isinstance(obj, dict):
                     reason, detail = NOT_OBJECT, f"not a JSON object (a JSON {type(obj).__name__})"
                 elif text_key not in obj:
-                    keys = ", ".join(map(repr, list(obj)[:5])) or "none"
+                    keys = available_keys(list(obj), [k for k, v in obj.items() if isinstance(v, str)])
                     reason, detail = f"missing key {text_key!r}", f"missing key {text_key!r} (keys: {keys})"
                 elif not isinstance(obj[text_key], str):
                     value = obj[text_key]
