@@ -172,7 +172,8 @@ def main() -> None:
     meta = read_meta(data)
     variants = SUITES.get(args.suite, [])
     if args.suite == "custom":
-        variants = [(v.split("=", 1)[0], v.split("=", 1)[1].split(",") if "=" in v else []) for v in args.variant]
+        variants = [(v.split("=", 1)[0], [o for o in v.split("=", 1)[1].split(",") if o] if "=" in v else [])
+                    for v in args.variant]
     if args.only:
         keep = set(args.only.split(","))
         variants = [v for v in variants if v[0] in keep]
