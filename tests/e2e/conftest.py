@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from minimind.checkpoint import find_checkpoint
 from minimind.config import resolve, save_config
 from minimind.events import read_events
 from tests.conftest import REPO
@@ -27,6 +28,25 @@ def make_run(root: Path, dataset: Path, name: str, extra: list[str] | None = Non
     run_dir.mkdir(parents=True)
     save_config(cfg, run_dir / "config.yaml")
     return run_dir
+
+
+def finished_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None) -> Path:
+    """A run trained to its end in a real trainer process (it must exit 0)."""
+    run_dir = make_run(root, dataset, name, extra)
+    code, _, err = run_to_end(run_dir)
+    assert code == 0, err
+    return run_dir
+
+
+def kill_then_resume(run_dir: Path, after_step: int, saved_step: int = 5) -> None:
+    """Start the run with slowed steps, SIGKILL it once ``after_step`` was logged (between
+    checkpoints: the newest must be ``saved_step``), then resume it from its checkpoint to the end."""
+    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
+    wait_for(lambda: last_step(run_dir) >= after_step)
+    kill(proc)
+    assert find_checkpoint(run_dir).step == saved_step
+    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
+    assert code == 0, err
 
 
 def trainer_env(**faults: str) -> dict:

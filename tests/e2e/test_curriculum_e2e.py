@@ -3,18 +3,8 @@ a SIGKILL in the middle of a phase resumes bitwise-exactly, and 2 DDP ranks matc
 
 import pytest
 
-from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events, validate_event
-from tests.e2e.conftest import (
-    kill,
-    last_step,
-    losses_by_step,
-    make_run,
-    run_to_end,
-    start,
-    trainer_env,
-    wait_for,
-)
+from tests.e2e.conftest import finished_run, kill_then_resume, losses_by_step, make_run
 from tests.e2e.test_ddp import torchrun
 
 # SMALL: max_seq_len 32, 16 steps, checkpoints every 5. Phases: 8 tokens for steps 1-4, 16 for 5-8, 32 after.
@@ -23,10 +13,7 @@ CURRICULUM = ["data.seq_len_schedule=[[0, 8], [0.25, 16], [0.5, 32]]"]
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, small_dataset):
-    run_dir = make_run(tmp_path_factory.mktemp("curriculum"), small_dataset, "ref", CURRICULUM)
-    code, _, err = run_to_end(run_dir)
-    assert code == 0, err
-    return run_dir
+    return finished_run(tmp_path_factory.mktemp("curriculum"), small_dataset, "ref", CURRICULUM)
 
 
 def test_events_carry_the_phases_and_each_steps_window(reference):
@@ -49,12 +36,7 @@ def test_events_carry_the_phases_and_each_steps_window(reference):
 
 def test_sigkill_in_the_middle_of_a_phase_then_resume_is_bitwise_exact(tmp_path, small_dataset, reference):
     run_dir = make_run(tmp_path, small_dataset, "killed", CURRICULUM)
-    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
-    wait_for(lambda: last_step(run_dir) >= 7)
-    kill(proc)
-    assert find_checkpoint(run_dir).step == 5  # inside the 16-token phase (steps 5-8)
-    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
-    assert code == 0, err
+    kill_then_resume(run_dir, after_step=7, saved_step=5)  # saved inside the 16-token phase (steps 5-8)
     assert losses_by_step(run_dir) == losses_by_step(reference)
     resumed = [e for e in read_events(run_dir / "events.jsonl") if e["type"] == "step"][-11:]
     assert [e["seq_len"] for e in resumed] == [16] * 3 + [32] * 8

@@ -6,18 +6,8 @@ import math
 
 import pytest
 
-from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events
-from tests.e2e.conftest import (
-    kill,
-    last_step,
-    losses_by_step,
-    make_run,
-    run_to_end,
-    start,
-    trainer_env,
-    wait_for,
-)
+from tests.e2e.conftest import finished_run, kill_then_resume, losses_by_step, make_run
 
 # SMALL: max_seq_len 32, 16 steps, checkpoints every 5; windows of 16 tokens for steps 1-8.
 DOC_MASK = ["data.doc_mask=true", "data.seq_len_schedule=[[0, 16], [0.5, 32]]", "train.eval_interval=8"]
@@ -25,10 +15,7 @@ DOC_MASK = ["data.doc_mask=true", "data.seq_len_schedule=[[0, 16], [0.5, 32]]", 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, small_dataset):
-    run_dir = make_run(tmp_path_factory.mktemp("doc_mask"), small_dataset, "ref", DOC_MASK)
-    code, _, err = run_to_end(run_dir)
-    assert code == 0, err
-    return run_dir
+    return finished_run(tmp_path_factory.mktemp("doc_mask"), small_dataset, "ref", DOC_MASK)
 
 
 def test_doc_mask_run_trains_and_validates(reference):
@@ -42,11 +29,6 @@ def test_doc_mask_run_trains_and_validates(reference):
 
 def test_sigkill_then_resume_is_bitwise_exact(tmp_path, small_dataset, reference):
     run_dir = make_run(tmp_path, small_dataset, "killed", DOC_MASK)
-    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
-    wait_for(lambda: last_step(run_dir) >= 7)
-    kill(proc)
-    assert find_checkpoint(run_dir).step == 5
-    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
-    assert code == 0, err
+    kill_then_resume(run_dir, after_step=7)
     assert losses_by_step(run_dir) == losses_by_step(reference)
 

@@ -7,7 +7,9 @@ import pytest
 from minimind.checkpoint import find_checkpoint, list_checkpoints
 from minimind.events import read_events, validate_event
 from tests.e2e.conftest import (
+    finished_run,
     kill,
+    kill_then_resume,
     last_step,
     losses_by_step,
     make_run,
@@ -20,11 +22,7 @@ from tests.e2e.conftest import (
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, small_dataset):
-    root = tmp_path_factory.mktemp("ref")
-    run_dir = make_run(root, small_dataset, "ref")
-    code, out, err = run_to_end(run_dir)
-    assert code == 0, err
-    return run_dir
+    return finished_run(tmp_path_factory.mktemp("ref"), small_dataset, "ref")
 
 
 def test_reference_run_writes_valid_events_and_lowers_loss(reference):
@@ -44,12 +42,7 @@ def test_reference_run_writes_valid_events_and_lowers_loss(reference):
 
 def test_sigkill_between_checkpoints_then_resume_is_bitwise_exact(tmp_path, small_dataset, reference):
     run_dir = make_run(tmp_path, small_dataset, "killed")
-    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
-    wait_for(lambda: last_step(run_dir) >= 8)
-    kill(proc)
-    assert find_checkpoint(run_dir).step == 5
-    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
-    assert code == 0, err
+    kill_then_resume(run_dir, after_step=8)
     assert losses_by_step(run_dir) == losses_by_step(reference)
 
 
@@ -130,9 +123,7 @@ def _biases_by_step(run_dir):
 
 def test_muon_and_router_bias_resume_bitwise_after_sigkill(tmp_path, small_dataset):
     """Both optimizers' states and the router bias come back exactly from a checkpoint."""
-    reference = make_run(tmp_path, small_dataset, "muon-ref", MUON_MOE)
-    code, _, err = run_to_end(reference)
-    assert code == 0, err
+    reference = finished_run(tmp_path, small_dataset, "muon-ref", MUON_MOE)
     events = read_events(reference / "events.jsonl")
     assert events[0]["optimizer"] == "muon"
     losses = losses_by_step(reference)
@@ -141,11 +132,6 @@ def test_muon_and_router_bias_resume_bitwise_after_sigkill(tmp_path, small_datas
     assert biases[10] != biases[1] and len(biases[10]) == 2  # moving, one list per layer
 
     run_dir = make_run(tmp_path, small_dataset, "muon-killed", MUON_MOE)
-    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.3"))
-    wait_for(lambda: last_step(run_dir) >= 7)
-    kill(proc)
-    assert find_checkpoint(run_dir).step == 5
-    code, _, err = run_to_end(run_dir, "--resume-from", str(run_dir))
-    assert code == 0, err
+    kill_then_resume(run_dir, after_step=7)
     assert losses_by_step(run_dir) == losses
     assert _biases_by_step(run_dir) == biases
