@@ -128,6 +128,15 @@ class FeedForward(nn.Module):
         return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
 
 
+def picks_per_choice(topk_idx_NK: torch.Tensor, valid_BT: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """One count per (token, chosen expert), 0 for padding, in ``like``'s dtype: what ``index_add_``
+    adds to a per-expert counter. No ``bincount``: that reads its size back from the device (a host
+    sync on CUDA) and breaks a compiled graph."""
+    if valid_BT is None:
+        return torch.ones(topk_idx_NK.numel(), dtype=like.dtype, device=topk_idx_NK.device)
+    return valid_BT.reshape(-1, 1).expand_as(topk_idx_NK).reshape(-1).to(like.dtype)
+
+
 class MoEGate(nn.Module):
     """Softmax router choosing the top-k experts per token, with the balance loss (router_balance
     aux_loss/both) and/or a per-expert bias that shifts which experts are chosen (bias/both).
@@ -188,9 +197,7 @@ class MoEGate(nn.Module):
 
     @torch.no_grad()
     def _count_load(self, topk_idx_NK: torch.Tensor, valid_BT: torch.Tensor | None) -> None:
-        weights = None if valid_BT is None else valid_BT.reshape(-1, 1).expand_as(topk_idx_NK).reshape(-1)
-        self.bias_load += torch.bincount(topk_idx_NK.reshape(-1), weights=None if weights is None
-                                         else weights.to(self.bias_load.dtype), minlength=self.n_experts)
+        self.bias_load.index_add_(0, topk_idx_NK.reshape(-1), picks_per_choice(topk_idx_NK, valid_BT, self.bias_load))
 
 
 class MoEFeedForward(nn.Module):
@@ -219,12 +226,8 @@ class MoEFeedForward(nn.Module):
     @torch.no_grad()
     def _count(self, topk_idx_NK: torch.Tensor, valid_BT: torch.Tensor | None) -> None:
         """Routing statistics on the device (no sync): padding positions do not count."""
-        K = topk_idx_NK.shape[1]
-        if valid_BT is None:
-            picks = torch.ones(topk_idx_NK.numel(), dtype=self.expert_counts.dtype, device=topk_idx_NK.device)
-        else:
-            picks = valid_BT.reshape(-1, 1).expand(-1, K).reshape(-1).to(self.expert_counts.dtype)
-        self.expert_counts.index_add_(0, topk_idx_NK.reshape(-1), picks)
+        self.expert_counts.index_add_(0, topk_idx_NK.reshape(-1),
+                                      picks_per_choice(topk_idx_NK, valid_BT, self.expert_counts))
 
 
 class Block(nn.Module):
