@@ -53,7 +53,7 @@ def measure(args: argparse.Namespace, schedule: str | None, seed: int) -> dict:
     vocab = read_meta(args.data)["vocab_size"]
     overrides = [f"data.path={args.data}", f"model.vocab_size={vocab}", f"data.max_seq_len={args.max_seq_len}",
                  f"train.batch_size={args.batch_size}", "train.accumulation_steps=1", f"train.dtype={args.dtype}",
-                 "train.device=cpu", "train.compile=false", f"train.seed={seed}", "train.eval_batches=1000",
+                 "train.device=cpu", "train.compile=false", f"train.seed={seed}", "train.eval_samples=100000",
                  f"train.max_steps={args.tokens // (args.batch_size * args.max_seq_len)}",
                  f"data.seq_len_schedule={schedule or 'null'}", *args.set]
     cfg = resolve(args.profile, overrides)

@@ -43,7 +43,7 @@ def config_for(profile: str, batch: int, dtype: str, data: Path, out: Path, step
     return resolve(profile, [f"data.path={data}", f"run.out_dir={out}", f"model.vocab_size={read_meta(data)['vocab_size']}",
                              f"train.batch_size={batch}", "train.accumulation_steps=1", f"train.max_steps={steps}",
                              f"train.dtype={dtype}", "train.device=cpu", "train.compile=false",
-                             "train.eval_interval=0", "train.eval_batches=1", "train.save_interval=0",
+                             "train.eval_interval=0", f"train.eval_samples={batch}", "train.save_interval=0",
                              "train.log_interval=1", f"run.name={profile}-{batch}-{dtype}"])
 
 

@@ -90,7 +90,7 @@ def main() -> None:
     args = parser.parse_args()
     data = ensure_data(args.data)
     report: dict = {"data": str(data), "steps": args.steps, "machine_note": "token counts are load-independent"}
-    common = ["train.eval_batches=20", *args.overrides]
+    common = ["train.eval_samples=640", *args.overrides]
     if args.only in (None, "optimizers"):
         variants = dict(OPTIMIZERS)
         for lr in args.muon_lr or []:

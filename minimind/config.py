@@ -187,7 +187,9 @@ class TrainConfig:
     seed: int = _f(42, "seed for weights, data order and dropout")
     log_interval: int = _f(10, "optimizer steps between step events / log lines")
     eval_interval: int = _f(0, "optimizer steps between validation passes (0 = only at the end)")
-    eval_batches: int = _f(20, "micro-batches per validation pass")
+    eval_samples: int = _f(640, "samples (windows, or documents with packing off) in the validation set: the "
+                                "first ones of the validation split, scored at every evaluation whatever the "
+                                "micro-batch, world size or dtype")
     save_interval: int = _f(500, "optimizer steps between checkpoints (0 = only at the end and on signals)")
     keep_last: int = _f(3, "checkpoints to keep in the run directory")
     sample_prompts: list[str] | None = _f(None, "prompts the model continues greedily at every evaluation "
@@ -204,7 +206,7 @@ class TrainConfig:
                               + suggest(self.batch_size, [AUTO]))
         if self.samples_per_step is not None and self.samples_per_step <= 0:
             raise ConfigError(f"train.samples_per_step={self.samples_per_step} must be > 0 or null")
-        _positive(self, "train", ["epochs", "accumulation_steps", "log_interval", "eval_batches", "keep_last"]
+        _positive(self, "train", ["epochs", "accumulation_steps", "log_interval", "eval_samples", "keep_last"]
                   + ([] if self.auto_batch else ["batch_size"]))
         if self.max_steps is not None and self.max_steps <= 0:
             raise ConfigError(f"train.max_steps={self.max_steps} must be > 0 or null")
@@ -274,6 +276,7 @@ class Config:
         """Build and validate a config; unknown sections/keys and wrong types are errors."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a mapping of sections, got {type(data).__name__}")
+        data = _upgrade(data)
         sections: dict[str, Any] = {}
         for name, values in data.items():
             if name not in SECTIONS:
@@ -295,6 +298,19 @@ class Config:
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "run": RunConfig}
+
+
+def _upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """Older configs (a run directory's config.yaml) in today's keys: ``train.eval_batches``
+    (micro-batches per validation pass) becomes the ``train.eval_samples`` it scored."""
+    train = data.get("train")
+    if not isinstance(train, dict) or "eval_batches" not in train:
+        return data
+    train = dict(train)
+    batches, batch = train.pop("eval_batches"), train.get("batch_size", TrainConfig.batch_size)
+    if isinstance(batches, int) and not isinstance(batches, bool):
+        train["eval_samples"] = batches * (batch if isinstance(batch, int) else 1)
+    return {**data, "train": train}
 
 
 def describe_fields() -> list[tuple[str, str, Any, str]]:

@@ -284,8 +284,11 @@ class MiniMindLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor | None = None,
                 loss_mask: torch.Tensor | None = None, past: list[KVCache] | None = None,
-                use_cache: bool = False, position_ids: torch.Tensor | None = None) -> ModelOutput:
-        """input_ids (B, T). targets (B, T) enable the loss; loss_mask (B, T) weights it and marks
+                use_cache: bool = False, position_ids: torch.Tensor | None = None,
+                reduction: str = "mean") -> ModelOutput:
+        """input_ids (B, T). targets (B, T) enable the loss: the mean over the masked tokens, or with
+        ``reduction="sum"`` their sum (the trainer divides by the step's tokens, all micro-batches and
+        ranks together); loss_mask (B, T) weights it and marks
         the positions that count for MoE routing statistics (padding = 0). position_ids (B, T), each
         token's position in its document (packed documents, no cache), select the RoPE angles and
         keep attention inside each document; None = one sequence per row, the causal fast path."""
@@ -312,10 +315,11 @@ class MiniMindLM(nn.Module):
             return ModelOutput(self.lm_head(h), None, self.aux_loss(), presents if use_cache else None)
         # The loss never materialises the (B, T, vocab) fp32 logits: chunked fused cross-entropy.
         if loss_mask is None:
-            weights = torch.full((B * T,), 1.0 / (B * T), device=h.device)
+            weights = torch.full((B * T,), 1.0 if reduction == "sum" else 1.0 / (B * T), device=h.device)
         else:
-            mask = loss_mask.reshape(-1).float()
-            weights = mask / mask.sum().clamp(min=1)
+            weights = loss_mask.reshape(-1).float()
+            if reduction != "sum":
+                weights = weights / weights.sum().clamp(min=1)
         loss = linear_cross_entropy(h.reshape(B * T, -1), self.lm_head.weight, targets.reshape(-1), weights)
         return ModelOutput(None, loss, self.aux_loss(), presents if use_cache else None)
 

@@ -108,14 +108,14 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         from minimind.sinks import Sinks
 
         reporter.sinks = Sinks(cfg, Path(run_dir))
-    info = split_note = None
+    info = split = split_note = None
     if resume_from is not None:
         from minimind.checkpoint import find_verified
-        from minimind.training.policy import apply_saved_split
+        from minimind.training.policy import saved_split
 
         info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
-        split_note = apply_saved_split(cfg, info.meta, dist.world_size)
-    built = build(cfg, dist, init_from=init_from if resume_from is None else None)
+        split, split_note = saved_split(cfg, info.meta, dist.world_size)
+    built = build(cfg, dist, init_from=init_from if resume_from is None else None, split=split)
     if built.init_note:
         reporter.emit("info", message=built.init_note, step=0)
     state, resumed_from = TrainState(), None

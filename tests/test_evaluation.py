@@ -81,7 +81,7 @@ def test_matches_the_trainers_own_val_loss(tmp_path):
 
     # 24 validation documents of 31 tokens + bos/eos = 24 windows of 33 tokens exactly
     data = write_dataset(tmp_path / "ds", random_docs(400, seed=0), random_docs(24, seed=1, min_len=31, max_len=32))
-    cfg = small_config(data, tmp_path / "out", "train.eval_batches=100")
+    cfg = small_config(data, tmp_path / "out", "train.eval_samples=400")
     built = build(cfg)
     state = TrainState()
     for _ in range(4):

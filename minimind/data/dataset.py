@@ -229,14 +229,17 @@ def optimizer_steps(batches_per_epoch: int, epochs: int, accumulation_steps: int
     return min(steps, max_steps) if max_steps else steps
 
 
-def validation_batches(dataset: PretrainDataset, batch_size: int, max_batches: int,
+def validation_indices(dataset: PretrainDataset, samples: int, rank: int = 0, world_size: int = 1) -> list[int]:
+    """This rank's share of the validation set: the first ``samples`` samples of the split in file
+    order (all of them when it holds fewer), every ``world_size``-th from ``rank``."""
+    return list(range(rank, min(samples, len(dataset)), world_size))
+
+
+def validation_batches(dataset: PretrainDataset, samples: int, batch_size: int,
                        rank: int = 0, world_size: int = 1) -> Iterator[Batch]:
-    """The first ``max_batches`` global batches of the validation split in file order (the same
-    every evaluation, so validation losses are comparable), this rank's share of each. A split
-    smaller than one batch is read in smaller batches."""
-    batch_size = max(1, min(batch_size, len(dataset) // world_size))
-    global_batch = batch_size * world_size
-    n_batches = min(max_batches, len(dataset) // global_batch)
-    for b in range(n_batches):
-        start = b * global_batch + rank * batch_size
-        yield dataset.batch(list(range(start, start + batch_size)))
+    """The validation set (``validation_indices``) in micro-batches of at most ``batch_size``: the
+    same samples for every micro-batch size, world size and dtype, so every validation loss of a
+    run, and of runs that differ in those, is measured on the same text."""
+    mine = validation_indices(dataset, samples, rank, world_size)
+    for start in range(0, len(mine), batch_size):
+        yield dataset.batch(mine[start:start + batch_size])

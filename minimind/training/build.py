@@ -82,6 +82,7 @@ class Built:
     params: dict[str, int]
     flops_per_token: float
     init_note: str | None = None
+    split: memory.Split | None = None  # the micro-batch split in force (see memory.Split); set by build
     memory_estimate: memory.MemoryEstimate | None = None  # at the micro-batch the run starts with
     auto_split: memory.Split | None = None  # what batch_size auto chose
     curriculum: Curriculum | None = None  # data.seq_len_schedule placed on this run's steps
@@ -97,8 +98,13 @@ class Built:
 
     @property
     def tokens_per_step(self) -> int:
-        t = self.cfg.train
-        return t.batch_size * t.accumulation_steps * self.dist.world_size * self.cfg.data.max_seq_len
+        return self.split.samples_per_step * self.dist.world_size * self.cfg.data.max_seq_len
+
+    def resplit(self, split: memory.Split, position: dict) -> None:
+        """Use ``split`` from now on, serving the samples from ``position`` (a loader state taken at the
+        start of an optimizer step) again: the same samples per step, cut differently."""
+        self.split = split
+        self.loader.resplit(split.batch_size, split.accumulation_steps, position)
 
     def seq_len_at(self, step: int) -> int:
         """The window length of the optimizer step after ``step`` steps (max_seq_len without a curriculum)."""
@@ -113,8 +119,11 @@ class Built:
         return [platform.processor() or platform.machine() or "cpu"]
 
 
-def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path | None = None) -> Built:
-    """Build the run described by ``cfg`` (a validated config) in this process."""
+def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path | None = None,
+          split: memory.Split | None = None) -> Built:
+    """Build the run described by ``cfg`` (a validated config, never modified) in this process.
+    ``split``: the micro-batch split to keep (a resumed checkpoint's); else the config's, or what
+    ``batch_size: auto`` finds."""
     dist = dist or dist_utils.DistInfo()
     t = cfg.train
     device = pick_device(t.device, dist.local_rank)
@@ -131,16 +140,18 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
     init_note = load_init_weights(model, init_from) if init_from is not None else None
     model.to(device)
     auto_split = None
-    if t.auto_batch:
-        auto_split = memory.choose_split(cfg, model, dtype_name, device, dist, runtime)
-        t.batch_size, t.accumulation_steps = auto_split.batch_size, auto_split.accumulation_steps
-        estimate = memory.estimate(cfg, t.batch_size, dtype_name=dtype_name, device_type=device.type,
+    if split is None and t.auto_batch:
+        split = auto_split = memory.choose_split(cfg, model, dtype_name, device, dist, runtime)
+    elif split is None:
+        split = memory.Split.fixed(t.batch_size, t.accumulation_steps)
+    if split.batch_size != (1 if t.auto_batch else t.batch_size):
+        estimate = memory.estimate(cfg, split.batch_size, dtype_name=dtype_name, device_type=device.type,
                                    available=memory.available_memory(device), runtime_mib=runtime)
     optimizer = make_optimizer(model, cfg)
     train_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "train", cfg.data.doc_mask)
     val_data = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing, "val", cfg.data.doc_mask)
-    loader = BatchLoader(train_data, t.batch_size, t.seed, dist.rank, dist.world_size, t.accumulation_steps)
-    total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
+    loader = BatchLoader(train_data, split.batch_size, t.seed, dist.rank, dist.world_size, split.accumulation_steps)
+    total_steps = optimizer_steps(loader.batches_per_epoch, t.epochs, split.accumulation_steps, t.max_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype_name == "fp16")
     ddp_model: torch.nn.Module = model
     if dist.enabled:
@@ -163,7 +174,7 @@ def build(cfg: Config, dist: dist_utils.DistInfo | None = None, init_from: Path 
                  train_data=train_data, val_data=val_data, loader=loader, total_steps=total_steps, model=model,
                  ddp_model=ddp_model, forward_model=forward_model, optimizer=optimizer, scaler=scaler,
                  params=model.num_parameters(), flops_per_token=model.flops_per_token(cfg.data.max_seq_len),
-                 init_note=init_note, memory_estimate=estimate, auto_split=auto_split,
+                 init_note=init_note, split=split, memory_estimate=estimate, auto_split=auto_split,
                  curriculum=Curriculum.plan(cfg.data.seq_len_schedule, total_steps))
 
 

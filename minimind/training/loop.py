@@ -125,8 +125,8 @@ class Loop:
                 or curriculum.seq_len_at(step) == curriculum.seq_len_at(step - 1)):
             return
         self.announced_at = step  # once, also when the step is retried after a non-finite one
-        length, t = curriculum.seq_len_at(step), self.built.cfg.train
-        rows = t.batch_size * self.built.cfg.data.max_seq_len // length
+        length = curriculum.seq_len_at(step)
+        rows = self.built.split.batch_size * self.built.cfg.data.max_seq_len // length
         self.report.emit("info", step=step, message=f"sequence-length curriculum: windows of {length} tokens "
                                                     f"from step {step + 1} (micro-batch {rows} x {length})")
 

@@ -205,16 +205,29 @@ def largest_fitting(fits, limit: int = MAX_AUTO_BATCH) -> int:
 
 @dataclass(frozen=True)
 class Split:
-    """A micro-batch and the accumulation that make one optimizer step."""
+    """A micro-batch and the accumulation that make one optimizer step.
+
+    Runtime state, never configuration: ``build`` decides it once (the config's request, what
+    ``batch_size: auto`` found, or the split a checkpoint recorded), out-of-memory recovery replaces
+    it, and the loader, the step, the events, the memory estimate and the checkpoint read it from
+    ``Built.split``. ``train.batch_size`` and ``train.accumulation_steps`` keep what was asked for."""
 
     batch_size: int
     accumulation_steps: int
     requested: int  # samples per step and process asked for
     largest_fit: int
 
+    @classmethod
+    def fixed(cls, batch_size: int, accumulation_steps: int) -> Split:
+        """A split that was asked for (or kept), not searched: the largest fit is itself."""
+        return cls(batch_size, accumulation_steps, batch_size * accumulation_steps, batch_size)
+
     @property
     def samples_per_step(self) -> int:
         return self.batch_size * self.accumulation_steps
+
+    def to_dict(self) -> dict[str, int]:
+        return {"batch_size": self.batch_size, "accumulation_steps": self.accumulation_steps}
 
     @property
     def exact(self) -> bool:
@@ -243,6 +256,14 @@ def split_for(largest_fit: int, requested: int) -> Split:
         if requested % b == 0:
             return Split(b, requested // b, requested, largest_fit)
     return Split(cap, max(1, round(requested / cap)), requested, largest_fit)
+
+
+def requested_split(train_cfg) -> tuple[int, int]:
+    """(micro-batch, accumulation) a config asks for; with batch_size auto the samples per step are
+    known and their split is chosen at build time, so it counts as micro-batch 1."""
+    if train_cfg.auto_batch:
+        return 1, requested_samples(train_cfg)
+    return train_cfg.batch_size, train_cfg.accumulation_steps
 
 
 def requested_samples(train_cfg) -> int:

@@ -11,8 +11,8 @@ failure that torch reports), ``OOMRecovery.step``:
    (``BatchLoader.resplit``), and retries the same optimizer step;
 4. emits a ``warning`` event with ``kind: "oom_retry"`` and goes on.
 
-The new split lives in ``cfg.train`` from then on, so every checkpoint records it (config, state,
-meta) and a resume keeps it. At micro-batch 1 there is nothing left to halve: the run fails with
+The new split replaces ``Built.split`` (runtime state; the config keeps what was asked for), so
+every checkpoint records it and a resume keeps it. At micro-batch 1 there is nothing left to halve: the run fails with
 ``OutOfMemoryFailure`` (exit 1, one message naming the peak memory, the device's total and what to
 change next) and saves nothing new, so the last good checkpoint stays the newest.
 
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minimind.errors import EXIT_FAILED, MinimindError
-from minimind.training.memory import MIB, device_total_mib, knobs
+from minimind.training.memory import MIB, Split, device_total_mib, knobs
 from minimind.training.step import StepResult, train_step
 
 if TYPE_CHECKING:
@@ -110,27 +110,27 @@ class OOMRecovery:
                     raise
                 what = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
             # Outside the except block: the traceback (and the tensors its frames hold) is gone.
-            self._shrink(state, position, what)
+            self.built.resplit(self._smaller(state, what), position)
 
-    def _shrink(self, state: TrainState, position: dict, what: str) -> None:
-        built, t = self.built, self.built.cfg.train
+    def _smaller(self, state: TrainState, what: str) -> Split:
+        """The split to retry the step with (announced), or ``OutOfMemoryFailure``."""
+        built, now = self.built, self.built.split
         free_memory(built)
         step = state.step + 1
         peak, total = peak_memory_mib(built.device), device_total_mib(built.device)
-        smaller = None if built.dist.enabled else smaller_split(t.batch_size, t.accumulation_steps)
+        smaller = None if built.dist.enabled else smaller_split(now.batch_size, now.accumulation_steps)
         if smaller is None:
-            why = ("at micro-batch 1" if t.batch_size == 1 else
-                   f"at micro-batch {t.batch_size} under torchrun (a rank cannot retry alone)")
+            why = ("at micro-batch 1" if now.batch_size == 1 else
+                   f"at micro-batch {now.batch_size} under torchrun (a rank cannot retry alone)")
             raise OutOfMemoryFailure(
                 f"out of memory at step {step} {why}: peak {peak:,.0f} MiB of {total:,.0f} MiB on {built.device} "
                 f"({what}); nothing new was saved, the last checkpoint is kept",
-                knobs(built.cfg) + ("" if t.batch_size == 1 else "; or a smaller --batch-size"))
-        before = (t.batch_size, t.accumulation_steps)
-        t.batch_size, t.accumulation_steps = smaller
-        built.loader.resplit(t.batch_size, t.accumulation_steps, position)
-        message = (f"out of memory at step {step} with micro-batch {before[0]} (peak {peak:,.0f} MiB of "
-                   f"{total:,.0f} MiB): retrying the same step as micro-batch {t.batch_size} x accumulation "
-                   f"{t.accumulation_steps}, the same {t.batch_size * t.accumulation_steps} samples per step")
-        self.report.emit("warning", step=step, kind="oom_retry", message=message, batch_size=t.batch_size,
-                         accumulation_steps=t.accumulation_steps, peak_mib=peak, total_mib=total)
+                knobs(built.cfg) + ("" if now.batch_size == 1 else "; or a smaller --batch-size"))
+        new = Split.fixed(*smaller)
+        message = (f"out of memory at step {step} with micro-batch {now.batch_size} (peak {peak:,.0f} MiB of "
+                   f"{total:,.0f} MiB): retrying the same step as micro-batch {new.batch_size} x accumulation "
+                   f"{new.accumulation_steps}, the same {new.samples_per_step} samples per step")
+        self.report.emit("warning", step=step, kind="oom_retry", message=message, batch_size=new.batch_size,
+                         accumulation_steps=new.accumulation_steps, peak_mib=peak, total_mib=total)
         self.report.print(f"warning: {message}", stderr=True)
+        return new

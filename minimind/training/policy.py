@@ -17,6 +17,7 @@ from minimind.schedule import Replan, SchedulePlan, final_lr
 
 if TYPE_CHECKING:
     from minimind.checkpoint import CheckpointInfo
+    from minimind.training.memory import Split
 
 # A resume keeps the model's shape, and so does `pretrain --init-from` (it needs the same shape):
 # another shape means training from scratch.
@@ -24,7 +25,7 @@ SHAPE_HINT = ("resume without model.* overrides, or start a new run with these m
               "(from scratch: --init-from needs the same shape)")
 
 # Keys a resume may change: they do not alter what the saved state means.
-SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_batches",
+SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eval_interval", "train.eval_samples",
              "train.save_interval", "train.keep_last", "train.device", "train.dtype", "train.on_length_change",
              "train.sample_prompts", "train.sample_tokens")
 
@@ -36,12 +37,10 @@ def check_dataset_fits(cfg: Config, world_size: int) -> int:
 
     if not cfg.data.path:
         raise ConfigError("data.path is not set", "pass --data or run `minimind prepare` first")
-    from minimind.training.memory import requested_samples
+    from minimind.training.memory import requested_split
 
     ds = PretrainDataset(cfg.data.path, cfg.data.max_seq_len, cfg.data.packing)
-    # batch_size auto: the samples per step are known, their split is chosen later
-    batch, accumulation = ((1, requested_samples(cfg.train)) if cfg.train.auto_batch
-                           else (cfg.train.batch_size, cfg.train.accumulation_steps))
+    batch, accumulation = requested_split(cfg.train)
     try:
         order = EpochOrder(len(ds), batch, cfg.train.seed, 0, world_size, accumulation)
     except DatasetFormatError as exc:
@@ -57,9 +56,10 @@ def check_dataset_fits(cfg: Config, world_size: int) -> int:
 def run_length(train_cfg, batches_per_epoch: int) -> int:
     """Optimizer steps of a run (``train.max_steps`` or all its epochs)."""
     from minimind.data.dataset import optimizer_steps
+    from minimind.training.memory import requested_split
 
     t = train_cfg
-    return optimizer_steps(batches_per_epoch, t.epochs, t.accumulation_steps, t.max_steps)
+    return optimizer_steps(batches_per_epoch, t.epochs, requested_split(t)[1], t.max_steps)
 
 
 def schedule_after_resume(saved: SchedulePlan | None, step: int, saved_length: int, length: int,
@@ -172,20 +172,22 @@ def keep_global_batch(cfg: Config, saved_world: int, world: int) -> str | None:
             f"{cfg.train.batch_size} per process, keeping the global batch of {global_batch}")
 
 
-def apply_saved_split(cfg: Config, meta: dict, world: int) -> str | None:
-    """Resume with the micro-batch split a checkpoint recorded (``meta.json`` "split": after an
-    out-of-memory retry, or chosen by batch_size auto) when ``cfg`` asks for the same samples per
-    step on the same number of processes; returns a note, or None when nothing changed."""
-    from minimind.training.memory import requested_samples
+def saved_split(cfg: Config, meta: dict, world: int) -> tuple[Split | None, str | None]:
+    """The micro-batch split a checkpoint recorded (``meta.json`` "split": after an out-of-memory
+    retry, or chosen by batch_size auto), to keep on resume when ``cfg`` asks for the same samples
+    per step on the same number of processes: (split, note), or (None, None) when the config's own
+    request applies. The config is not changed: ``build`` takes the split."""
+    from minimind.training.memory import Split, requested_samples
 
-    split, t = meta.get("split"), cfg.train
-    if not split or int(meta.get("world_size", 1)) != world:
-        return None
-    b, a = int(split["batch_size"]), int(split["accumulation_steps"])
-    if (t.batch_size, t.accumulation_steps) == (b, a) or requested_samples(t) != b * a:
-        return None
-    t.batch_size, t.accumulation_steps = b, a
-    return f"keeping the checkpoint's split: micro-batch {b} x accumulation {a}"
+    recorded, t = meta.get("split"), cfg.train
+    if not recorded or int(meta.get("world_size", 1)) != world:
+        return None, None
+    b, a = int(recorded["batch_size"]), int(recorded["accumulation_steps"])
+    if requested_samples(t) != b * a:
+        return None, None
+    note = (None if (t.batch_size, t.accumulation_steps) == (b, a)
+            else f"keeping the checkpoint's split: micro-batch {b} x accumulation {a}")
+    return Split.fixed(b, a), note
 
 
 @dataclass

@@ -146,7 +146,7 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
                                                                           result.seconds),
         mfu=mfu, memory={**memory_snapshot(built.device), "total_mib": device_total_mib(built.device),
                          "safety_margin": SAFETY_MARGIN},
-        batch_size=built.cfg.train.batch_size, accumulation_steps=built.cfg.train.accumulation_steps, seq_len=seq_len)
+        batch_size=built.split.batch_size, accumulation_steps=built.split.accumulation_steps, seq_len=seq_len)
     if expert_counts:
         load, imbalance = expert_load(expert_counts)
         fields["moe"] = {"aux_loss": result.aux_loss, "load": load, "imbalance": imbalance}
@@ -159,8 +159,8 @@ def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: fl
 def memory_fields(built: Built) -> dict[str, Any]:
     """``run_started``'s split and memory fields: the micro-batch the run starts with, what
     batch_size auto chose, and the memory estimate at that micro-batch."""
-    t, world = built.cfg.train, built.dist.world_size
-    fields: dict[str, Any] = {"batch_size": t.batch_size, "accumulation_steps": t.accumulation_steps}
+    world = built.dist.world_size
+    fields: dict[str, Any] = built.split.to_dict()
     split = built.auto_split
     if split is not None:
         fields["batch_size_auto"] = {"chosen": split.batch_size, "accumulation_steps": split.accumulation_steps,

@@ -113,14 +113,10 @@ def checkpoint_meta(built: Built, state: TrainState, run_dir: Path, reason: str,
         "world_size": built.dist.world_size, "dtype": built.dtype_name,
         "params_total": built.params["total"], "params_active": built.params["active"],
         "schedule": (state.schedule or SchedulePlan(built.total_steps, built.total_steps)).to_dict(),
-        "split": split_of(cfg),
+        # The one record of the micro-batch split in force (after an out-of-memory retry or batch_size
+        # auto it differs from config.yaml's request); ``policy.saved_split`` keeps it on resume.
+        "split": built.split.to_dict(),
     }
-
-
-def split_of(cfg) -> dict[str, int]:
-    """The micro-batch split a checkpoint records (after an out-of-memory retry or batch_size auto it
-    differs from the run's config.yaml; ``policy.apply_saved_split`` keeps it on resume)."""
-    return {"batch_size": cfg.train.batch_size, "accumulation_steps": cfg.train.accumulation_steps}
 
 
 def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s: float,
@@ -133,8 +129,7 @@ def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s:
     path = ckpt.save_checkpoint(
         run_dir, state.step, model_state=built.model.state_dict(), optimizer_state=built.optimizer.state_dict(),
         loop_state={**state.to_dict(built.loader.state_dict(),
-                                    built.scaler.state_dict() if built.scaler.is_enabled() else None, elapsed_s),
-                    "split": split_of(built.cfg)},
+                                    built.scaler.state_dict() if built.scaler.is_enabled() else None, elapsed_s)},
         config_yaml=yaml.safe_dump(built.cfg.to_dict(), sort_keys=False),
         meta=checkpoint_meta(built, state, run_dir, reason, elapsed_s), keep_last=built.cfg.train.keep_last,
         slow_save_s=slow_save_s)

@@ -1,6 +1,6 @@
 """One optimizer step and one evaluation: what happens between two points of the loss curve.
 
-``train_step`` runs ``accumulation_steps`` micro-batches (gradient sync only on the last one
+``train_step`` runs ``Built.split``'s micro-batches (gradient sync only on the last one
 under DDP), clips, and steps the optimizer only when ``StepResult.finite``: the one rule for
 whether a step counts. Nothing is read back from the device between micro-batches: losses and
 the gradient norm are summed there and read once per optimizer step (one sync, which the
@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from minimind import distributed as dist_utils
-from minimind.data.dataset import Batch, validation_batches
+from minimind.data.dataset import validation_batches
 from minimind.schedule import lr_at
+from minimind.scoring import batch_tensors, score_batches
 from minimind.training.balance import update_router_bias
 from minimind.training.optim import set_lr
 
@@ -52,49 +53,55 @@ class StepResult:
 
 def train_step(built: Built, state: TrainState, inject_nan: bool = False,
                before_micro: Callable[[], None] | None = None) -> StepResult:
-    """One optimizer step over ``accumulation_steps`` micro-batches from ``built.loader``.
-    ``before_micro`` runs before each micro-step (fault injection: ``oom.OOMRecovery``)."""
+    """One optimizer step over ``built.split.accumulation_steps`` micro-batches from ``built.loader``.
+    ``before_micro`` runs before each micro-step (fault injection: ``oom.OOMRecovery``).
+
+    The loss is the mean over the step's real tokens, all micro-batches and ranks together: each
+    micro-batch contributes its sum of cross-entropy divided by the step's token count (DDP then
+    averages over ranks, so the backward scale carries the world size). Packed rows make every
+    micro-batch the same size, so that count is known on the host; padded rows count their tokens
+    on the host too, and under torchrun sum them over ranks first (one tiny all-reduce). So a step
+    trains the same thing however it is split (an out-of-memory re-split, batch_size auto, another
+    --nproc), in both modes."""
     t0 = time.perf_counter()
-    cfg, t = built.cfg, built.cfg.train
+    cfg, split, world = built.cfg, built.split, built.dist.world_size
     built.model.train()
     # Losses stay on the device; the only read back to Python is one small tensor per step.
     ce_sum = torch.zeros((), dtype=torch.float64, device=built.device)
     aux_sum = torch.zeros((), dtype=torch.float64, device=built.device)
-    tokens = 0  # known on the host from the batch: no device read
-    lr = lr_at(state.step, built.total_steps, t) if state.schedule is None else state.schedule.lr(state.step, t)
+    lr = lr_at(state.step, built.total_steps, cfg.train) if state.schedule is None else state.schedule.lr(
+        state.step, cfg.train)
     set_lr(built.optimizer, lr)
     built.loader.seq_len = built.seq_len_at(state.step)  # a curriculum's window (same tokens per step)
-    for micro in range(t.accumulation_steps):
+    # The whole step's samples first (host arrays): their token count scales every micro-batch.
+    batches = [next(built.loader) for _ in range(split.accumulation_steps)]
+    step_tokens = step_token_count(sum(b.trained_tokens for b in batches), cfg.data.packing, built.dist)
+    for micro, batch in enumerate(batches):
         if before_micro is not None:
             before_micro()
-        batch = next(built.loader)
-        x = torch.from_numpy(batch.input_ids).to(built.device, non_blocking=True)
-        y = torch.from_numpy(batch.targets).to(built.device, non_blocking=True)
-        mask = None if cfg.data.packing else torch.from_numpy(batch.loss_mask).to(built.device, non_blocking=True)
-        docs = document_positions(batch, built.device)
-        last = micro == t.accumulation_steps - 1
+        last = micro == split.accumulation_steps - 1
         sync = contextlib.nullcontext() if (last or not built.dist.enabled) else built.ddp_model.no_sync()
         with sync:
             with built.autocast():
-                out = built.forward_model(x, targets=y, loss_mask=mask, **docs)
+                args = batch_tensors(batch, built.device, with_mask=not cfg.data.packing)
+                out = built.forward_model(args.pop("input_ids"), **args, reduction="sum")
             loss = out.loss * float("nan") if inject_nan else out.loss
-            built.scaler.scale((loss + out.aux_loss) / t.accumulation_steps).backward()
+            built.scaler.scale(loss * (world / step_tokens) + out.aux_loss / split.accumulation_steps).backward()
         ce_sum += loss.detach()
         aux_sum += out.aux_loss.detach()
-        tokens += batch.trained_tokens
     built.scaler.unscale_(built.optimizer)
-    clip = t.grad_clip if t.grad_clip > 0 else float("inf")
+    clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
     grad_norm_t = torch.nn.utils.clip_grad_norm_(built.model.parameters(), clip)
-    sums = torch.stack([ce_sum, aux_sum, torch.tensor(float(tokens), dtype=torch.float64, device=built.device)])
+    sums = torch.stack([ce_sum, aux_sum])
     dist_utils.all_reduce_sum(sums, built.dist)
-    ce, aux, all_tokens, grad_norm = torch.cat([sums, grad_norm_t.detach().double().reshape(1)]).tolist()  # the sync
-    n = t.accumulation_steps * built.dist.world_size
+    ce, aux, grad_norm = torch.cat([sums, grad_norm_t.detach().double().reshape(1)]).tolist()  # the sync
     overflow = built.scaler.is_enabled() and not math.isfinite(grad_norm)
-    result = StepResult(loss=ce / n, aux_loss=aux / n, tokens=int(all_tokens),
+    result = StepResult(loss=ce / step_tokens, aux_loss=aux / (split.accumulation_steps * world), tokens=step_tokens,
                         grad_norm=grad_norm, lr=lr, seconds=0.0, scaler_overflow=overflow)
     if result.finite:
         built.scaler.step(built.optimizer)  # a no-op update on an fp16 overflow
-    update_router_bias(built.model, cfg.model.router_bias_coeff, built.dist, apply=result.finite)
+    # The router bias moves only when the weights did: not on a skipped step, nor an fp16 overflow.
+    update_router_bias(built.model, cfg.model.router_bias_coeff, built.dist, apply=result.finite and not overflow)
     if built.scaler.is_enabled():
         built.scaler.update()
     built.optimizer.zero_grad(set_to_none=True)
@@ -102,32 +109,24 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
                    seconds=time.perf_counter() - t0)
 
 
-def document_positions(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
-    """The model's ``position_ids`` argument for a ``data.doc_mask`` batch; no argument otherwise,
-    so the default forward (and its compiled graph) stays exactly the causal one."""
-    if batch.position_ids is None:
-        return {}
-    return {"position_ids": torch.from_numpy(batch.position_ids).to(device, non_blocking=True)}
+def step_token_count(local_tokens: int, packed: bool, dist: dist_utils.DistInfo) -> int:
+    """The real tokens of one optimizer step, all ranks: packed ranks hold the same count (no
+    communication); padded ones are summed (one all-reduce of one number, under torchrun only)."""
+    if packed or not dist.enabled:
+        return local_tokens * dist.world_size
+    count = torch.tensor([local_tokens], dtype=torch.int64)
+    return int(dist_utils.all_reduce_sum(count, dist)[0])
 
 
-@torch.no_grad()
 def evaluate(built: Built) -> float | None:
-    """Mean validation loss (nats/token) over the first ``eval_batches`` batches of the validation
-    split, all ranks together; None when the split holds less than one batch."""
-    t = built.cfg.train
-    built.model.eval()
-    sums = torch.zeros(2, dtype=torch.float64, device=built.device)
-    for batch in validation_batches(built.val_data, t.batch_size, t.eval_batches, built.dist.rank,
-                                    built.dist.world_size):
-        x = torch.from_numpy(batch.input_ids).to(built.device)
-        y = torch.from_numpy(batch.targets).to(built.device)
-        mask = torch.from_numpy(batch.loss_mask).to(built.device)
-        with built.autocast():
-            out = built.model(x, targets=y, loss_mask=mask, **document_positions(batch, built.device))
-        n = mask.sum().double()
-        sums += torch.stack([out.loss.double() * n, n])
+    """Mean validation loss (nats/token) over the run's validation set (``train.eval_samples``
+    samples of the validation split, ``validation_batches``), all ranks together, scored by the
+    same function as ``minimind eval``; None when the split holds no sample."""
+    batches = validation_batches(built.val_data, built.cfg.train.eval_samples, built.split.batch_size,
+                                 built.dist.rank, built.dist.world_size)
+    amp = None if built.dtype_name == "fp32" else built.amp_dtype
+    sums = score_batches(built.model, batches, built.device, amp)
     dist_utils.all_reduce_sum(sums, built.dist)
-    built.model.train()
     total, count = sums.tolist()
     if count == 0:
         return None

@@ -108,11 +108,19 @@ def test_changed_global_batch_is_refused_unless_aligned(dataset_dir):
     assert c.order.consumed == 12
 
 
-def test_validation_split_is_fixed(dataset_dir):
+def test_the_validation_set_is_the_same_samples_at_any_micro_batch_and_world_size(dataset_dir):
     val = PretrainDataset(dataset_dir, max_seq_len=16, split="val")
-    first = [b.input_ids for b in validation_batches(val, 2, 3)]
-    second = [b.input_ids for b in validation_batches(val, 2, 3)]
-    assert len(first) == 3 and all(np.array_equal(x, y) for x, y in zip(first, second))
+    assert len(val) >= 5
+
+    def rows(samples, batch_size, world=1):
+        return sorted(tuple(row) for rank in range(world)
+                      for b in validation_batches(val, samples, batch_size, rank, world) for row in b.input_ids.tolist())
+
+    expected = rows(5, 5)
+    assert len(expected) == 5 and expected == sorted(tuple(val.batch([i]).input_ids[0]) for i in range(5))
+    for batch_size, world in [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (3, 3)]:
+        assert rows(5, batch_size, world) == expected, (batch_size, world)
+    assert len(rows(10_000, 4)) == len(val)  # a smaller split is scored whole
 
 
 def test_too_small_dataset_is_a_clear_error(tmp_path):

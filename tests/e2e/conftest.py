@@ -17,7 +17,7 @@ from tests.conftest import REPO
 SMALL = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
          "model.num_key_value_heads=2", "model.vocab_size=256", "model.max_position_embeddings=128",
          "data.max_seq_len=32", "train.batch_size=4", "train.accumulation_steps=2", "train.dtype=fp32",
-         "train.log_interval=1", "train.eval_interval=0", "train.eval_batches=2", "train.save_interval=5",
+         "train.log_interval=1", "train.eval_interval=0", "train.eval_samples=8", "train.save_interval=5",
          "train.max_steps=16", "train.keep_last=5", "train.learning_rate=3e-3"]
 
 

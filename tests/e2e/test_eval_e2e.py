@@ -14,7 +14,7 @@ def test_eval_of_a_finished_run_reports_its_final_val_loss(tmp_path):
     data = write_dataset(tmp_path / "ds", random_docs(300, seed=0), random_docs(24, seed=1, min_len=31, max_len=32))
     sets = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
             "model.num_key_value_heads=2", "model.vocab_size=256", "data.max_seq_len=32", "train.batch_size=8",
-            "train.dtype=fp32", "train.device=cpu", "train.eval_batches=3", f"data.path={data}"]
+            "train.dtype=fp32", "train.device=cpu", "train.eval_samples=24", f"data.path={data}"]
     proc = run_cli("pretrain", "--profile", "tiny", "--max-steps", "6", "--run", "r", "--no-tui",
                    *[a for s in sets for a in ("--set", s)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr

@@ -90,12 +90,15 @@ def test_a_resplit_serves_the_same_samples_per_step_in_the_same_order():
         assert np.array_equal(first, np.concatenate([halves.next_indices()[0] for _ in range(4)]))
 
 
-def test_a_resume_keeps_the_split_the_checkpoint_recorded():
+def test_a_resume_keeps_the_split_the_checkpoint_recorded_and_leaves_the_config_alone():
     cfg = resolve("tiny", ["train.batch_size=8", "train.accumulation_steps=2"])
     meta = {"split": {"batch_size": 4, "accumulation_steps": 4}, "world_size": 1}
-    assert "micro-batch 4 x accumulation 4" in policy.apply_saved_split(cfg, meta, 1)
-    assert (cfg.train.batch_size, cfg.train.accumulation_steps) == (4, 4)
+    split, note = policy.saved_split(cfg, meta, 1)
+    assert (split.batch_size, split.accumulation_steps) == (4, 4) and "micro-batch 4 x accumulation 4" in note
+    assert (cfg.train.batch_size, cfg.train.accumulation_steps) == (8, 2)  # the request stays the request
     other = resolve("tiny", ["train.batch_size=8", "train.accumulation_steps=4"])  # a new global batch wins
-    assert policy.apply_saved_split(other, meta, 1) is None and other.train.batch_size == 8
+    assert policy.saved_split(other, meta, 1) == (None, None)
+    assert policy.saved_split(cfg, meta, 2) == (None, None)  # another world size: the config's rule
     auto = resolve("tiny", ["train.batch_size=4", "train.accumulation_steps=4", "train.batch_size=auto"])
-    assert policy.apply_saved_split(auto, meta, 1) and auto.train.batch_size == 4
+    split, _ = policy.saved_split(auto, meta, 1)
+    assert split.batch_size == 4 and auto.train.auto_batch
