@@ -7,13 +7,19 @@ What is scored (``load_eval_text``):
 * a raw ``.jsonl``/``.jsonl.gz``/``.txt`` file, read with ``prepare``'s rules (one document per
   line / paragraph) and tokenized with the checkpoint's tokenizer, each document as bos + text + eos.
 
-Two modes (``rows``), so both recipes can be compared on their own terms:
+Three modes:
 
-* ``packed``: the trainer's windows: the token stream cut into non-overlapping windows of
-  ``seq_len + 1`` tokens (input = window[:-1], target = window[1:]), plus the shorter tail. On a
-  dataset's validation split this is exactly the trainer's ``val_loss``.
+* ``val`` (the default for a run's weights on their own dataset): the run's validation set, built
+  and scored exactly as the trainer does (``validation_set_result``): its first
+  ``train.eval_samples`` samples, with the run's window, packing, doc_mask and precision. The
+  result is the run's ``val_loss`` of these weights.
+* ``packed``: every window of the text: the token stream cut into non-overlapping windows of
+  ``seq_len + 1`` tokens (input = window[:-1], target = window[1:]), plus the shorter tail, plain
+  causal attention, in fp32 on a CPU. Any text, any window length; the whole split, not a sample.
 * ``document``: one document per row, the way MiniMind trains; a document longer than one window
   continues in the next row (rows overlap by one token), so every token after bos is scored once.
+
+Every mode scores with the trainer's own function (``minimind.scoring``): a mean over tokens.
 
 Bits per byte = loss (nats/token) x tokens / UTF-8 bytes / ln 2, where tokens counts the tokens a
 model predicts for the text (each document's text tokens and eos): models with different
@@ -26,19 +32,21 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from minimind.config import ConfigError
+from minimind.data.dataset import Batch
 from minimind.errors import MinimindError
+from minimind.scoring import score_batches
 
 MODES = ("packed", "document")
+VAL_MODE = "val"  # a run's own validation set (``validation_set_result``)
 ProgressFn = Callable[[int, int], None]  # (tokens scored so far, tokens to score)
 
 
@@ -121,18 +129,11 @@ def make_rows(text: EvalText, mode: str, seq_len: int) -> list[np.ndarray]:
 
 # ------------------------------------------------------------------------------------- scoring
 
-@torch.no_grad()
-def score_rows(model: torch.nn.Module, rows: list[np.ndarray], *, batch_size: int = 8,
-               device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
-               pad_id: int = 0, progress: ProgressFn | None = None) -> tuple[float, int]:
-    """(sum of the cross-entropy in nats, number of scored targets) over ``rows``.
-
-    Rows are batched longest first, each batch padded to its longest row (padding is masked)."""
-    device = torch.device(device)
+def row_batches(rows: list[np.ndarray], batch_size: int, pad_id: int = 0) -> list[Batch]:
+    """Rows of different lengths as batches, longest first, each padded to its longest row
+    (padding targets are masked)."""
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
-    total = sum(len(r) - 1 for r in rows)
-    nats, done = 0.0, 0
-    model.eval()
+    batches = []
     for b in range(0, len(order), batch_size):
         batch = [rows[i] for i in order[b:b + batch_size]]
         width = len(batch[0])
@@ -141,20 +142,30 @@ def score_rows(model: torch.nn.Module, rows: list[np.ndarray], *, batch_size: in
         for r, row in enumerate(batch):
             ids[r, :len(row)] = row
             mask[r, :len(row) - 1] = 1.0
-        x = torch.from_numpy(ids[:, :-1]).to(device)
-        y = torch.from_numpy(ids[:, 1:]).to(device)
-        m = torch.from_numpy(mask).to(device)
-        if autocast_dtype is not None:
-            with torch.autocast(device.type, dtype=autocast_dtype):
-                logits = model(x, loss_mask=m).logits
-        else:
-            logits = model(x, loss_mask=m).logits
-        per_token = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-        nats += float((per_token.double() * m.reshape(-1).double()).sum().item())
-        done += int(mask.sum())
+        batches.append(Batch(ids[:, :-1].copy(), ids[:, 1:].copy(), mask))
+    return batches
+
+
+def score_rows(model: torch.nn.Module, rows: list[np.ndarray], *, batch_size: int = 8,
+               device: torch.device | str = "cpu", autocast_dtype: torch.dtype | None = None,
+               pad_id: int = 0, progress: ProgressFn | None = None) -> tuple[float, int]:
+    """(sum of the cross-entropy in nats, number of scored targets) over ``rows``, by the trainer's
+    own scoring function (``minimind.scoring``)."""
+    return score(model, row_batches(rows, batch_size, pad_id), sum(len(r) - 1 for r in rows),
+                 device=device, autocast_dtype=autocast_dtype, progress=progress)
+
+
+def score(model: torch.nn.Module, batches: Iterable[Batch], total: int, *, device: torch.device | str = "cpu",
+          autocast_dtype: torch.dtype | None = None, progress: ProgressFn | None = None) -> tuple[float, int]:
+    done = [0]
+
+    def advance(targets: int) -> None:
+        done[0] += targets
         if progress is not None:
-            progress(done, total)
-    return nats, done
+            progress(done[0], total)
+
+    nats, scored = score_batches(model, batches, torch.device(device), autocast_dtype, advance).tolist()
+    return nats, int(scored)
 
 
 def summarize(nats: float, scored: int, text: EvalText, mode: str, seq_len: int, rows: int,
@@ -255,18 +266,24 @@ def file_text(path: Path, tokenizer_dir: Path, text_key: str = "text", max_docs:
 
 # ------------------------------------------------------------------------------ any weights
 
-def default_seq_len(loaded) -> int:
-    """The window the weights were trained with (their run's ``data.max_seq_len``), else 512
-    capped at the model's context."""
+def run_config(loaded):
+    """The resolved config of the run the weights come from (its ``config.yaml``), or None."""
     from minimind.config import load_config
 
     src = loaded.config_source
     if src and src.endswith((".yaml", ".yml")) and Path(src).is_file():
         try:
-            return int(load_config(src).data.max_seq_len)
+            return load_config(src)
         except MinimindError:
-            pass
-    return min(512, loaded.config.max_position_embeddings)
+            return None
+    return None
+
+
+def default_seq_len(loaded) -> int:
+    """The window the weights were trained with (their run's ``data.max_seq_len``), else 512
+    capped at the model's context."""
+    cfg = run_config(loaded)
+    return int(cfg.data.max_seq_len) if cfg is not None else min(512, loaded.config.max_position_embeddings)
 
 
 def default_data(loaded) -> Path | None:
@@ -330,21 +347,72 @@ def pick_eval_device(requested: str = "auto") -> tuple[torch.device, torch.dtype
     return device, None
 
 
-def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes: tuple[str, ...] = ("packed",),
+def validation_set_result(model: torch.nn.Module, cfg, text: EvalText, *, batch_size: int, device: torch.device,
+                          autocast_dtype: torch.dtype | None, progress: ProgressFn | None = None) -> EvalResult:
+    """Mode ``val``: the run's own validation set, built and scored exactly as the trainer does
+    (``train.eval_samples`` samples of the split, with the run's window, packing and doc_mask, by
+    ``minimind.scoring``): the run's ``val_loss`` of these weights."""
+    from minimind.data.dataset import PretrainDataset, validation_batches
+
+    t0 = time.perf_counter()
+    d = cfg.data
+    dataset = PretrainDataset(text.path, d.max_seq_len, d.packing, text.split or "val", d.doc_mask)
+    batches = list(validation_batches(dataset, cfg.train.eval_samples, batch_size))
+    nats, scored = score(model, batches, sum(b.trained_tokens for b in batches), device=device,
+                         autocast_dtype=autocast_dtype, progress=progress)
+    rows = sum(len(b.input_ids) for b in batches)
+    text.notes.append(f"the run's validation set: the first {rows} {'windows' if d.packing else 'documents'} of "
+                      f"the split (train.eval_samples), {d.max_seq_len}-token rows"
+                      + (", doc_mask" if dataset.doc_mask else "") + ", as its val_loss")
+    return summarize(nats, scored, text, VAL_MODE, d.max_seq_len, rows, time.perf_counter() - t0)
+
+
+def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes: tuple[str, ...] | None = None,
                      split: str = "val", seq_len: int | None = None, batch_size: int = 8, device: str = "auto",
                      tokenizer: str | Path | None = None, text_key: str = "text", max_docs: int | None = None,
                      head_dim: int | None = None,
                      progress: Callable[[str], ProgressFn | None] | None = None) -> list[EvalResult]:
     """Score any weights ``inspect`` reads, once per mode. ``progress(mode)`` may return a callback
-    for that mode's progress."""
+    for that mode's progress. Without ``modes``: ``val`` (the run's validation set, in the run's
+    precision: its ``val_loss``) for weights of a run scored on their own dataset's validation split,
+    else ``packed``."""
     from minimind.weights import build_model, load_weights
 
     loaded = load_weights(path, head_dim=head_dim)
+    cfg = run_config(loaded)
+    own_val = data is None and split == "val" and max_docs is None and cfg is not None
+    modes = modes or ((VAL_MODE,) if own_val else ("packed",))
+    if VAL_MODE in modes and not own_val:
+        raise ConfigError("--mode val scores a run's own validation set: it needs the weights of a run (a run or "
+                          "checkpoint directory), no --data, --split val and no --max-docs",
+                          "use --mode packed or document for other text")
+    if VAL_MODE in modes and seq_len is not None and seq_len != cfg.data.max_seq_len:
+        raise ConfigError(f"--seq-len {seq_len}: the run's validation set has {cfg.data.max_seq_len}-token rows",
+                          "drop --seq-len, or use --mode packed for other windows")
     text = load_eval_text(loaded, data, split=split, tokenizer=tokenizer, text_key=text_key, max_docs=max_docs)
     text.notes[:0] = loaded.notes
     seq_len = seq_len or default_seq_len(loaded)
     dev, amp = pick_eval_device(device)
     model = build_model(loaded).to(dev)
-    return [evaluate_model(model, text, mode=mode, seq_len=seq_len, batch_size=batch_size, device=dev,
-                           autocast_dtype=amp, progress=progress(mode) if progress else None)
-            for mode in modes]
+    results = []
+    for mode in modes:
+        report = progress(mode) if progress else None
+        if mode == VAL_MODE:
+            run_amp = run_precision(loaded, dev, amp)
+            results.append(validation_set_result(model, cfg, text, batch_size=batch_size, device=dev,
+                                                 autocast_dtype=run_amp, progress=report))
+        else:
+            results.append(evaluate_model(model, text, mode=mode, seq_len=seq_len, batch_size=batch_size,
+                                          device=dev, autocast_dtype=amp, progress=report))
+    return results
+
+
+def run_precision(loaded, device: torch.device, default: torch.dtype | None) -> torch.dtype | None:
+    """The autocast dtype the run validated in (its checkpoint's ``dtype``), so ``val`` mode gives
+    the run's own number; ``default`` when it is not recorded."""
+    from minimind.training.build import DTYPES
+
+    recorded = (loaded.training or {}).get("dtype")
+    if recorded not in DTYPES:
+        return default
+    return None if recorded == "fp32" else DTYPES[recorded]

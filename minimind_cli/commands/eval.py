@@ -13,17 +13,24 @@ HELP = """Score weights on text: mean loss (nats/token), perplexity and bits per
 
 PATH is anything `minimind inspect` reads: a weights file (ours or MiniMind's .pth in either key
 layout), a run directory (its latest complete checkpoint), a checkpoint directory or an exported
-Hugging Face directory. --data is a prepared dataset (its validation split by default: the
-trainer's own val loss in packed mode) or a .jsonl/.jsonl.gz/.txt file, tokenized with the
-weights' tokenizer. Bits per byte count the UTF-8 bytes of the original text, so models with
-different tokenizers compare.
+Hugging Face directory. --data is a prepared dataset (its validation split by default) or a
+.jsonl/.jsonl.gz/.txt file, tokenized with the weights' tokenizer. Bits per byte count the UTF-8
+bytes of the original text, so models with different tokenizers compare.
 
-Modes: packed (the trainer's windows, documents run on) and document (one document per row, as
-MiniMind trains; long documents continue in the next row).
+Modes:
+
+  val       the run's own validation set (its first train.eval_samples samples, with its window,
+            packing, doc_mask and precision): exactly the run's val_loss. The default for a run or
+            checkpoint directory scored on its own dataset.
+
+  packed    every window of the text plus the shorter tail, plain causal attention, fp32 on a CPU:
+            the whole split (or file), not the run's sample of it. The default otherwise.
+
+  document  one document per row, as MiniMind trains (long documents continue in the next row).
 
 Examples:
 
-  minimind eval out/runs/RUN                          (its dataset's validation split)
+  minimind eval out/runs/RUN                          (its val_loss, recomputed)
 
   minimind eval out/pretrain_512.pth --data held_out.jsonl --mode both
 
@@ -32,6 +39,7 @@ Examples:
 
 
 class Mode(str, Enum):
+    val = "val"
     packed = "packed"
     document = "document"
     both = "both"
@@ -47,8 +55,10 @@ def eval_command(
     data: Annotated[Path | None, typer.Option(
         "--data", help="A prepared dataset directory or a .jsonl/.jsonl.gz/.txt file (default: the "
                        "dataset the weights' run trained on).")] = None,
-    mode: Annotated[Mode, typer.Option("--mode", help="packed windows, one document per row, or both.")]
-    = Mode.packed,
+    mode: Annotated[Mode | None, typer.Option(
+        "--mode", help="val: the run's own validation set, as its val_loss (the default for a run's weights "
+                       "on their dataset); packed: every window of the text, plus the tail; document: one "
+                       "document per row; both: packed and document.")] = None,
     split: Annotated[SplitName, typer.Option("--split", help="Which split of a dataset to score.")]
     = SplitName.val,
     seq_len: Annotated[int | None, typer.Option(
@@ -70,7 +80,7 @@ def eval_command(
 
     from minimind.evaluation import MODES, evaluate_weights
 
-    modes = MODES if mode is Mode.both else (mode.value,)
+    modes = None if mode is None else MODES if mode is Mode.both else (mode.value,)
     err = Console(stderr=True)
     with _Progress(err) as bar:
         results = evaluate_weights(path, data, modes=modes, split=split.value, seq_len=seq_len,
