@@ -113,3 +113,25 @@ def test_muon_and_router_bias_two_processes_match_one_with_double_batch(tmp_path
     bias = {run: [e["moe"]["router_bias"] for e in read_events(run / "events.jsonl") if e["type"] == "step"]
             for run in (single, ddp)}
     assert bias[single] == bias[ddp]  # +-coeff steps from the same global loads
+
+
+def test_padded_rows_on_two_processes_train_what_one_process_trains(tmp_path, small_dataset):
+    """Padded rows hold different real tokens per rank: the step's loss is the mean over all of
+    them (not a mean of the ranks' means), so 2 x (4 x 1) ends at 1 x (8 x 1)'s weights."""
+    import torch
+
+    from minimind.checkpoint import load_checkpoint
+
+    common = ["train.max_steps=3", "data.packing=false", "train.accumulation_steps=1", "train.learning_rate=5e-4",
+              "train.sample_tokens=0"]
+    single = make_run(tmp_path, small_dataset, "single", [*common, "train.batch_size=8"])
+    code, _, err = run_to_end(single)
+    assert code == 0, err
+    ddp = make_run(tmp_path, small_dataset, "ddp", [*common, "train.batch_size=4"])
+    code, _, err = torchrun(ddp)
+    assert code == 0, err
+    a, b = (load_checkpoint(find_checkpoint(run))["model"] for run in (single, ddp))
+    for name, w in a.items():
+        assert (w.float() - b[name].float()).abs().max().item() < 1e-5, name
+    la, lb = losses_by_step(single), losses_by_step(ddp)
+    assert all(abs(la[s][0] - lb[s][0]) < 1e-5 for s in (1, 2, 3))

@@ -41,7 +41,8 @@ def test_an_oom_retries_the_same_step_on_the_same_samples_with_half_the_micro_ba
     got, report, built = losses(make_config("train.batch_size=4", "train.accumulation_steps=2"), 3, oom_at="2")
     expected, _, _ = losses(make_config("train.batch_size=2", "train.accumulation_steps=4"), 3)
     assert max(abs(a - b) for a, b in zip(got, expected)) < 1e-6
-    assert (built.cfg.train.batch_size, built.cfg.train.accumulation_steps) == (2, 4)
+    assert (built.split.batch_size, built.split.accumulation_steps) == (2, 4)
+    assert (built.cfg.train.batch_size, built.cfg.train.accumulation_steps) == (4, 2)  # the request stays
     warnings = [f for t, f in report.events if t == "warning"]
     assert len(warnings) == 1 and warnings[0]["kind"] == "oom_retry" and warnings[0]["step"] == 1
     assert (warnings[0]["batch_size"], warnings[0]["accumulation_steps"]) == (2, 4)
