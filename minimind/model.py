@@ -331,6 +331,15 @@ class MiniMindLM(nn.Module):
         losses = [m.aux_loss for m in self.moe_layers() if m.aux_loss is not None]
         return torch.stack(losses).sum() if losses else torch.zeros((), device=device)
 
+    @torch.no_grad()
+    def forget_routing(self) -> None:
+        """Zero every routing counter (the dashboard's expert loads and bias balancing's loads), so
+        passes that are not training, such as a memory probe, leave no trace in either."""
+        for m in self.moe_layers():
+            m.expert_counts.zero_()
+            if m.gate.bias_load is not None:
+                m.gate.bias_load.zero_()
+
     def router_biases(self) -> list[list[float]]:
         """Per-layer per-expert routing bias (router_balance bias/both; empty otherwise)."""
         return [m.gate.expert_bias.tolist() for m in self.moe_layers() if m.gate.expert_bias is not None]

@@ -339,7 +339,7 @@ def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: t
 def probe_cuda(cfg: Config, model: torch.nn.Module, dtype_name: str, device: torch.device, limit: int) -> int:
     """The largest micro-batch (up to ``limit``) whose real forward and backward pass, plus AdamW's
     moments, peak below ``1 - SAFETY_MARGIN`` of the memory this process may use. Random tokens;
-    the RNG streams, gradients and expert counters are left as they were."""
+    the RNG streams, gradients and routing counters (expert loads, bias loads) are left as they were."""
     import torch
 
     from minimind.training.oom import is_out_of_memory
@@ -374,5 +374,5 @@ def probe_cuda(cfg: Config, model: torch.nn.Module, dtype_name: str, device: tor
         return largest_fitting(fits, limit)
     finally:
         torch.cuda.set_rng_state(rng, device)
-        if hasattr(model, "read_expert_counts"):
-            model.read_expert_counts(reset=True)
+        if hasattr(model, "forget_routing"):
+            model.forget_routing()

@@ -148,3 +148,29 @@ def _bias_weights(tmp_path, model):
     path.parent.mkdir()
     save_weights(path, model.state_dict(), model.config)
     return path
+
+
+def test_an_fp16_overflow_step_moves_neither_the_weights_nor_the_router_bias(make_config):
+    """The loss scaler skips an overflowing update; the bias must not move on loads of a step that
+    changed nothing."""
+    built = build(make_config("model.use_moe=true", "model.router_balance=bias", "model.router_bias_coeff=0.1",
+                              "train.dtype=fp16"))
+    built.scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 120)  # every gradient overflows
+    bias = [g.gate.expert_bias.clone() for g in built.model.moe_layers()]
+    weights = [p.detach().clone() for p in built.model.parameters()]
+    result = train_step(built, TrainState())
+    assert result.scaler_overflow and result.finite
+    assert all(torch.equal(g.gate.expert_bias, b) for g, b in zip(built.model.moe_layers(), bias))
+    assert all(torch.equal(p, w) for p, w in zip(built.model.parameters(), weights))
+    assert all(g.gate.bias_load.sum() == 0 for g in built.model.moe_layers())  # and the next step counts afresh
+
+
+def test_forget_routing_leaves_no_trace_of_a_probe_pass():
+    """What the memory probe (GPU, batch_size auto) calls after its random-token passes."""
+    torch.manual_seed(0)
+    model = MiniMindLM(ModelConfig(**MOE, router_balance="bias")).train()
+    model(torch.randint(0, 97, (2, 8)), targets=torch.randint(0, 97, (2, 8)))
+    layers = model.moe_layers()
+    assert all(m.expert_counts.sum() > 0 and m.gate.bias_load.sum() > 0 for m in layers)
+    model.forget_routing()
+    assert all(m.expert_counts.sum() == 0 and m.gate.bias_load.sum() == 0 for m in layers)
