@@ -135,6 +135,31 @@ def test_mixed_directory_and_glob_patterns(tmp_path, tok_dir):
         collect_inputs([str(corpus / "*.csv")])
 
 
+@pytest.mark.parametrize("frames", [1, 2])
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_truncated_zst_is_refused_with_the_file_and_byte_offset(tmp_path, tok_dir, frames, skip_invalid):
+    """A cut .zst is an error like a cut .gz, also next to a good file and with --skip-invalid:
+    never a shorter corpus, "input is empty" or an "invalid JSON" line where the cut fell."""
+    data = write_jsonl(tmp_path / "d.jsonl", [f"document {i} " + t for i, t in enumerate(topics_text(20_000))]).read_bytes()
+    half = len(data) // 2
+    pieces = [data] if frames == 1 else [data[:half], data[half:]]
+    compressed = [zstandard.ZstdCompressor().compress(p) for p in pieces]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_jsonl(corpus / "a_good.jsonl", DOCS)
+    whole = b"".join(compressed)
+    cut = len(whole) - len(compressed[-1]) // 2
+    (corpus / "b_cut.jsonl.zst").write_bytes(whole[:cut])
+    start = len(whole) - len(compressed[-1])
+    with pytest.raises(PrepareError, match=rf"b_cut.jsonl.zst: cannot read \(truncated zstd data: the frame "
+                                           rf"starting at byte {start} is cut off at byte {cut}"):
+        prep(corpus, tmp_path / "ds", tokenizer=tok_dir, skip_invalid=skip_invalid)
+    assert not (tmp_path / "ds").exists()
+    (corpus / "b_cut.jsonl.zst").write_bytes(whole)  # the whole file reads
+    prep(corpus, tmp_path / "ds", tokenizer=tok_dir, val_fraction=0)
+    assert len(decoded_docs(tmp_path / "ds")) == len(DOCS) + data.count(b"\n")
+
+
 def test_missing_optional_package_is_one_line_with_the_extra(tmp_path, monkeypatch):
     write_parquet(tmp_path / "a.parquet", DOCS)
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # what a missing package looks like to find_spec
