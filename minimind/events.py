@@ -48,7 +48,10 @@ warning       message, step?        (something the user should look at; training
                     then also batch_size, accumulation_steps (the new split), peak_mib, total_mib
 paused        step
 resumed       step
-run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path?
+run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path? (the file with
+              this run's weights), run_weights_path? (the run's own copy, RUN/pretrain_*.pth),
+              shared_weights_path?, shared_weights_run? (OUT/pretrain_*.pth and the run it now
+              comes from: null when it holds weights from outside any run)
 run_stopped   step, reason ("request" | "signal"), checkpoint (path of the checkpoint it saved)
 run_failed    error, traceback (tail, str), exit_code, step?
 

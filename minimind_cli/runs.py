@@ -172,7 +172,15 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         console.print(f"[bold green]done[/]: {end.get('step')} steps{loss}{val} in {end.get('elapsed_s') or 0:.0f}s")
         if end.get("weights_path"):
             console.print(f"weights: {end['weights_path']}  (inspect with `minimind inspect "
-                          f"{end['weights_path']}`)")
+                          f"{end['weights_path']}`)", markup=False)
+        shared, holder = end.get("shared_weights_path"), end.get("shared_weights_run")
+        if shared and shared != end.get("weights_path"):
+            console.print(f"{shared} was left as it is: it holds "
+                          f"{'the weights of run ' + holder if holder else 'weights from outside this run'}",
+                          markup=False)
+        elif shared:
+            console.print(f"{shared} now comes from this run ({run_dir.name}); its own copy: "
+                          f"{end.get('run_weights_path')}", markup=False)
         console.print(f"run: {run_dir}")
         return outcome.exit_code
     if outcome.status == "stopped":

@@ -158,3 +158,23 @@ def test_data_jsonl_is_prepared_once_and_reused(tmp_path):
     prepared = run_cli("prepare", str(data), cwd=tmp_path)  # the README's next command
     assert prepared.returncode == 0, prepared.stderr
     assert (tmp_path / "out" / "data" / "meta.json").is_file()
+
+
+@pytest.mark.slow  # runs the real trainer twice
+def test_a_second_run_of_the_same_width_says_whose_weights_the_shared_file_holds(tmp_path, small_dataset):
+    out = tmp_path / "out"
+    for name, lr in (("r1", "3e-3"), ("r2", "1e-3")):
+        proc = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(out), "--run", name,
+                       "--max-steps", "2", "--set", f"train.learning_rate={lr}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert f"{out / 'pretrain_64.pth'} now comes from this run (r2)" in proc.stdout
+    events = read_events(out / "runs" / "r2" / "events.jsonl")
+    warning = next(e for e in events if e["type"] == "warning")
+    assert "holds the weights of run r1" in warning["message"]
+    end = events[-1]
+    assert end["type"] == "run_finished" and end["shared_weights_run"] == "r2"
+    assert end["weights_path"] == str(out / "pretrain_64.pth")
+    # r1's weights were not lost: they stay in its run directory, and its sidecar names the run.
+    r1 = (out / "runs" / "r1").resolve()
+    assert json.loads((r1 / "pretrain_64.json").read_text())["run"] == str(r1)
+    assert (r1 / "pretrain_64.pth").read_bytes() != (out / "pretrain_64.pth").read_bytes()
