@@ -53,7 +53,9 @@ run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path
               shared_weights_path?, shared_weights_run? (OUT/pretrain_*.pth and the run it now
               comes from: null when it holds weights from outside any run)
 run_stopped   step, reason ("request" | "signal"), checkpoint (path of the checkpoint it saved)
-run_failed    error, traceback (tail, str), exit_code, step?
+run_failed    error, traceback (tail, str), exit_code, step?, recorded_by? ("cli": the trainer was
+              killed or exited without a word, and the ``pretrain``/``resume`` that started it
+              recorded what it saw, e.g. exit code 137 for SIGKILL)
 
 Every process that trains ends its stream with exactly one of run_finished, run_stopped or
 run_failed (unless it is killed). ``run_outcome`` turns a stream into the status and exit code
@@ -276,4 +278,26 @@ def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
         return RunOutcome("failed", 128 - returncode, None, f"the trainer was killed by {name}")
     if returncode:
         return RunOutcome("failed", returncode, None, f"the trainer exited with code {returncode}")
+    if returncode is None:  # only its pid was watched: nobody saw its exit status
+        return RunOutcome("failed", EXIT_FAILED, None,
+                          "the trainer is gone without recording how it ended (exit code unknown)")
     return RunOutcome("failed", EXIT_FAILED, None, "the trainer ended without recording how")
+
+
+def record_silent_end(run_dir: str | os.PathLike, returncode: int | None, events_before: int = 0) -> dict[str, Any] | None:
+    """The parent of a trainer (``pretrain``/``resume``) saw it end without an end event (killed,
+    or gone without a word): record that as ``run_failed`` (``recorded_by: "cli"``), so every later
+    reader (``watch``, ``runs``) gets the same status and exit code from the events alone. Only when
+    that trainer wrote its ``run_started`` (after ``events_before``); returns the event written."""
+    if returncode is None:
+        return None
+    events = read_events(Path(run_dir) / EVENTS_FILE)[events_before:]
+    if not any(e.get("type") == "run_started" for e in events):
+        return None
+    outcome = run_outcome(events, returncode)
+    if outcome.event is not None or outcome.status != "failed":
+        return None
+    steps = [e["step"] for e in events if e.get("type") in ("step", "heartbeat") and "step" in e]
+    with EventWriter(run_dir) as writer:
+        return writer.emit("run_failed", error=outcome.message, traceback="", exit_code=outcome.exit_code,
+                           step=steps[-1] if steps else None, recorded_by="cli")

@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 
 from minimind.config import Config, save_config
-from minimind.events import EVENTS_FILE, read_events, run_outcome
+from minimind.events import EVENTS_FILE, read_events, record_silent_end, run_outcome
 from minimind_cli.errors import EXIT_FAILED, UserError
 from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
 from minimind_cli.progress import follow_headless, trainer_log_tail
@@ -163,6 +163,9 @@ def _follow_plain(run_dir: Path, proc) -> int:
 def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool) -> int:
     """Print how the trainer ended and return the exit code, both by ``run_outcome`` (the rule
     ``watch`` uses too): 0 finished, 130 stopped after saving, else the failure's code."""
+    # A trainer killed without a word: its exit status is known only here, so it goes into the
+    # events, and `watch` and `runs` then say the same.
+    record_silent_end(run_dir, code, events_before)
     events = read_events(run_dir / EVENTS_FILE)[events_before:]
     outcome = run_outcome(events, returncode=code)
     end = outcome.event or {}
@@ -187,7 +190,7 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         err.print(f"stopped after saving a checkpoint at step {end.get('step')}. Resume with:\n"
                   f"  minimind resume {run_dir}")
         return outcome.exit_code
-    if end:  # run_failed: the trainer said what went wrong
+    if end and end.get("recorded_by") != "cli":  # run_failed: the trainer said what went wrong
         err.print(f"[bold red]error:[/] {end.get('error')}")
         if end.get("exit_code") == EXIT_FAILED and end.get("traceback") and show:
             tb = "\n".join(str(end["traceback"]).rstrip().splitlines()[-8:])

@@ -68,9 +68,9 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
         return outcome.exit_code
     outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
     if outcome.status == "failed":
-        error = (outcome.event or {}).get("error")
-        echo(f"Training failed ({_status_words(outcome.exit_code)}){f': {error}' if error else ''}. "
-             f"Log: {run_dir / 'trainer.log'}")
+        error = (outcome.event or {}).get("error") or outcome.message
+        words = _status_words(outcome.exit_code) if outcome.event is not None else f"exit code {outcome.exit_code}"
+        echo(f"Training failed ({words}){f': {error}' if error else ''}. Log: {run_dir / 'trainer.log'}")
     return outcome.exit_code
 
 

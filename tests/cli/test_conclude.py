@@ -75,6 +75,26 @@ def test_killed_is_128_plus_signal_with_the_log_tail(tmp_path, capsys):
     assert "the last complete checkpoint is kept" in err
 
 
+def test_a_silent_end_is_recorded_once_so_every_reader_agrees(tmp_path, capsys):
+    from minimind.events import read_events, run_outcome
+
+    code, _, _, run_dir = conclude(tmp_path, capsys, [*STEPS, CKPT], -9)
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1]["type"] == "run_failed" and events[-1]["recorded_by"] == "cli" and events[-1]["step"] == 20
+    watch = run_outcome(events)  # `watch` and `runs` never saw the process
+    assert (watch.status, watch.exit_code, watch.message) == ("failed", code, "the trainer was killed by SIGKILL")
+    assert _conclude(run_dir, -9, 0, show=False) == 137  # said again: not recorded twice
+    assert sum(e["type"] == "run_failed" for e in read_events(run_dir / "events.jsonl")) == 1
+
+
+def test_a_trainer_that_never_started_records_nothing(tmp_path, capsys):
+    before = [*STEPS, ev("run_stopped", step=20, reason="signal", checkpoint="c")]
+    code, _, _, run_dir = conclude(tmp_path, capsys, [], -9, before=before)
+    assert code == 137
+    from minimind.events import read_events
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_stopped"
+
+
 def test_exit_0_without_an_end_event_is_a_failure(tmp_path, capsys):
     code, _, err, _ = conclude(tmp_path, capsys, STEPS, 0)
     assert code == 1 and "error: the trainer ended without recording how" in err
