@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if is_out_of_memory(exc):  # outside a training step (evaluation, start-up): nothing to re-split
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            return fail(f"out of memory outside a training step ({first}); the last checkpoint is kept",
+            return fail(f"out of memory outside a training step ({first}); nothing new was saved",
                         EXIT_FAILED, hint="use a smaller --batch-size or data.max_seq_len, or --batch-size auto")
         return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, traceback.format_exc())
     finally:

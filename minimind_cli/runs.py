@@ -14,7 +14,7 @@ from rich.console import Console
 
 from minimind.config import Config, save_config
 from minimind.events import EVENTS_FILE, read_events, record_silent_end, run_outcome
-from minimind_cli.errors import EXIT_FAILED, UserError
+from minimind_cli.errors import EXIT_FAILED, EXIT_USAGE, UserError
 from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
 from minimind_cli.progress import follow_headless, trainer_log_tail
 
@@ -200,9 +200,27 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         tail = trainer_log_tail(run_dir)
         if tail and show:
             err.print(tail, markup=False, style="dim")
-    if any(e["type"] == "checkpoint" for e in events) or (run_dir / "checkpoints").is_dir():
-        err.print(f"the last complete checkpoint is kept; resume with: minimind resume {run_dir}")
+    advice = resume_advice(run_dir, outcome.event)
+    if advice:
+        err.print(advice, markup=False, soft_wrap=True)
     return outcome.exit_code
+
+
+def resume_advice(run_dir: Path, end: dict | None) -> str | None:
+    """What to say about going on after a failed or killed run: ``minimind resume`` only where it
+    can work, i.e. a complete checkpoint exists and the trainer did not refuse its input (exit 2:
+    its own hint says what to change) or run out of memory at micro-batch 1 (a plain resume would
+    fail the same way)."""
+    from minimind.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return "no checkpoint was saved, so there is nothing to resume: start the run again with `minimind pretrain`"
+    if end is not None and end.get("recorded_by") != "cli" and (
+            end.get("exit_code") == EXIT_USAGE or "out of memory" in str(end.get("error", ""))):
+        return None
+    return (f"the last complete checkpoint (step {checkpoints[-1].step}) is kept; resume with: "
+            f"minimind resume {run_dir}")
 
 
 def latest_run(out_dir: Path) -> Path:

@@ -391,6 +391,10 @@ class RunState:
         if self.run_dir is None:
             return None
         run = shlex.quote(str(self.run_dir))
+        failed = self.failed or {}
+        if failed.get("recorded_by") != "cli" and (
+                failed.get("exit_code") == 2 or "out of memory" in str(failed.get("error", ""))):
+            return None  # the trainer refused its input or ran out of memory: a plain resume fails again
         if self.last_checkpoint is not None:
             return f"Resume from step {self.last_checkpoint.get('step')}: minimind resume {run}"
         return f"No checkpoint was saved; start again with: minimind pretrain (see {run}/config.yaml)"
