@@ -77,7 +77,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 SCHEMA_VERSION = 2
 EVENTS_FILE = "events.jsonl"
@@ -244,6 +244,13 @@ def stop_of_v1(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def refused_attempt(event: dict[str, Any]) -> bool:
+    """A ``run_failed`` with exit code 2 (the trainer refused its input, e.g. a checkpoint file safe
+    loading refuses). After an earlier end event with no ``run_started`` between, it is an attempt
+    that never started, and it does not change how the run ended (the attempt's own command reports it)."""
+    return event.get("type") == "run_failed" and event.get("exit_code") == EXIT_USAGE
+
+
 def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
                 process_gone: bool = True) -> RunOutcome:
     """The one rule for how a run ended, from its events (those after its last ``run_started``
@@ -256,7 +263,10 @@ def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
         if event.get("type") == "run_started":
             since_start = []
         since_start.append(event)
-    end = next((e for e in reversed(since_start) if e.get("type") in END_TYPES), None)
+    end = None
+    for event in since_start:
+        if event.get("type") in END_TYPES and not (end is not None and refused_attempt(event)):
+            end = event
     if end is None:
         end = stop_of_v1([e for e in since_start if e.get("type") not in ("info",)])
     if end is not None and end["type"] == "run_finished":

@@ -245,3 +245,25 @@ def test_a_refused_state_pt_does_not_suggest_resume(tmp_path, small_dataset):
     proc = run_cli("resume", str(run_dir), "--max-steps", "8", "--no-tui", cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "state.pt" in proc.stderr and "minimind resume" not in proc.stderr
+    from minimind.run_summary import summarize
+
+    assert summarize(run_dir)["status"] == "finished"  # a refused attempt leaves the run as it ended
+
+
+@pytest.mark.slow  # runs the real trainer
+def test_switching_optimizer_on_resume_is_refused_before_anything_is_written(tmp_path, small_dataset):
+    from minimind.run_summary import summarize
+    from tests.e2e.conftest import finished_run
+
+    run_dir = finished_run(tmp_path, small_dataset, "muon", ["train.optimizer=muon", "train.max_steps=3"])
+    events_before = (run_dir / "events.jsonl").read_bytes()
+    for extra in ([], ["--force"]):
+        proc = run_cli("resume", str(run_dir), "--set", "train.optimizer=adamw", "--max-steps", "5", *extra,
+                       "--no-tui", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "--set train.optimizer=adamw: the run was trained with train.optimizer=muon" in proc.stderr
+        assert "--force" not in proc.stderr  # never suggested: it cannot work
+        assert f"--init-from {run_dir}" in proc.stderr
+    assert (run_dir / "events.jsonl").read_bytes() == events_before
+    assert not (run_dir / "trainer.log").exists() or "adamw" not in (run_dir / "trainer.log").read_text()
+    assert summarize(run_dir)["status"] == "finished"
