@@ -117,12 +117,28 @@ def refuse_if_training(path: Path) -> None:
         refuse(candidate)
 
 
-def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool) -> int:
+def take_run_lock(run_dir: Path):
+    """The run's lock, taken by ``resume`` before it writes anything and handed to the trainer it
+    starts: a second ``resume`` racing this one is refused here, with the lock's one line, before it
+    touches the run directory. Returns (lock, note about a recovered stale lock or None)."""
+    from minimind.runlock import RunLock
+
+    lock = RunLock(run_dir)
+    try:
+        note = lock.acquire()
+    except OSError as exc:
+        raise UserError(f"cannot lock {run_dir}: {exc.strerror or exc}") from None
+    return lock, note
+
+
+def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool, lock=None,
+                      lock_note: str | None = None) -> int:
     """Write the config, start the trainer, follow it, and return the CLI's exit code. After the
-    dashboard closes, the outcome is printed again (without the traceback the dashboard showed)."""
+    dashboard closes, the outcome is printed again (without the traceback the dashboard showed).
+    ``lock``: the run's lock when the caller holds it (``take_run_lock``); the trainer takes it over."""
     save_config(cfg, run_dir / "config.yaml")
     events_before = len(read_events(run_dir / EVENTS_FILE))
-    proc = start_trainer(run_dir, opts)
+    proc = start_trainer(run_dir, opts, lock, lock_note)
     use_tui = not no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     run_dashboard = None
     if use_tui:
