@@ -55,8 +55,12 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     watch = watch_command(run_dir)
     if result.action == "detached":
         pid = process.pid if process is not None else (state.started or {}).get("pid")
-        echo(f"Training continues in the background{f' (pid {pid})' if pid else ''}. "
-             f"Watch it again with: {watch}")
+        where = f" (pid {pid})" if pid else ""
+        if state.paused:  # detaching does not continue a paused run: say so, and how to
+            echo(f"Training is paused in the background{where}; it waits until you continue it: "
+                 f"{watch}, then p")
+        else:
+            echo(f"Training continues in the background{where}. Watch it again with: {watch}")
         return 0
     if result.action == "stop_timeout":
         echo(f"The trainer did not exit within {app.stop_timeout:.0f} s of the stop request; it is "

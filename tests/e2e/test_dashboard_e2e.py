@@ -147,3 +147,32 @@ def test_watch_and_pretrain_agree_on_a_sigkilled_trainer(tmp_path, small_dataset
     assert "exit code 137" in echoed[0] and "killed by SIGKILL" in echoed[0]
     row = summarize(run_dir)
     assert row["status"] == "failed" and "killed by SIGKILL" in row["message"]
+
+
+def test_detach_while_paused_says_paused_and_runs_shows_paused(tmp_path, small_dataset):
+    from minimind.run_summary import summarize
+
+    run_dir = make_run(tmp_path, small_dataset, "paused")
+    proc = start(run_dir)
+    app = DashboardApp(run_dir, proc)
+
+    async def drive():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.state.last_step is not None, timeout=120)
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.state.paused, timeout=60)
+            await pilot.press("q")
+            assert isinstance(app.screen, QuitScreen)
+            await pilot.press("d")
+            await wait_for(pilot, lambda: app.return_value is not None, timeout=10)
+
+    try:
+        asyncio.run(drive())
+        echoed: list[str] = []
+        assert exit_code_for(app.return_value, app, echo=echoed.append) == 0
+        assert "paused" in echoed[0] and "continues" not in echoed[0] and f"minimind watch {run_dir}" in echoed[0]
+        row = summarize(run_dir)
+        assert row["status"] == "paused" and row["pid"] == proc.pid and "then p" in row["message"]
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
