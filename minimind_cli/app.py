@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
@@ -92,7 +93,8 @@ for _name, _module, _function in (
         ("resume", resume, resume.resume), ("inspect", inspect, inspect.inspect),
         ("eval", eval_cmd, eval_cmd.eval_command), ("watch", watch, watch.watch), ("runs", runs, runs.runs),
         ("export", export, export.export)):
-    app.command(_name, help=_module.HELP)(_interruptible(_function))
+    # Help is plain text: escaped, so rich markup never swallows a bracket ('minimind[formats]').
+    app.command(_name, help=escape(_module.HELP))(_interruptible(_function))
 
 
 def main(argv: list[str] | None = None) -> None:
