@@ -160,11 +160,14 @@ def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui
     return _conclude(run_dir, code, events_before, show=True)
 
 
+CTRL_C_NOTICE = ("Ctrl-C: asking the trainer to save a checkpoint and stop (Ctrl-C twice more kills it "
+                 "without saving)...")
+
+
 def _follow_plain(run_dir: Path, proc) -> int:
     def tell(count: int) -> None:
         if count == 1:
-            err.print("[yellow]Ctrl-C: asking the trainer to save a checkpoint and stop (Ctrl-C twice more "
-                      "kills it without saving)...[/]")
+            err.print(CTRL_C_NOTICE, style="yellow", soft_wrap=True, markup=False)  # one line, never wrapped
 
     try:
         with ForwardInterrupts(proc, tell):

@@ -183,7 +183,7 @@ def test_a_second_run_of_the_same_width_says_whose_weights_the_shared_file_holds
 def _pretrain(tmp_path, small_dataset, name: str, **faults: str) -> subprocess.Popen:
     import os
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "200",
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "60",
            **faults}
     return subprocess.Popen([sys.executable, "-m", "minimind_cli", "pretrain", *ARGS, "--data", str(small_dataset),
                              "--out", str(tmp_path / "out"), "--run", name], cwd=tmp_path, env=env,
@@ -215,6 +215,9 @@ def test_three_ctrl_c_before_the_first_checkpoint_never_suggest_resume(tmp_path,
     assert proc.returncode == 137, err
     assert "minimind resume" not in err.split("killed by SIGKILL", 1)[1]
     assert "no checkpoint was saved, so there is nothing to resume" in err
+    from minimind_cli.runs import CTRL_C_NOTICE
+
+    assert CTRL_C_NOTICE in err.splitlines()  # the notice is one line, even in a narrow terminal
 
 
 @pytest.mark.slow  # runs the real trainer
