@@ -256,7 +256,7 @@ def weights_config_path(weights_file: Path) -> Path:
 
 
 def save_weights(path: Path, model_state: dict[str, torch.Tensor], model_config: Any,
-                 inferred: Iterable[str] = ()) -> Path:
+                 inferred: Iterable[str] = (), run_dir: Path | None = None) -> Path:
     """MiniMind-compatible weights: half precision, native keys, both tied names, atomic; and
     beside them the sidecar config (``weights_config_path``) that says how to read them back.
 
@@ -281,5 +281,65 @@ def save_weights(path: Path, model_state: dict[str, torch.Tensor], model_config:
     atomic_write(path, lambda f: torch.save(half, f))
     sidecar = {"format": WEIGHTS_CONFIG_FORMAT, "version": 1, "weights": path.name,
                "model": dataclasses.asdict(model_config), "inferred": sorted(inferred)}
+    if run_dir is not None:
+        sidecar["run"] = str(Path(run_dir).resolve())
     atomic_write(weights_config_path(path), json.dumps(sidecar, indent=2) + "\n")
     return path
+
+
+def weights_run(path: Path) -> str | None:
+    """The run directory a weights file's sidecar names (written by a training run), else None."""
+    try:
+        sidecar = json.loads(weights_config_path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    run = sidecar.get("run") if isinstance(sidecar, dict) else None
+    return run if isinstance(run, str) else None
+
+
+@dataclass(frozen=True)
+class SharedWeights:
+    """What a run does with the shared ``OUT/pretrain_<hidden>[_moe].pth`` (MiniMind's file name,
+    which every run of the same width would write): ``replace`` it or leave it, and the note that
+    says so when it held something else. The run's own copy (``RUN/<same name>``) is always written."""
+
+    shared: Path
+    own: Path
+    replace: bool
+    previous_run: str | None  # the run whose weights the shared file held, when another run's
+    note: str | None
+
+
+def shared_weights(shared: Path, run_dir: Path) -> SharedWeights:
+    """The rule: the shared file is written when absent, when it is this run's, or when it holds
+    another run's weights that are also in that run's own directory (then the note says so). A file
+    with no other copy (an export, MiniMind's own, a run that kept no copy) is never replaced."""
+    shared, run_dir = Path(shared), Path(run_dir).resolve()
+    own = run_dir / shared.name
+    if not shared.exists():
+        return SharedWeights(shared, own, True, None, None)
+    previous = weights_run(shared)
+    if previous is not None and Path(previous) == run_dir:
+        return SharedWeights(shared, own, True, None, None)
+    if previous is not None and (Path(previous) / shared.name).is_file():
+        return SharedWeights(shared, own, True, previous, (
+            f"{shared} holds the weights of run {Path(previous).name} (kept in {Path(previous) / shared.name}); "
+            "this run's saves replace it"))
+    origin = f"run {Path(previous).name}, which kept no copy" if previous else "no minimind run (or an older one)"
+    return SharedWeights(shared, own, False, previous, (
+        f"{shared} was written by {origin}: it is left as it is, and this run's weights are in {own} "
+        f"only (remove {shared.name} to let runs refresh it)"))
+
+
+def publish_weights(shared: Path, run_dir: Path, model_state: dict[str, torch.Tensor], model_config: Any) -> Path:
+    """A training save's weights: the run's own copy ``RUN/<name>`` (always), then the shared file
+    by ``shared_weights``'s rule. Returns the file that now holds this run's weights under MiniMind's
+    name: the shared one when it was written, else the run's own."""
+    plan = shared_weights(shared, run_dir)
+    save_weights(plan.own, model_state, model_config, run_dir=run_dir)
+    if not plan.replace:
+        return plan.own
+    for src, dst in ((plan.own, plan.shared), (weights_config_path(plan.own), weights_config_path(plan.shared))):
+        with open(src, "rb") as f:
+            atomic_write(dst, lambda out, f=f: shutil.copyfileobj(f, out))
+    return plan.shared

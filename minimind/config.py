@@ -103,6 +103,10 @@ class ModelConfig:
                               f"{', '.join(ROUTER_BALANCES)}" + suggest(self.router_balance, ROUTER_BALANCES))
         if not self.router_bias_coeff >= 0:
             raise ConfigError(f"model.router_bias_coeff={self.router_bias_coeff} must be >= 0")
+        if self.router_balance != "aux_loss" and not self.use_moe:
+            raise ConfigError(f"model.router_balance={self.router_balance} balances the experts of a MoE model, "
+                              "and this model is dense (model.use_moe=false): it would do nothing",
+                              "add --set model.use_moe=true (or --use-moe), or leave model.router_balance out")
         if self.use_moe:
             _positive(self, "model", ["n_routed_experts", "num_experts_per_tok"])
             if self.n_shared_experts < 0:

@@ -48,9 +48,14 @@ warning       message, step?        (something the user should look at; training
                     then also batch_size, accumulation_steps (the new split), peak_mib, total_mib
 paused        step
 resumed       step
-run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path?
+run_finished  step, tokens_seen, elapsed_s, final_loss?, val_loss?, weights_path? (the file with
+              this run's weights), run_weights_path? (the run's own copy, RUN/pretrain_*.pth),
+              shared_weights_path?, shared_weights_run? (OUT/pretrain_*.pth and the run it now
+              comes from: null when it holds weights from outside any run)
 run_stopped   step, reason ("request" | "signal"), checkpoint (path of the checkpoint it saved)
-run_failed    error, traceback (tail, str), exit_code, step?
+run_failed    error, traceback (tail, str), exit_code, step?, recorded_by? ("cli": the trainer was
+              killed or exited without a word, and the ``pretrain``/``resume`` that started it
+              recorded what it saw, e.g. exit code 137 for SIGKILL)
 
 Every process that trains ends its stream with exactly one of run_finished, run_stopped or
 run_failed (unless it is killed). ``run_outcome`` turns a stream into the status and exit code
@@ -72,7 +77,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
 SCHEMA_VERSION = 2
 EVENTS_FILE = "events.jsonl"
@@ -239,6 +244,13 @@ def stop_of_v1(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def refused_attempt(event: dict[str, Any]) -> bool:
+    """A ``run_failed`` with exit code 2 (the trainer refused its input, e.g. a checkpoint file safe
+    loading refuses). After an earlier end event with no ``run_started`` between, it is an attempt
+    that never started, and it does not change how the run ended (the attempt's own command reports it)."""
+    return event.get("type") == "run_failed" and event.get("exit_code") == EXIT_USAGE
+
+
 def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
                 process_gone: bool = True) -> RunOutcome:
     """The one rule for how a run ended, from its events (those after its last ``run_started``
@@ -251,7 +263,10 @@ def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
         if event.get("type") == "run_started":
             since_start = []
         since_start.append(event)
-    end = next((e for e in reversed(since_start) if e.get("type") in END_TYPES), None)
+    end = None
+    for event in since_start:
+        if event.get("type") in END_TYPES and not (end is not None and refused_attempt(event)):
+            end = event
     if end is None:
         end = stop_of_v1([e for e in since_start if e.get("type") not in ("info",)])
     if end is not None and end["type"] == "run_finished":
@@ -273,4 +288,26 @@ def run_outcome(events: Iterable[dict[str, Any]], returncode: int | None = None,
         return RunOutcome("failed", 128 - returncode, None, f"the trainer was killed by {name}")
     if returncode:
         return RunOutcome("failed", returncode, None, f"the trainer exited with code {returncode}")
+    if returncode is None:  # only its pid was watched: nobody saw its exit status
+        return RunOutcome("failed", EXIT_FAILED, None,
+                          "the trainer is gone without recording how it ended (exit code unknown)")
     return RunOutcome("failed", EXIT_FAILED, None, "the trainer ended without recording how")
+
+
+def record_silent_end(run_dir: str | os.PathLike, returncode: int | None, events_before: int = 0) -> dict[str, Any] | None:
+    """The parent of a trainer (``pretrain``/``resume``) saw it end without an end event (killed,
+    or gone without a word): record that as ``run_failed`` (``recorded_by: "cli"``), so every later
+    reader (``watch``, ``runs``) gets the same status and exit code from the events alone. Only when
+    that trainer wrote its ``run_started`` (after ``events_before``); returns the event written."""
+    if returncode is None:
+        return None
+    events = read_events(Path(run_dir) / EVENTS_FILE)[events_before:]
+    if not any(e.get("type") == "run_started" for e in events):
+        return None
+    outcome = run_outcome(events, returncode)
+    if outcome.event is not None or outcome.status != "failed":
+        return None
+    steps = [e["step"] for e in events if e.get("type") in ("step", "heartbeat") and "step" in e]
+    with EventWriter(run_dir) as writer:
+        return writer.emit("run_failed", error=outcome.message, traceback="", exit_code=outcome.exit_code,
+                           step=steps[-1] if steps else None, recorded_by="cli")

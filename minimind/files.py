@@ -95,6 +95,21 @@ def write_durably(path: str | os.PathLike, write: Callable[[BinaryIO], object]) 
         os.fsync(f.fileno())
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def honour_umask(directory: str | os.PathLike) -> None:
+    """Give every file under ``directory`` the mode a plain ``open`` would have given it (0666 less
+    the umask): some writers (safetensors) create files 0600, unlike every other output."""
+    mode = 0o666 & ~current_umask()
+    for path in Path(directory).rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            os.chmod(path, mode)
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO], object]) -> Path:
     """Write ``path`` completely or not at all. ``data`` is bytes, text (UTF-8) or a function that
     writes to the binary file it is given."""

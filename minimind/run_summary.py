@@ -3,7 +3,7 @@
 ``summarize(RUN)`` reads only files: ``events.jsonl`` (the contract), the run lock, ``config.yaml``
 and the ``meta.json`` of each checkpoint. It never loads torch, so ``minimind runs`` starts fast.
 
-Status is one of ``running``, ``finished``, ``stopped``, ``failed`` or ``never started``.
+Status is one of ``running``, ``paused`` (running, held by the dashboard's pause), ``finished``, ``stopped``, ``failed`` or ``never started``.
 "Running" is read from the live process, never guessed from how recent the events are: the
 trainer's flock on ``RUN/trainer.lock`` (``runlock.live_owner``), or, for a run without a lock
 file, the pid in its ``run_started`` event when that process runs ``minimind.train``. Everything else
@@ -24,7 +24,7 @@ from minimind.events import END_TYPES, EVENTS_FILE, read_events, run_outcome
 from minimind.files import pid_alive
 from minimind.runlock import LOCK_FILE, live_owner
 
-STATUSES = ("running", "finished", "stopped", "failed", "never started")
+STATUSES = ("running", "paused", "finished", "stopped", "failed", "never started")
 # Events whose ``step`` is the run's position (info and warning notes may carry an older one).
 _PROGRESS = ("step", "heartbeat", "eval", "sample", "checkpoint", "paused", "resumed", *END_TYPES)
 
@@ -49,6 +49,19 @@ def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dic
     return sorted(rows, key=lambda r: (r["started"] is None, r["started"] or 0.0, r["name"]))
 
 
+def _paused_at(events: list[dict[str, Any]]) -> int | None:
+    """The step a live run is paused at (its newest ``paused`` not followed by ``resumed`` in the
+    current process's events), else None."""
+    paused = None
+    for e in events:
+        kind = e.get("type")
+        if kind in ("run_started", "resumed"):
+            paused = None
+        elif kind == "paused":
+            paused = e.get("step")
+    return paused
+
+
 def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
     """One run as plain JSON values (see the keys below; None where the run does not say)."""
     run_dir = Path(run_dir)
@@ -64,9 +77,14 @@ def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str,
         status, message = outcome.status, outcome.message
         if status == "running":
             message = ("starting" if not started else "training") + (f" (pid {pid})" if pid else "")
+            paused_at = _paused_at(events)
+            if paused_at is not None:
+                status = "paused"
+                message = (f"paused at step {paused_at}" + (f" (pid {pid})" if pid else "")
+                           + f": continue with `minimind watch {run_dir}`, then p")
     row: dict[str, Any] = {
         "name": run_dir.name, "path": str(run_dir.resolve()), "status": status, "message": message,
-        "pid": pid if status == "running" else None,
+        "pid": pid if status in ("running", "paused") else None,
         "profile": last_start.get("profile") or _config_profile(run_dir),
         "params_total": last_start.get("params_total"), "params_active": last_start.get("params_active"),
         "step": last_start.get("start_step"), "total_steps": last_start.get("total_steps"),

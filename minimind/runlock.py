@@ -28,6 +28,11 @@ except ImportError:  # pragma: no cover - not on Linux or macOS
     fcntl = None
 
 LOCK_FILE = "trainer.lock"
+# A lock taken by ``minimind resume`` and handed to the trainer it starts: the inherited descriptor
+# (it shares the flock) and the stale-lock note to record. The trainer adopts it instead of locking
+# again, so no second resume can slip in between the CLI's check and the trainer's start.
+HANDED_FD_ENV = "MINIMIND_RUN_LOCK_FD"
+HANDED_NOTE_ENV = "MINIMIND_RUN_LOCK_NOTE"
 
 
 class RunLockedError(MinimindError):
@@ -157,6 +162,38 @@ class RunLock:
         if stale is None:
             return None
         return f"recovered the stale lock {self.path} of a trainer that is gone ({stale.describe()})"
+
+    @property
+    def fd(self) -> int | None:
+        return self._fd
+
+    def adopt(self, fd: int) -> bool:
+        """Take over a lock handed down by the process that started this one (``fd`` inherited, its
+        flock shared): True when ``fd`` is this run's lock file and holds its flock."""
+        if fcntl is None:  # pragma: no cover
+            return False
+        try:
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            if same:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # ours already: succeeds at once
+        except (OSError, BlockingIOError):
+            same = False
+        if not same:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            return False
+        self._fd = fd
+        self._write(fd)  # the trainer's pid from now on
+        return True
+
+    def hand_over(self) -> None:
+        """Close this process's descriptor without releasing the lock: a child started with it
+        (``pass_fds``) holds the same flock and adopts it (``adopt``)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def release(self) -> None:
         if self._fd is None:

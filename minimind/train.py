@@ -10,6 +10,7 @@ Every failure is also recorded as a ``run_failed`` event.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from pathlib import Path
@@ -34,11 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = args.run_dir
     events, lock, stale = None, None, None
     if dist.is_main:  # one owner per run: nothing is written before the lock is ours
-        from minimind.runlock import RunLock
+        from minimind.runlock import HANDED_FD_ENV, HANDED_NOTE_ENV, RunLock
 
         lock = RunLock(run_dir)
+        handed, note = os.environ.pop(HANDED_FD_ENV, None), os.environ.pop(HANDED_NOTE_ENV, None)
         try:
-            stale = lock.acquire()
+            # `minimind resume` took the lock and handed it down; otherwise take it here
+            stale = (note or None) if handed and lock.adopt(int(handed)) else lock.acquire()
         except MinimindError as exc:
             _print_error(exc.message, exc.hint)
             return exc.exit_code
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if is_out_of_memory(exc):  # outside a training step (evaluation, start-up): nothing to re-split
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            return fail(f"out of memory outside a training step ({first}); the last checkpoint is kept",
+            return fail(f"out of memory outside a training step ({first}); nothing new was saved",
                         EXIT_FAILED, hint="use a smaller --batch-size or data.max_seq_len, or --batch-size auto")
         return fail(f"{type(exc).__name__}: {exc}", EXIT_FAILED, traceback.format_exc())
     finally:

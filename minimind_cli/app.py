@@ -6,15 +6,19 @@ parts of the core library inside their functions.
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import typer
+from rich.markup import escape
 
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
 from minimind_cli.commands import eval as eval_cmd
 from minimind_cli.commands import export, inspect, prepare, pretrain, resume, runs, watch
-from minimind_cli.errors import print_error
+from minimind_cli.errors import err_console, print_error
 
 HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
 
@@ -65,14 +69,32 @@ def _root(
 
 _STATE = {"debug": False}
 
-app.command("prepare", help=prepare.HELP)(prepare.prepare)
-app.command("pretrain", help=pretrain.HELP)(pretrain.pretrain)
-app.command("resume", help=resume.HELP)(resume.resume)
-app.command("inspect", help=inspect.HELP)(inspect.inspect)
-app.command("eval", help=eval_cmd.HELP)(eval_cmd.eval_command)
-app.command("watch", help=watch.HELP)(watch.watch)
-app.command("runs", help=runs.HELP)(runs.runs)
-app.command("export", help=export.HELP)(export.export)
+INTERRUPTED = "interrupted; nothing written"
+
+
+def _interruptible(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Ctrl-C that reaches a command (anything but a trainer being followed, which gets the signal
+    itself and saves) is one line and exit 3. Typer would turn it into a silent exit 130, the code
+    that says a checkpoint was saved."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except KeyboardInterrupt:
+            err_console.print(INTERRUPTED, style="yellow", soft_wrap=True)
+            raise typer.Exit(EXIT_ABORTED) from None
+
+    return run
+
+
+for _name, _module, _function in (
+        ("prepare", prepare, prepare.prepare), ("pretrain", pretrain, pretrain.pretrain),
+        ("resume", resume, resume.resume), ("inspect", inspect, inspect.inspect),
+        ("eval", eval_cmd, eval_cmd.eval_command), ("watch", watch, watch.watch), ("runs", runs, runs.runs),
+        ("export", export, export.export)):
+    # Help is plain text: escaped, so rich markup never swallows a bracket ('minimind[formats]').
+    app.command(_name, help=escape(_module.HELP))(_interruptible(_function))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
         raise
     except KeyboardInterrupt:
         # Training forwards Ctrl-C to the trainer (which saves); reaching here means nothing was saved.
-        print_error("interrupted; nothing written")
+        err_console.print(INTERRUPTED, style="yellow", soft_wrap=True)
         sys.exit(EXIT_ABORTED)
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if _STATE["debug"] or "--debug" in sys.argv:

@@ -9,6 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minimind.runlock import HANDED_FD_ENV, HANDED_NOTE_ENV, RunLock
+
 TRAINER_LOG = "trainer.log"
 
 
@@ -49,19 +51,31 @@ def trainer_argv(run_dir: Path, opts: LaunchOptions, python: str = sys.executabl
     return [*argv, "-m", "minimind.train", *tail]
 
 
-def start_trainer(run_dir: Path, opts: LaunchOptions) -> subprocess.Popen:
+def start_trainer(run_dir: Path, opts: LaunchOptions, lock: RunLock | None = None,
+                  lock_note: str | None = None) -> subprocess.Popen:
     """Start the trainer in its own session (so it can outlive a detached dashboard), with its
-    output in ``RUN_DIR/trainer.log``."""
-    log = open(Path(run_dir) / TRAINER_LOG, "ab")  # noqa: SIM115 - handed to the child
+    output in ``RUN_DIR/trainer.log``. ``lock``: the run's lock, taken by the caller; a plain
+    trainer inherits and adopts it (``RunLock.adopt``), so no other process can take the run in
+    between. torchrun's workers do not inherit descriptors: there it is released just before."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **opts.extra_env}
     # The trainer must import the same minimind as this CLI, also when run from a source checkout.
     source_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = source_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    pass_fds: tuple[int, ...] = ()
+    if lock is not None and lock.fd is not None:
+        if opts.distributed:
+            lock.release()
+        else:
+            pass_fds = (lock.fd,)
+            env.update({HANDED_FD_ENV: str(lock.fd), HANDED_NOTE_ENV: lock_note or ""})
+    log = open(Path(run_dir) / TRAINER_LOG, "ab")  # noqa: SIM115 - handed to the child
     try:
         return subprocess.Popen(trainer_argv(run_dir, opts), stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                stdin=subprocess.DEVNULL, env=env, start_new_session=True, pass_fds=pass_fds)
     finally:
         log.close()
+        if lock is not None:
+            lock.hand_over()  # the trainer holds it now (or it was released above)
 
 
 class ForwardInterrupts:

@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 from minimind.config import Config, save_config
-from minimind.events import EVENTS_FILE, read_events, run_outcome
-from minimind_cli.errors import EXIT_FAILED, UserError
+from minimind.events import EVENTS_FILE, read_events, record_silent_end, run_outcome
+from minimind_cli.errors import EXIT_FAILED, EXIT_USAGE, UserError
 from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
 from minimind_cli.progress import follow_headless, trainer_log_tail
 
@@ -117,12 +117,28 @@ def refuse_if_training(path: Path) -> None:
         refuse(candidate)
 
 
-def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool) -> int:
+def take_run_lock(run_dir: Path):
+    """The run's lock, taken by ``resume`` before it writes anything and handed to the trainer it
+    starts: a second ``resume`` racing this one is refused here, with the lock's one line, before it
+    touches the run directory. Returns (lock, note about a recovered stale lock or None)."""
+    from minimind.runlock import RunLock
+
+    lock = RunLock(run_dir)
+    try:
+        note = lock.acquire()
+    except OSError as exc:
+        raise UserError(f"cannot lock {run_dir}: {exc.strerror or exc}") from None
+    return lock, note
+
+
+def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui: bool, lock=None,
+                      lock_note: str | None = None) -> int:
     """Write the config, start the trainer, follow it, and return the CLI's exit code. After the
-    dashboard closes, the outcome is printed again (without the traceback the dashboard showed)."""
+    dashboard closes, the outcome is printed again (without the traceback the dashboard showed).
+    ``lock``: the run's lock when the caller holds it (``take_run_lock``); the trainer takes it over."""
     save_config(cfg, run_dir / "config.yaml")
     events_before = len(read_events(run_dir / EVENTS_FILE))
-    proc = start_trainer(run_dir, opts)
+    proc = start_trainer(run_dir, opts, lock, lock_note)
     use_tui = not no_tui and sys.stdout.isatty() and sys.stdin.isatty()
     run_dashboard = None
     if use_tui:
@@ -144,11 +160,14 @@ def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui
     return _conclude(run_dir, code, events_before, show=True)
 
 
+CTRL_C_NOTICE = ("Ctrl-C: asking the trainer to save a checkpoint and stop (Ctrl-C twice more kills it "
+                 "without saving)...")
+
+
 def _follow_plain(run_dir: Path, proc) -> int:
     def tell(count: int) -> None:
         if count == 1:
-            err.print("[yellow]Ctrl-C: asking the trainer to save a checkpoint and stop (Ctrl-C twice more "
-                      "kills it without saving)...[/]")
+            err.print(CTRL_C_NOTICE, style="yellow", soft_wrap=True, markup=False)  # one line, never wrapped
 
     try:
         with ForwardInterrupts(proc, tell):
@@ -163,6 +182,9 @@ def _follow_plain(run_dir: Path, proc) -> int:
 def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool) -> int:
     """Print how the trainer ended and return the exit code, both by ``run_outcome`` (the rule
     ``watch`` uses too): 0 finished, 130 stopped after saving, else the failure's code."""
+    # A trainer killed without a word: its exit status is known only here, so it goes into the
+    # events, and `watch` and `runs` then say the same.
+    record_silent_end(run_dir, code, events_before)
     events = read_events(run_dir / EVENTS_FILE)[events_before:]
     outcome = run_outcome(events, returncode=code)
     end = outcome.event or {}
@@ -172,14 +194,22 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         console.print(f"[bold green]done[/]: {end.get('step')} steps{loss}{val} in {end.get('elapsed_s') or 0:.0f}s")
         if end.get("weights_path"):
             console.print(f"weights: {end['weights_path']}  (inspect with `minimind inspect "
-                          f"{end['weights_path']}`)")
+                          f"{end['weights_path']}`)", markup=False)
+        shared, holder = end.get("shared_weights_path"), end.get("shared_weights_run")
+        if shared and shared != end.get("weights_path"):
+            console.print(f"{shared} was left as it is: it holds "
+                          f"{'the weights of run ' + holder if holder else 'weights from outside this run'}",
+                          markup=False)
+        elif shared:
+            console.print(f"{shared} now comes from this run ({run_dir.name}); its own copy: "
+                          f"{end.get('run_weights_path')}", markup=False)
         console.print(f"run: {run_dir}")
         return outcome.exit_code
     if outcome.status == "stopped":
         err.print(f"stopped after saving a checkpoint at step {end.get('step')}. Resume with:\n"
                   f"  minimind resume {run_dir}")
         return outcome.exit_code
-    if end:  # run_failed: the trainer said what went wrong
+    if end and end.get("recorded_by") != "cli":  # run_failed: the trainer said what went wrong
         err.print(f"[bold red]error:[/] {end.get('error')}")
         if end.get("exit_code") == EXIT_FAILED and end.get("traceback") and show:
             tb = "\n".join(str(end["traceback"]).rstrip().splitlines()[-8:])
@@ -189,9 +219,27 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         tail = trainer_log_tail(run_dir)
         if tail and show:
             err.print(tail, markup=False, style="dim")
-    if any(e["type"] == "checkpoint" for e in events) or (run_dir / "checkpoints").is_dir():
-        err.print(f"the last complete checkpoint is kept; resume with: minimind resume {run_dir}")
+    advice = resume_advice(run_dir, outcome.event)
+    if advice:
+        err.print(advice, markup=False, soft_wrap=True)
     return outcome.exit_code
+
+
+def resume_advice(run_dir: Path, end: dict | None) -> str | None:
+    """What to say about going on after a failed or killed run: ``minimind resume`` only where it
+    can work, i.e. a complete checkpoint exists and the trainer did not refuse its input (exit 2:
+    its own hint says what to change) or run out of memory at micro-batch 1 (a plain resume would
+    fail the same way)."""
+    from minimind.checkpoint import list_checkpoints
+
+    checkpoints = list_checkpoints(run_dir)
+    if not checkpoints:
+        return "no checkpoint was saved, so there is nothing to resume: start the run again with `minimind pretrain`"
+    if end is not None and end.get("recorded_by") != "cli" and (
+            end.get("exit_code") == EXIT_USAGE or "out of memory" in str(end.get("error", ""))):
+        return None
+    return (f"the last complete checkpoint (step {checkpoints[-1].step}) is kept; resume with: "
+            f"minimind resume {run_dir}")
 
 
 def latest_run(out_dir: Path) -> Path:

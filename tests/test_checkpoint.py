@@ -91,6 +91,33 @@ def test_weights_file_is_half_precision_with_both_tied_names(tmp_path):
     assert ModelConfig(**sidecar["model"]) == cfg and sidecar["inferred"] == []
 
 
+def test_each_run_keeps_its_own_weights_and_never_silently_replaces_another_file(tmp_path):
+    cfg = ModelConfig(hidden_size=2, num_attention_heads=1, num_key_value_heads=1, vocab_size=4)
+    out = tmp_path / "out"
+    shared = out / "pretrain_2.pth"
+    run_a, run_b = out / "runs" / "a", out / "runs" / "b"
+    state = {"model.embed_tokens.weight": torch.full((4, 2), 1.0)}
+    assert ckpt.shared_weights(shared, run_a).note is None  # nothing there yet
+    assert ckpt.publish_weights(shared, run_a, state, cfg) == shared
+    assert ckpt.weights_run(shared) == str(run_a.resolve()) and (run_a / "pretrain_2.pth").is_file()
+    assert ckpt.publish_weights(shared, run_a, state, cfg) == shared  # its own file: no note
+    assert ckpt.shared_weights(shared, run_a).note is None
+
+    plan = ckpt.shared_weights(shared, run_b)  # another run, whose own copy stays in its directory
+    assert plan.replace and "holds the weights of run a" in plan.note and str(run_a / "pretrain_2.pth") in plan.note
+    assert ckpt.publish_weights(shared, run_b, {"model.embed_tokens.weight": torch.full((4, 2), 2.0)}, cfg) == shared
+    assert ckpt.weights_run(shared) == str(run_b.resolve())
+    assert torch.load(run_a / "pretrain_2.pth", weights_only=True)["lm_head.weight"][0, 0] == 1.0
+    assert torch.load(shared, weights_only=True)["lm_head.weight"][0, 0] == 2.0
+
+    ckpt.save_weights(shared, state, cfg)  # an export, or a file from outside any run: no other copy
+    before = shared.read_bytes()
+    plan = ckpt.shared_weights(shared, run_b)
+    assert not plan.replace and "left as it is" in plan.note and str(run_b.resolve() / "pretrain_2.pth") in plan.note
+    assert ckpt.publish_weights(shared, run_b, state, cfg) == run_b.resolve() / "pretrain_2.pth"
+    assert shared.read_bytes() == before and ckpt.weights_run(shared) is None
+
+
 def _damage(path, name="model.pt"):
     with open(path / name, "r+b") as f:
         f.seek(40)

@@ -164,3 +164,11 @@ def test_sample_prompts_from_the_command_line_and_yaml(tmp_path):
         Config.from_dict({"train": {"sample_prompts": [1]}})
     with pytest.raises(ConfigError, match="sample_tokens=-1 must be >= 0"):
         resolve("tiny", ["train.sample_tokens=-1"])
+
+
+def test_router_balance_bias_on_a_dense_model_is_refused():
+    from minimind.config import ConfigError, resolve
+
+    with pytest.raises(ConfigError, match=r"model.router_balance=bias .* this model is dense"):
+        resolve("tiny", ["model.router_balance=bias"])
+    assert resolve("tiny", ["model.router_balance=bias", "model.use_moe=true"]).model.router_balance == "bias"

@@ -95,9 +95,12 @@ def test_resumed_stream_only_the_last_run_counts():
     assert run_outcome(first + resumed + [finished], returncode=0).status == "finished"
     # A version-1 stop before a resume does not count either.
     assert run_outcome([*STEPS, *V1_STOP, *resumed], returncode=0).status == "failed"
-    # A finished run followed by a run that failed before its run_started: the newest end decides.
-    early = ev("run_failed", error="bad config", traceback="", exit_code=2)
-    assert run_outcome([*STEPS, finished, early]).exit_code == 2
+    # A finished run followed by a run that failed before its run_started: the newest end decides,
+    # unless that attempt was refused (exit 2), which leaves the run as it ended.
+    crashed = ev("run_failed", error="MemoryError", traceback="", exit_code=1)
+    assert run_outcome([*STEPS, finished, crashed]).exit_code == 1
+    refused = ev("run_failed", error="bad config", traceback="", exit_code=2)
+    assert run_outcome([*STEPS, finished, refused]).status == "finished"
 
 
 def test_v2_events_validate():
@@ -117,3 +120,12 @@ def test_sample_and_heartbeat_events():
     assert run_outcome(events).status == "finished"
     assert run_outcome([START, ev("heartbeat", step=3, total_steps=9, elapsed_s=1.0)], process_gone=False).status \
         == "running"
+
+
+def test_a_refused_attempt_does_not_change_how_the_run_ended():
+    finished = [ev("run_started", run="r"), ev("step", step=5), ev("run_finished", step=5, tokens_seen=1, elapsed_s=1)]
+    refused = ev("run_failed", error="state.pt: refused", traceback="", exit_code=2)
+    assert run_outcome([*finished, refused]).status == "finished"
+    assert run_outcome([refused]).status == "failed"  # the attempt itself, as its own command reports it
+    crashed = ev("run_failed", error="boom", traceback="", exit_code=1)
+    assert run_outcome([*finished, crashed]).status == "failed"  # a failure that is not a refusal counts

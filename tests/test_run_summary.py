@@ -54,7 +54,7 @@ def test_running_is_the_live_lock_holder_and_its_clock_runs(tmp_path):
     assert summarize(run)["status"] == "failed"
     (run / LOCK_FILE).write_text(json.dumps({"pid": os.getpid(), "host": "h", "started": 1.0}))
     row = summarize(run)  # a lock file nobody holds: its trainer was killed
-    assert row["status"] == "failed" and row["message"] == "the trainer ended without recording how"
+    assert row["status"] == "failed" and row["message"] == "the trainer is gone without recording how it ended (exit code unknown)"
 
 
 def test_a_reused_pid_is_not_a_running_trainer(tmp_path):

@@ -124,7 +124,7 @@ class OOMRecovery:
                    f"at micro-batch {now.batch_size} under torchrun (a rank cannot retry alone)")
             raise OutOfMemoryFailure(
                 f"out of memory at step {step} {why}: peak {peak:,.0f} MiB of {total:,.0f} MiB on {built.device} "
-                f"({what}); nothing new was saved, the last checkpoint is kept",
+                f"({what}); nothing new was saved",
                 knobs(built.cfg) + ("" if now.batch_size == 1 else "; or a smaller --batch-size"))
         new = Split.fixed(*smaller)
         message = (f"out of memory at step {step} with micro-batch {now.batch_size} (peak {peak:,.0f} MiB of "

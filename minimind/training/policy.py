@@ -30,6 +30,25 @@ SAFE_KEYS = ("train.max_steps", "train.epochs", "train.log_interval", "train.eva
              "train.sample_prompts", "train.sample_tokens")
 
 
+# Keys a resume can never change, not even with --force: the saved state cannot continue under
+# another value. The value is what to say instead.
+FIXED_KEYS = {
+    "train.optimizer": ("the checkpoint's optimizer state cannot continue under another optimizer",
+                        "keep the run's optimizer, or start a new run from its weights: minimind pretrain "
+                        "--init-from {run} --set train.optimizer={value}"),
+}
+
+
+def check_fixed_keys(saved: Config, cfg: Config, run_dir: Any) -> None:
+    """Refuse, before anything is written, a resume that changes a key no checkpoint can continue under."""
+    for key, (why, hint) in FIXED_KEYS.items():
+        section, name = key.split(".")
+        before, after = getattr(getattr(saved, section), name), getattr(getattr(cfg, section), name)
+        if before != after:
+            raise ConfigError(f"--set {key}={after}: the run was trained with {key}={before}; {why}",
+                              hint.format(run=run_dir, value=after))
+
+
 def check_dataset_fits(cfg: Config, world_size: int) -> int:
     """The data fills at least one optimizer step, and its tokenizer fits the model's vocabulary;
     returns the micro-batches per epoch (per process)."""
@@ -152,6 +171,8 @@ def check_overrides(overrides: list[str], force: bool) -> None:
         if section == "model":
             raise ConfigError(f"--set {key}: the model shape cannot change on resume",
                               SHAPE_HINT)
+        if key in FIXED_KEYS:
+            continue  # checked against the checkpoint's value in plan_resume (the same value is fine)
         if key not in SAFE_KEYS and not force:
             raise ConfigError(f"--set {key}: changing it on resume breaks exact continuation",
                               f"safe keys: {', '.join(SAFE_KEYS)}; pass --force to change it anyway")
@@ -224,6 +245,7 @@ def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1,
     check_dataset_unchanged(info, read_meta(cfg.data.path).get("fingerprint"), cfg.data.path, force)
     per_epoch = check_dataset_fits(cfg, world)
     saved_cfg = Config.from_dict(saved, source=str(info.path / "config.yaml"))
+    check_fixed_keys(saved_cfg, cfg, info.path.parent.parent)
     _, note = schedule_after_resume(SchedulePlan.from_dict(info.meta.get("schedule")), info.step,
                                     run_length(saved_cfg.train, per_epoch), run_length(cfg.train, per_epoch), cfg.train)
     if note:

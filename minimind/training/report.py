@@ -29,6 +29,7 @@ class Reporter:
         self.events = events if is_main else None
         self.is_main = is_main
         self.sinks = sinks
+        self.run_dir: Path | None = None  # set by run_started
 
     def emit(self, type_: str, **fields: Any) -> None:
         if self.events is not None:
@@ -72,6 +73,15 @@ class Reporter:
                               f"{final_lr(cfg.train):.3g} at step {built.total_steps}")
         if built.auto_split is not None:
             self.print(built.auto_split.note(built.dist.world_size))
+        self.run_dir = Path(run_dir)
+        if self.is_main:  # another run's weights under MiniMind's file name: never replaced silently
+            from minimind.checkpoint import shared_weights, weights_path
+
+            note = shared_weights(weights_path(Path(cfg.run.out_dir), cfg.model.hidden_size, cfg.model.use_moe),
+                                  run_dir).note
+            if note:
+                self.emit("warning", step=state.step, message=note)
+                self.print(f"note: {note}")
         where = f"resumed at step {state.step}" if resumed_from else "starting"
         self.print(f"{where}: {built.params['total']:,} parameters ({built.params['active']:,} active), "
                    f"{built.total_steps} steps, device {built.device}, dtype {built.dtype_name} "
@@ -121,12 +131,29 @@ class Reporter:
                    stderr=True)
 
     def finished(self, state: TrainState, elapsed_s: float, weights: Path | None, checkpoint: Path | None) -> None:
+        """``weights``: the shared ``OUT/pretrain_*.pth``. The event says which run that file now
+        comes from (``shared_weights_run``), and ``weights_path`` is the file with this run's weights:
+        the shared one when it holds them, else the run's own copy (``run_weights_path``)."""
+        fields: dict[str, Any] = {"weights_path": str(weights) if weights else None}
+        where = f", weights {weights}" if weights else ""
+        run_dir = self.run_dir
+        if weights is not None and run_dir is not None:
+            from minimind.checkpoint import weights_run
+
+            own = run_dir / Path(weights).name
+            holder = weights_run(Path(weights))
+            holder_name = Path(holder).name if holder else None
+            ours = holder is not None and Path(holder) == run_dir.resolve()
+            fields = {"weights_path": str(weights if ours else own), "run_weights_path": str(own),
+                      "shared_weights_path": str(weights), "shared_weights_run": holder_name}
+            where = (f", weights {weights} (from this run, {run_dir.name}; also in {own})" if ours else
+                     f", weights {own} ({weights} holds {'run ' + holder_name if holder_name else 'other'} weights)")
         self.emit("run_finished", step=state.step, tokens_seen=state.tokens_seen, elapsed_s=elapsed_s,
                   final_loss=state.last_loss, val_loss=state.last_val_loss,
-                  weights_path=str(weights) if weights else None, checkpoint=str(checkpoint) if checkpoint else None)
+                  checkpoint=str(checkpoint) if checkpoint else None, **fields)
         val = f", val loss {state.last_val_loss:.4f}" if state.last_val_loss is not None else ""
         loss = f"{state.last_loss:.4f}" if state.last_loss is not None else "?"
-        self.print(f"finished: step {state.step}, loss {loss}{val}" + (f", weights {weights}" if weights else ""))
+        self.print(f"finished: step {state.step}, loss {loss}{val}{where}")
 
 
 def step_payload(built: Built, state: TrainState, result: StepResult, *, ema: float, timer: StepTimer,

@@ -133,7 +133,7 @@ def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s:
         config_yaml=yaml.safe_dump(built.cfg.to_dict(), sort_keys=False),
         meta=checkpoint_meta(built, state, run_dir, reason, elapsed_s), keep_last=built.cfg.train.keep_last,
         slow_save_s=slow_save_s)
-    ckpt.save_weights(weights_file(built.cfg), built.model.state_dict(), built.cfg.model)
+    ckpt.publish_weights(weights_file(built.cfg), run_dir, built.model.state_dict(), built.cfg.model)
     return path
 
 

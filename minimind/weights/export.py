@@ -22,7 +22,7 @@ import torch
 from minimind import __version__
 from minimind.checkpoint import CheckpointError, save_weights
 from minimind.config import ModelConfig
-from minimind.files import absolute, atomic_write, replace_dir, writing
+from minimind.files import absolute, atomic_write, honour_umask, replace_dir, writing
 from minimind.weights.load import LoadedWeights
 
 EXPORT_MARKER = ".minimind-export.json"
@@ -148,6 +148,7 @@ def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | 
         model.save_pretrained(str(tmp))
         copied = _copy_tokenizer(tokenizer_dir, tmp) if tokenizer_dir is not None else []
         atomic_write(tmp / EXPORT_MARKER, _marker(loaded, "hf", model_type=kind, dtype=dtype))
+        honour_umask(tmp)  # safetensors writes model.safetensors 0600
         replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

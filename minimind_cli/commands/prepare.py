@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from minimind.errors import EXIT_ABORTED
 from minimind_cli.errors import UserError
 
 HELP = """Validate and tokenize a corpus into a training-ready dataset directory (default out/data).
@@ -80,17 +79,13 @@ def prepare(
     if sample:
         console.print("building the sample corpus (Python's pydoc topics and standard-library docstrings)")
         kwargs.pop("text_key")
-    try:
-        # a bar in a log file is noise: only a terminal gets one
-        with PrepareProgress(console) as bar:
-            if sample:
-                result = prepare_sample(out, on_progress=bar.callback, **kwargs)
-            else:
-                result = prepare_dataset(list(inputs), out, on_progress=bar.callback, **kwargs)
-    except KeyboardInterrupt:
-        # prepare_dataset removed its temporary directory; an older dataset at OUT is untouched.
-        console.print("[yellow]interrupted; nothing written[/]")
-        raise typer.Exit(EXIT_ABORTED) from None
+    # A bar in a log file is noise: only a terminal gets one. On Ctrl-C prepare_dataset removes its
+    # temporary directory (an older dataset at OUT is untouched) and the app says so (exit 3).
+    with PrepareProgress(console) as bar:
+        if sample:
+            result = prepare_sample(out, on_progress=bar.callback, **kwargs)
+        else:
+            result = prepare_dataset(list(inputs), out, on_progress=bar.callback, **kwargs)
     for note in result.notes:
         console.print(f"[dim]{note}[/]")
     print_summary(result)

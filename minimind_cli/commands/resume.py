@@ -35,7 +35,7 @@ def resume(
 ) -> None:
     from minimind.training.policy import plan_resume
     from minimind_cli.launch import LaunchOptions
-    from minimind_cli.runs import console, latest_run, launch_and_follow, refuse_if_training
+    from minimind_cli.runs import console, latest_run, launch_and_follow, refuse_if_training, take_run_lock
 
     target = path if path is not None else latest_run(Path(out))
     refuse_if_training(target)  # a live run has one owner: refuse before reading or writing anything
@@ -45,12 +45,21 @@ def resume(
     if keep_schedule:
         overrides.append("train.on_length_change=keep")
     plan = plan_resume(target, overrides, world=nproc, force=force)
-    for note in plan.notes:
-        console.print(note)
-    info, meta = plan.info, plan.info.meta
-    loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "?"
-    console.print(f"resuming {plan.run_dir} from step {info.step} ({info.path.name}): tokens seen "
-                  f"{meta.get('tokens_seen', 0):,}, last loss {loss}, epoch {meta.get('epoch')}; "
-                  f"restoring weights, optimizer, scaler, RNG states and data position")
-    opts = LaunchOptions(nproc=nproc, resume_from=info.path, force=force)
-    raise typer.Exit(launch_and_follow(plan.run_dir, plan.cfg, opts, no_tui=no_tui))
+    # From here the run is ours: a resume racing this one is refused by the lock, before it says or
+    # writes anything; the trainer takes the lock over.
+    lock, stale = take_run_lock(plan.run_dir)
+    try:
+        for note in plan.notes:
+            console.print(note)
+        if stale:
+            console.print(f"info: {stale}", markup=False)
+        info, meta = plan.info, plan.info.meta
+        loss = f"{meta['loss']:.4f}" if isinstance(meta.get("loss"), (int, float)) else "?"
+        console.print(f"resuming {plan.run_dir} from step {info.step} ({info.path.name}): tokens seen "
+                      f"{meta.get('tokens_seen', 0):,}, last loss {loss}, epoch {meta.get('epoch')}; "
+                      f"restoring weights, optimizer, scaler, RNG states and data position")
+        opts = LaunchOptions(nproc=nproc, resume_from=info.path, force=force)
+        code = launch_and_follow(plan.run_dir, plan.cfg, opts, no_tui=no_tui, lock=lock, lock_note=stale)
+    finally:
+        lock.release()  # only if the trainer never took it over
+    raise typer.Exit(code)

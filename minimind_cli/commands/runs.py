@@ -10,8 +10,8 @@ import typer
 
 from minimind_cli.errors import UserError
 
-HELP = """List the runs of an output directory: status (running / finished / stopped / failed /
-never started), profile, parameters, progress, losses, tokens, wall time and the last complete
+HELP = """List the runs of an output directory: status (running / paused / finished / stopped /
+failed / never started), profile, parameters, progress, losses, tokens, wall time and the last complete
 checkpoint with its age. A run is "running" only while its trainer process is alive.
 
 Examples:
@@ -21,7 +21,7 @@ Examples:
   minimind runs experiments/out --json
 """
 
-STATUS_STYLE = {"running": "bold cyan", "finished": "green", "stopped": "yellow", "failed": "bold red",
+STATUS_STYLE = {"running": "bold cyan", "paused": "cyan", "finished": "green", "stopped": "yellow", "failed": "bold red",
                 "never started": "dim"}
 
 

@@ -55,8 +55,12 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     watch = watch_command(run_dir)
     if result.action == "detached":
         pid = process.pid if process is not None else (state.started or {}).get("pid")
-        echo(f"Training continues in the background{f' (pid {pid})' if pid else ''}. "
-             f"Watch it again with: {watch}")
+        where = f" (pid {pid})" if pid else ""
+        if state.paused:  # detaching does not continue a paused run: say so, and how to
+            echo(f"Training is paused in the background{where}; it waits until you continue it: "
+                 f"{watch}, then p")
+        else:
+            echo(f"Training continues in the background{where}. Watch it again with: {watch}")
         return 0
     if result.action == "stop_timeout":
         echo(f"The trainer did not exit within {app.stop_timeout:.0f} s of the stop request; it is "
@@ -68,9 +72,9 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
         return outcome.exit_code
     outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
     if outcome.status == "failed":
-        error = (outcome.event or {}).get("error")
-        echo(f"Training failed ({_status_words(outcome.exit_code)}){f': {error}' if error else ''}. "
-             f"Log: {run_dir / 'trainer.log'}")
+        error = (outcome.event or {}).get("error") or outcome.message
+        words = _status_words(outcome.exit_code) if outcome.event is not None else f"exit code {outcome.exit_code}"
+        echo(f"Training failed ({words}){f': {error}' if error else ''}. Log: {run_dir / 'trainer.log'}")
     return outcome.exit_code
 
 

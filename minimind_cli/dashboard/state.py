@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from minimind.events import END_TYPES, RunOutcome, run_outcome
+from minimind.events import END_TYPES, RunOutcome, refused_attempt, run_outcome
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.signals import MoeAlert, SpikeDetector, moe_alerts
 
@@ -121,7 +121,7 @@ class RunState:
         if kind == "run_started":
             self._end = None
             self._last_two.clear()
-        if kind in END_TYPES:
+        if kind in END_TYPES and not (self._end is not None and refused_attempt(event)):
             self._end = event
         if kind != "info":
             self._last_two.append(event)
@@ -391,6 +391,10 @@ class RunState:
         if self.run_dir is None:
             return None
         run = shlex.quote(str(self.run_dir))
+        failed = self.failed or {}
+        if failed.get("recorded_by") != "cli" and (
+                failed.get("exit_code") == 2 or "out of memory" in str(failed.get("error", ""))):
+            return None  # the trainer refused its input or ran out of memory: a plain resume fails again
         if self.last_checkpoint is not None:
             return f"Resume from step {self.last_checkpoint.get('step')}: minimind resume {run}"
         return f"No checkpoint was saved; start again with: minimind pretrain (see {run}/config.yaml)"

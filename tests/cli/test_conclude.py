@@ -21,6 +21,10 @@ CKPT = ev("checkpoint", step=20, path="r/checkpoints/step_20", seconds=0.1, reas
 def conclude(tmp_path, capsys, events, code, *, before=(), show=True):
     run_dir = tmp_path / "run"
     run_dir.mkdir(exist_ok=True)
+    if any(e["type"] == "checkpoint" for e in [*before, *events]):  # the complete checkpoint it names
+        saved = run_dir / "checkpoints" / "step_00000020"
+        saved.mkdir(parents=True, exist_ok=True)
+        (saved / "meta.json").write_text(json.dumps({"step": 20, "files": {}}))
     with open(run_dir / "events.jsonl", "w") as f:
         f.writelines(json.dumps(e) + "\n" for e in [*before, *events])
     capsys.readouterr()
@@ -55,7 +59,7 @@ def test_failed_with_traceback(tmp_path, capsys):
     code, _, err, run_dir = conclude(tmp_path, capsys, [*STEPS, CKPT, end], 1)
     assert code == 1
     assert "error: loss is nan at step 20" in err and "FloatingPointError: nan" in err
-    assert f"the last complete checkpoint is kept; resume with: minimind resume {run_dir}" in err
+    assert f"the last complete checkpoint (step 20) is kept; resume with: minimind resume {run_dir}" in err
     code, _, err, _ = conclude(tmp_path, capsys, [*STEPS, CKPT, end], 1, show=False)  # the dashboard showed it
     assert code == 1 and "FloatingPointError" not in err
 
@@ -72,7 +76,43 @@ def test_killed_is_128_plus_signal_with_the_log_tail(tmp_path, capsys):
     code, _, err, _ = conclude(tmp_path, capsys, [*STEPS, CKPT], -9)
     assert code == 137
     assert "error: the trainer was killed by SIGKILL" in err and "last words of the trainer" in err
-    assert "the last complete checkpoint is kept" in err
+    assert "the last complete checkpoint (step 20) is kept" in err
+
+
+def test_a_silent_end_is_recorded_once_so_every_reader_agrees(tmp_path, capsys):
+    from minimind.events import read_events, run_outcome
+
+    code, _, _, run_dir = conclude(tmp_path, capsys, [*STEPS, CKPT], -9)
+    events = read_events(run_dir / "events.jsonl")
+    assert events[-1]["type"] == "run_failed" and events[-1]["recorded_by"] == "cli" and events[-1]["step"] == 20
+    watch = run_outcome(events)  # `watch` and `runs` never saw the process
+    assert (watch.status, watch.exit_code, watch.message) == ("failed", code, "the trainer was killed by SIGKILL")
+    assert _conclude(run_dir, -9, 0, show=False) == 137  # said again: not recorded twice
+    assert sum(e["type"] == "run_failed" for e in read_events(run_dir / "events.jsonl")) == 1
+
+
+def test_a_trainer_that_never_started_records_nothing(tmp_path, capsys):
+    before = [*STEPS, ev("run_stopped", step=20, reason="signal", checkpoint="c")]
+    code, _, _, run_dir = conclude(tmp_path, capsys, [], -9, before=before)
+    assert code == 137
+    from minimind.events import read_events
+    assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_stopped"
+
+
+@pytest.mark.parametrize("case", ["temporary only", "refused input", "out of memory"])
+def test_resume_is_suggested_only_where_it_can_work(tmp_path, capsys, case):
+    run_dir = tmp_path / "run"
+    if case == "temporary only":  # killed while saving the first checkpoint
+        (run_dir / "checkpoints" / ".step_00000020.tmp-1").mkdir(parents=True)
+        code, _, err, _ = conclude(tmp_path, capsys, STEPS, -9)
+        assert code == 137 and "no checkpoint was saved, so there is nothing to resume" in err
+    else:
+        error = ("checkpoint step_20/state.pt: refused by safe loading" if case == "refused input"
+                 else "out of memory at step 21 at micro-batch 1")
+        end = ev("run_failed", error=error, traceback="", exit_code=2 if case == "refused input" else 1)
+        code, _, err, _ = conclude(tmp_path, capsys, [*STEPS, CKPT, end], end["exit_code"])
+        assert error in err
+    assert "minimind resume" not in err
 
 
 def test_exit_0_without_an_end_event_is_a_failure(tmp_path, capsys):

@@ -13,7 +13,7 @@ import pytest
 from minimind.checkpoint import find_checkpoint
 from minimind.events import read_events
 from minimind_cli.launch import LaunchOptions, trainer_argv
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, default_sigint, run_cli
 from tests.e2e.conftest import SMALL
 
 ARGS = ["--profile", "tiny", "--no-tui", *[a for s in SMALL for a in ("--set", s)]]
@@ -158,3 +158,115 @@ def test_data_jsonl_is_prepared_once_and_reused(tmp_path):
     prepared = run_cli("prepare", str(data), cwd=tmp_path)  # the README's next command
     assert prepared.returncode == 0, prepared.stderr
     assert (tmp_path / "out" / "data" / "meta.json").is_file()
+
+
+@pytest.mark.slow  # runs the real trainer twice
+def test_a_second_run_of_the_same_width_says_whose_weights_the_shared_file_holds(tmp_path, small_dataset):
+    out = tmp_path / "out"
+    for name, lr in (("r1", "3e-3"), ("r2", "1e-3")):
+        proc = run_cli("pretrain", *ARGS, "--data", str(small_dataset), "--out", str(out), "--run", name,
+                       "--max-steps", "2", "--set", f"train.learning_rate={lr}", cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    assert f"{out / 'pretrain_64.pth'} now comes from this run (r2)" in proc.stdout
+    events = read_events(out / "runs" / "r2" / "events.jsonl")
+    warning = next(e for e in events if e["type"] == "warning")
+    assert "holds the weights of run r1" in warning["message"]
+    end = events[-1]
+    assert end["type"] == "run_finished" and end["shared_weights_run"] == "r2"
+    assert end["weights_path"] == str(out / "pretrain_64.pth")
+    # r1's weights were not lost: they stay in its run directory, and its sidecar names the run.
+    r1 = (out / "runs" / "r1").resolve()
+    assert json.loads((r1 / "pretrain_64.json").read_text())["run"] == str(r1)
+    assert (r1 / "pretrain_64.pth").read_bytes() != (out / "pretrain_64.pth").read_bytes()
+
+
+def _pretrain(tmp_path, small_dataset, name: str, **faults: str) -> subprocess.Popen:
+    import os
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "NO_COLOR": "1", "COLUMNS": "60",
+           **faults}
+    return subprocess.Popen([sys.executable, "-m", "minimind_cli", "pretrain", *ARGS, "--data", str(small_dataset),
+                             "--out", str(tmp_path / "out"), "--run", name], cwd=tmp_path, env=env,
+                            preexec_fn=default_sigint, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow  # runs the real trainer
+def test_three_ctrl_c_before_the_first_checkpoint_never_suggest_resume(tmp_path, small_dataset):
+    proc = _pretrain(tmp_path, small_dataset, "r", MINIMIND_FAULT_STEP_SLEEP="0.3", MINIMIND_FAULT_SLOW_SAVE="30")
+    run_dir = tmp_path / "out" / "runs" / "r"
+    try:
+        deadline = time.monotonic() + 120
+        while not (run_dir / "events.jsonl").is_file() or not any(
+                e["type"] == "step" for e in read_events(run_dir / "events.jsonl")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)  # save and stop: the save is slow
+        while not list((run_dir / "checkpoints").glob("*tmp*")):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)  # the third kills the trainer without saving
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 137, err
+    assert "minimind resume" not in err.split("killed by SIGKILL", 1)[1]
+    assert "no checkpoint was saved, so there is nothing to resume" in err
+    from minimind_cli.runs import CTRL_C_NOTICE
+
+    assert CTRL_C_NOTICE in err.splitlines()  # the notice is one line, even in a narrow terminal
+
+
+@pytest.mark.slow  # runs the real trainer
+def test_out_of_memory_at_step_1_does_not_suggest_resume(tmp_path, small_dataset):
+    proc = _pretrain(tmp_path, small_dataset, "oom", MINIMIND_FAULT_OOM_MICRO_STEPS="1-100")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert "out of memory" in err and "minimind resume" not in err
+    assert "checkpoint is kept" not in err  # there is none
+    assert "no checkpoint was saved, so there is nothing to resume" in err
+
+
+@pytest.mark.slow  # runs the real trainer
+def test_a_refused_state_pt_does_not_suggest_resume(tmp_path, small_dataset):
+    import argparse
+    import hashlib
+
+    import torch
+
+    from tests.e2e.conftest import finished_run
+
+    run_dir = finished_run(tmp_path, small_dataset, "r", ["train.max_steps=5"])
+    saved = find_checkpoint(run_dir).path
+    torch.save({"step": 5, "x": argparse.Namespace()}, saved / "state.pt")  # a pickle safe loading refuses
+    meta = json.loads((saved / "meta.json").read_text())
+    meta["files"]["state.pt"] = hashlib.sha256((saved / "state.pt").read_bytes()).hexdigest()  # still verifies
+    (saved / "meta.json").write_text(json.dumps(meta))
+    proc = run_cli("resume", str(run_dir), "--max-steps", "8", "--no-tui", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "state.pt" in proc.stderr and "minimind resume" not in proc.stderr
+    from minimind.run_summary import summarize
+
+    assert summarize(run_dir)["status"] == "finished"  # a refused attempt leaves the run as it ended
+
+
+@pytest.mark.slow  # runs the real trainer
+def test_switching_optimizer_on_resume_is_refused_before_anything_is_written(tmp_path, small_dataset):
+    from minimind.run_summary import summarize
+    from tests.e2e.conftest import finished_run
+
+    run_dir = finished_run(tmp_path, small_dataset, "muon", ["train.optimizer=muon", "train.max_steps=3"])
+    events_before = (run_dir / "events.jsonl").read_bytes()
+    for extra in ([], ["--force"]):
+        proc = run_cli("resume", str(run_dir), "--set", "train.optimizer=adamw", "--max-steps", "5", *extra,
+                       "--no-tui", cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert "--set train.optimizer=adamw: the run was trained with train.optimizer=muon" in proc.stderr
+        assert "--force" not in proc.stderr  # never suggested: it cannot work
+        assert f"--init-from {run_dir}" in proc.stderr
+    assert (run_dir / "events.jsonl").read_bytes() == events_before
+    assert not (run_dir / "trainer.log").exists() or "adamw" not in (run_dir / "trainer.log").read_text()
+    assert summarize(run_dir)["status"] == "finished"

@@ -39,7 +39,8 @@ def launched(monkeypatch):
 
     calls = []
 
-    def fake(run_dir, cfg, opts, *, no_tui):
+    def fake(run_dir, cfg, opts, *, no_tui, lock=None, lock_note=None):
+        assert lock is not None and lock.fd is not None  # resume holds the run's lock for its trainer
         calls.append((run_dir, cfg, opts))
         return 0
 

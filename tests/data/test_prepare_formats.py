@@ -116,6 +116,37 @@ def test_a_directory_saved_by_datasets_itself(tmp_path):
     assert decoded_docs(tmp_path / "ds") == texts
 
 
+def write_saved_dataset_dict(root: Path, splits: dict[str, list[str]]) -> Path:
+    """The layout of ``datasets.DatasetDict.save_to_disk``: one saved dataset per split, and
+    ``dataset_dict.json`` naming the splits."""
+    for name, texts in splits.items():
+        write_saved_dataset(root / name, texts, shards=1)
+    (root / "dataset_dict.json").write_text(json.dumps({"splits": list(splits)}))
+    return root
+
+
+def test_a_dataset_dict_root_with_several_splits_is_refused_unless_they_are_named(tmp_path, tok_dir):
+    train, test = DOCS[:4], DOCS[4:]
+    root = write_saved_dataset_dict(tmp_path / "my_dataset_dict", {"train": train, "test": test})
+    for given in (root, tmp_path):  # the root itself, or a directory above it
+        with pytest.raises(PrepareError, match=r"my_dataset_dict: a DatasetDict with 2 splits \(train, test\)") as err:
+            prep(given, tmp_path / "ds", tokenizer=tok_dir, val_fraction=0)
+        assert f"{root / 'train'} " in err.value.hint
+        assert not (tmp_path / "ds").exists()
+    with pytest.raises(PrepareError, match="2 splits"):
+        collect_inputs([str(tmp_path / "my_data*")])
+    prep(root / "train", tmp_path / "ds", tokenizer=tok_dir, val_fraction=0)
+    assert decoded_docs(tmp_path / "ds") == train
+    prep([root / "train", root / "test"], tmp_path / "ds2", tokenizer=tok_dir, val_fraction=0)  # asked for both
+    assert decoded_docs(tmp_path / "ds2") == train + test
+
+
+def test_a_dataset_dict_root_with_one_split_reads_it(tmp_path, tok_dir):
+    root = write_saved_dataset_dict(tmp_path / "dd", {"train": DOCS})
+    prep(root, tmp_path / "ds", tokenizer=tok_dir, val_fraction=0)
+    assert decoded_docs(tmp_path / "ds") == DOCS
+
+
 def test_mixed_directory_and_glob_patterns(tmp_path, tok_dir):
     corpus = tmp_path / "corpus"
     (corpus / "sub").mkdir(parents=True)
@@ -133,6 +164,31 @@ def test_mixed_directory_and_glob_patterns(tmp_path, tok_dir):
         corpus / "sub" / "c.arrow", corpus / "a.parquet"]
     with pytest.raises(PrepareError, match=r"corpus/\*.csv: the pattern matches no .jsonl"):
         collect_inputs([str(corpus / "*.csv")])
+
+
+@pytest.mark.parametrize("frames", [1, 2])
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_truncated_zst_is_refused_with_the_file_and_byte_offset(tmp_path, tok_dir, frames, skip_invalid):
+    """A cut .zst is an error like a cut .gz, also next to a good file and with --skip-invalid:
+    never a shorter corpus, "input is empty" or an "invalid JSON" line where the cut fell."""
+    data = write_jsonl(tmp_path / "d.jsonl", [f"document {i} " + t for i, t in enumerate(topics_text(20_000))]).read_bytes()
+    half = len(data) // 2
+    pieces = [data] if frames == 1 else [data[:half], data[half:]]
+    compressed = [zstandard.ZstdCompressor().compress(p) for p in pieces]
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_jsonl(corpus / "a_good.jsonl", DOCS)
+    whole = b"".join(compressed)
+    cut = len(whole) - len(compressed[-1]) // 2
+    (corpus / "b_cut.jsonl.zst").write_bytes(whole[:cut])
+    start = len(whole) - len(compressed[-1])
+    with pytest.raises(PrepareError, match=rf"b_cut.jsonl.zst: cannot read \(truncated zstd data: the frame "
+                                           rf"starting at byte {start} is cut off at byte {cut}"):
+        prep(corpus, tmp_path / "ds", tokenizer=tok_dir, skip_invalid=skip_invalid)
+    assert not (tmp_path / "ds").exists()
+    (corpus / "b_cut.jsonl.zst").write_bytes(whole)  # the whole file reads
+    prep(corpus, tmp_path / "ds", tokenizer=tok_dir, val_fraction=0)
+    assert len(decoded_docs(tmp_path / "ds")) == len(DOCS) + data.count(b"\n")
 
 
 def test_missing_optional_package_is_one_line_with_the_extra(tmp_path, monkeypatch):

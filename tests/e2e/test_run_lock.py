@@ -75,3 +75,37 @@ def test_a_failed_trainer_releases_its_lock(tmp_path, small_dataset):
     proc = run_cli("resume", str(run_dir), "--no-tui")
     assert proc.returncode == 2 and "is training" not in proc.stderr  # refused for want of a checkpoint only
     assert "checkpoint" in proc.stderr
+
+
+def test_two_concurrent_resumes_one_trains_the_other_is_refused_before_it_writes(tmp_path, small_dataset):
+    """Both pass the read-only check at once; the run lock, taken by `resume` itself and handed to
+    its trainer, lets one through and refuses the other with its one line, before it writes."""
+    from tests.conftest import REPO
+    from tests.e2e.conftest import finished_run
+
+    run_dir = finished_run(tmp_path, small_dataset, "twice", ["train.max_steps=5"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (run_dir / LOCK_FILE).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": 1.0}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "200",
+           "MINIMIND_FAULT_STEP_SLEEP": "0.5"}
+    argv = [sys.executable, "-m", "minimind_cli", "resume", str(run_dir), "--max-steps", "8", "--no-tui"]
+    procs = [subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    results = [(p, *p.communicate(timeout=300)) for p in procs]
+    winners = [r for r in results if r[0].returncode == 0]
+    losers = [r for r in results if r[0].returncode != 0]
+    assert len(winners) == 1 and len(losers) == 1, [(r[0].returncode, r[2]) for r in results]
+    loser, out, err = losers[0]
+    assert loser.returncode == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert lines[0].startswith("error: run ") and ("already being trained" in lines[0] or "is training" in lines[0])
+    assert len(lines) <= 2 and lines[-1].startswith("hint: watch it with")  # the lock's line and its hint
+    assert "resume with" not in err and "exited with code" not in err and "stale lock" not in err
+    assert sum("recovered the stale lock" in r[1] + r[2] for r in results) == 1  # only the winner
+    log = (run_dir / "trainer.log").read_text() if (run_dir / "trainer.log").exists() else ""
+    assert "already being trained" not in log and "error" not in log
+    events = read_events(run_dir / "events.jsonl")
+    assert sum(e["type"] == "run_started" for e in events) == 2  # the first run and the one resume
+    assert events[-1]["type"] == "run_finished" and events[-1]["step"] == 8
+    assert not (run_dir / LOCK_FILE).exists()

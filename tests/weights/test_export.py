@@ -146,3 +146,20 @@ def test_force_replaces_a_previous_export(tmp_path):
     for key, value in second.state_dict().items():
         assert torch.equal(again.state_dict[key], value), key
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pth", "b.pth", "hf"]  # no temp, no old copy
+
+
+def test_every_exported_file_honours_the_umask(tmp_path):
+    import os
+    import stat
+
+    loaded = weights.load_weights(write_run(tmp_path / "run", tiny_model(seed=1), incomplete_step=None))
+    old = os.umask(0o022)
+    try:
+        weights.export_hf(loaded, tmp_path / "hf", tokenizer_dir=write_tokenizer(tmp_path / "tok"))
+        weights.export_pth(loaded, tmp_path / "w" / "pretrain_64.pth")
+    finally:
+        os.umask(old)
+    files = [p for p in [*(tmp_path / "hf").iterdir(), *(tmp_path / "w").iterdir()] if p.is_file()]
+    assert "model.safetensors" in {p.name for p in files}
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert set(modes.values()) == {0o644}, modes

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import importlib.util
+import json
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,38 @@ def location(file_kind: str | None, path: Path | str, row: int) -> str:
     return f"{path}: row {row}" if file_kind in COLUMNAR else f"{path}:{row}"
 
 
+DATASET_DICT_FILE = "dataset_dict.json"  # what DatasetDict.save_to_disk writes at its root
+
+
+def _dataset_dict_splits(root: Path) -> list[str]:
+    """The splits of a ``DatasetDict.save_to_disk`` root, in its own order (its ``dataset_dict.json``,
+    else the sub-directories that hold data)."""
+    try:
+        splits = json.loads((root / DATASET_DICT_FILE).read_text()).get("splits")
+    except (OSError, ValueError, AttributeError):
+        splits = None
+    if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+        splits = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*.arrow")))
+    return splits
+
+
+def _refuse_dataset_dicts(path: Path) -> None:
+    """A directory holding a ``DatasetDict`` of several splits (train, test, ...) is refused: reading
+    it whole would merge the splits (in sorted order: test before train). Naming the split
+    directories, one or several, is how to read them."""
+    for marker in sorted(path.rglob(DATASET_DICT_FILE)):
+        root = marker.parent
+        splits = _dataset_dict_splits(root)
+        if len(splits) > 1:
+            raise PrepareError(
+                f"{root}: a DatasetDict with {len(splits)} splits ({', '.join(splits)}); "
+                "reading it whole would mix them",
+                hint=f"name the split to read, e.g. {root / splits[0]} (or several, in the order wanted: "
+                     f"{' '.join(str(root / s) for s in splits)})")
+
+
 def _in_directory(path: Path) -> list[Path]:
+    _refuse_dataset_dicts(path)
     # Sorted, so the same directory always gives the same dataset; hidden files are editor noise.
     return sorted(p for p in path.rglob("*") if p.is_file() and kind(p)
                   and not any(part.startswith(".") for part in p.relative_to(path).parts))

@@ -49,14 +49,65 @@ def json_kind(value: object) -> str:
     return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
+class ZstdFrames:
+    """A ``.zst`` file read frame after frame (files made by concatenating compressed pieces,
+    ``zstd -c a >> b``, read whole), refusing a frame cut short at the end of the file.
+
+    zstandard's own ``stream_reader`` ends quietly at a truncated frame, so a cut file would give a
+    shorter corpus, or an "invalid JSON" line where the cut fell. Here it is an ``EOFError`` naming
+    the byte offsets, as ``gzip`` raises for a cut ``.gz``."""
+
+    READ_BYTES = 1 << 20
+
+    def __init__(self, raw: BinaryIO):
+        import zstandard
+
+        self.raw, self._dctx = raw, zstandard.ZstdDecompressor()
+        self._obj = None  # the frame being decompressed; None between frames
+        self._frame_start = 0  # offset in the file of that frame's first byte
+        self._consumed = 0  # compressed bytes handed to decompress objects so far
+        self._pending = b""  # compressed bytes read but not yet handed over (after a frame's end)
+        self._out = bytearray()
+        self._eof = False
+
+    def _fill(self) -> None:
+        data = self._pending or self.raw.read(self.READ_BYTES)
+        self._pending = b""
+        if not data:
+            self._eof = True
+            if self._obj is not None:  # input ended inside a frame
+                raise EOFError(
+                    f"truncated zstd data: the frame starting at byte {self._frame_start} is cut off "
+                    f"at byte {self._consumed}, the end of the file")
+            return
+        if self._obj is None:
+            self._obj, self._frame_start = self._dctx.decompressobj(), self._consumed
+        before = self._consumed
+        self._out += self._obj.decompress(data)
+        if self._obj.eof:
+            rest = self._obj.unused_data
+            self._consumed = before + len(data) - len(rest)
+            self._pending, self._obj = rest, None
+        else:
+            self._consumed = before + len(data)
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) < size):
+            self._fill()
+        size = len(self._out) if size < 0 else min(size, len(self._out))
+        block = bytes(self._out[:size])
+        del self._out[:size]
+        return block
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 def _decompressed(kind_: str | None, raw: BinaryIO) -> BinaryIO:
     if kind_ == "jsonl.gz":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if kind_ == "jsonl.zst":
-        import zstandard
-
-        # read_across_frames: files made by concatenating compressed pieces (zstd -c a >> b) read whole
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
+        return ZstdFrames(raw)  # type: ignore[return-value]
     return raw
 
 
