@@ -124,7 +124,6 @@ def test_muon_and_router_bias_two_processes_match_one_with_double_batch(tmp_path
 def test_padded_rows_on_two_processes_train_what_one_process_trains(tmp_path, small_dataset):
     """Padded rows hold different real tokens per rank: the step's loss is the mean over all of
     them (not a mean of the ranks' means), so 2 x (4 x 1) ends at 1 x (8 x 1)'s weights."""
-    import torch
 
     from minimind.checkpoint import load_checkpoint
 
