@@ -13,7 +13,7 @@ import typer
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
 from minimind_cli.commands import eval as eval_cmd
-from minimind_cli.commands import export, inspect, prepare, pretrain, resume, runs, watch
+from minimind_cli.commands import export, inspect, prepare, pretrain, report, resume, runs, watch
 from minimind_cli.errors import print_error
 
 HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
@@ -35,6 +35,8 @@ Examples:
   minimind inspect out/pretrain_512.pth  (what is in a checkpoint)
 
   minimind eval out/runs/RUN             (loss, perplexity, bits/byte on its validation split)
+
+  minimind report out/runs/RUN           (one HTML page to share: plots, samples, config)
 """
 
 app = typer.Typer(
@@ -73,6 +75,7 @@ app.command("eval", help=eval_cmd.HELP)(eval_cmd.eval_command)
 app.command("watch", help=watch.HELP)(watch.watch)
 app.command("runs", help=runs.HELP)(runs.runs)
 app.command("export", help=export.HELP)(export.export)
+app.command("report", help=report.HELP)(report.report)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from minimind.config import differing_settings
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
 from minimind_cli.dashboard.plots import PALETTE, X_AXES, CompareLossPlot
+from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.screens import HelpScreen
 from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
@@ -39,6 +40,9 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+COMPARE_REPORT_FILE = "compare-report.html"  # the r key writes it in the current directory
 
 
 class CompareTable(Static):
@@ -85,6 +89,7 @@ class CompareApp(App[int]):
     BINDINGS = [
         Binding("x", "x_axis", "X-axis: step/tokens/time"),
         Binding("l", "log_scale", "Log-y"),
+        Binding("r", "report", "Report", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+c", "quit", show=False, priority=True),
@@ -138,6 +143,9 @@ class CompareApp(App[int]):
     def action_log_scale(self) -> None:
         self.log_y = not self.log_y
         self.redraw()
+
+    def action_report(self) -> None:
+        write_report_in_background(self, self.run_dirs, Path(COMPARE_REPORT_FILE))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(compare=True))
