@@ -49,11 +49,13 @@ def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dic
     return sorted(rows, key=lambda r: (r["started"] is None, r["started"] or 0.0, r["name"]))
 
 
-def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
-    """One run as plain JSON values (see the keys below; None where the run does not say)."""
+def summarize(run_dir: str | os.PathLike, now: float | None = None,
+              events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One run as plain JSON values (see the keys below; None where the run does not say).
+    ``events``: the run's events when the caller has read them already."""
     run_dir = Path(run_dir)
     now = time.time() if now is None else now
-    events = read_events(run_dir / EVENTS_FILE)
+    events = read_events(run_dir / EVENTS_FILE) if events is None else events
     started = [e for e in events if e.get("type") == "run_started"]
     last_start = started[-1] if started else {}
     alive, pid = _live_process(run_dir, last_start)

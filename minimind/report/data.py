@@ -70,6 +70,7 @@ class RunData:
     end: dict[str, Any] | None = None  # run_finished / run_stopped / run_failed of the last process
     truncated_line: bool = False  # events.jsonl ends in a half-written line (left out)
     read_at: float = 0.0
+    _known: dict[str, Any] = field(default_factory=dict, repr=False)  # x_of's (step, x) pairs per axis
 
     # ------------------------------------------------------------------ views
     @property
@@ -108,10 +109,12 @@ class RunData:
         elapsed_s, linear between two step events; past the last one tokens go on at tokens_per_step."""
         if axis == "step":
             return [float(s) for s in steps]
-        key = "tokens_seen" if axis == "tokens" else "elapsed_s"
-        known = [(0, 0.0)] + [(int(e["step"]), float(e[key])) for e in self.steps
-                              if isinstance(e.get(key), (int, float)) and int(e["step"]) > 0]
-        at = [k[0] for k in known]
+        if axis not in self._known:
+            key = "tokens_seen" if axis == "tokens" else "elapsed_s"
+            pairs = [(0, 0.0)] + [(int(e["step"]), float(e[key])) for e in self.steps
+                                  if isinstance(e.get(key), (int, float)) and int(e["step"]) > 0]
+            self._known[axis] = (pairs, [k[0] for k in pairs])
+        known, at = self._known[axis]
         per_step = self.started.get("tokens_per_step") if axis == "tokens" else None
         out: list[float | None] = []
         for step in steps:
@@ -239,7 +242,8 @@ def load_run(path: str | os.PathLike, now: float | None = None) -> RunData:
     if not events:
         raise ReportError(f"{path}: {EVENTS_FILE} holds no events yet, so there is nothing to show",
                           "wait until the trainer has started, or check trainer.log")
-    run = RunData(path=path, name=path.resolve().name, summary=summarize(path, now), started={}, read_at=now)
+    run = RunData(path=path, name=path.resolve().name, summary=summarize(path, now, events), started={},
+                  read_at=now)
     run.truncated_line = _ends_mid_line(events_path)
     fold(run, events)
     run.checkpoints = checkpoint_rows(path, now)
