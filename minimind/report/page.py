@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from minimind.errors import EXIT_USAGE
-from minimind.metrics import format_duration
+from minimind.metrics import format_duration, visible_whitespace
 from minimind.report.data import X_AXES, Marker, ReportError, RunData, config_rows, downsample
 
 PALETTE = ("#1f9bb4", "#e8730c", "#c2457f", "#2f9e44", "#b08800", "#3d7bd9", "#d63b32", "#8a5cd1")
@@ -407,7 +407,7 @@ def _samples(runs: list[RunData]) -> str:
             continue
         blocks = []
         for prompt, texts in by_prompt.items():
-            rows = [f'<tr><td class="num">{step:,}</td><td><pre class="sample"><b>{_e(prompt)}</b>{_e(text)}'
+            rows = [f'<tr><td class="num">{step:,}</td><td><pre class="sample"><b>{_e(prompt)}</b>{_e(visible_whitespace(text))}'
                     f'</pre></td></tr>' for step, text in reversed(texts)]
             blocks.append(f"<h3>{_e(prompt)!s}</h3>" + _table(("step", "continuation (newest first)"), rows,
                                                                "samples"))
