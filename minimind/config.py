@@ -462,3 +462,34 @@ def _positive(obj: Any, section: str, names: list[str]) -> None:
     for name in names:
         if getattr(obj, name) <= 0:
             raise ConfigError(f"{section}.{name}={getattr(obj, name)} must be > 0")
+
+
+# --------------------------------------------------------------------------- comparing configs
+RUN_SECTIONS = ("run",)  # names and output places differ between any two runs: never a difference
+
+
+def flatten_config(config: dict[str, Any] | None, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 1}}`` -> ``{"train.lr": 1}`` (a resolved config as dotted keys)."""
+    flat: dict[str, Any] = {}
+    for key, value in (config or {}).items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_config(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def differing_settings(configs: list[dict[str, Any] | None]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The settings of resolved configs (dicts) that are not the same in all of them, the ``run``
+    section aside: each config flattened, and ``{dotted key: short name}`` of the differing keys in
+    order. Settings all configs have come first (train, then model, then data), ones only some have
+    last; a key is named by its last part unless two differing keys share it."""
+    flats = [{k: v for k, v in flatten_config(c).items() if k.split(".")[0] not in RUN_SECTIONS}
+             for c in configs]
+    keys = {k for flat in flats for k in flat}
+    order = {"train": 0, "model": 1, "data": 2}
+    ordered = sorted(keys, key=lambda k: (not all(k in flat for flat in flats), order.get(k.split(".")[0], 3), k))
+    differing = [k for k in ordered if len({repr(flat.get(k)) for flat in flats}) > 1]
+    leaves = [k.rsplit(".", 1)[-1] for k in differing]
+    return flats, {k: (leaf if leaves.count(leaf) == 1 else k) for k, leaf in zip(differing, leaves, strict=True)}

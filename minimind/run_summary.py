@@ -62,11 +62,13 @@ def _paused_at(events: list[dict[str, Any]]) -> int | None:
     return paused
 
 
-def summarize(run_dir: str | os.PathLike, now: float | None = None) -> dict[str, Any]:
-    """One run as plain JSON values (see the keys below; None where the run does not say)."""
+def summarize(run_dir: str | os.PathLike, now: float | None = None,
+              events: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One run as plain JSON values (see the keys below; None where the run does not say).
+    ``events``: the run's events when the caller has read them already."""
     run_dir = Path(run_dir)
     now = time.time() if now is None else now
-    events = read_events(run_dir / EVENTS_FILE)
+    events = read_events(run_dir / EVENTS_FILE) if events is None else events
     started = [e for e in events if e.get("type") == "run_started"]
     last_start = started[-1] if started else {}
     alive, pid = _live_process(run_dir, last_start)
@@ -149,11 +151,17 @@ def _config_profile(run_dir: Path) -> str | None:
 
 def _last_checkpoint(run_dir: Path, now: float) -> dict[str, Any] | None:
     """The newest complete checkpoint (meta.json written, every file present) and its age."""
-    checkpoints = list_checkpoints(run_dir)
-    if not checkpoints:
-        return None
-    info = checkpoints[-1]
-    saved = info.meta.get("time")
-    if not isinstance(saved, (int, float)):
-        saved = (info.path / "meta.json").stat().st_mtime
-    return {"step": info.step, "path": str(info.path), "time": saved, "age_s": max(0.0, now - saved)}
+    rows = checkpoint_rows(run_dir, now)
+    return rows[-1] if rows else None
+
+
+def checkpoint_rows(run_dir: str | os.PathLike, now: float | None = None) -> list[dict[str, Any]]:
+    """Every complete checkpoint of a run, oldest first: step, path, time saved and age in seconds."""
+    now = time.time() if now is None else now
+    rows = []
+    for info in list_checkpoints(Path(run_dir)):
+        saved = info.meta.get("time")
+        if not isinstance(saved, (int, float)):
+            saved = (info.path / "meta.json").stat().st_mtime
+        rows.append({"step": info.step, "path": str(info.path), "time": saved, "age_s": max(0.0, now - saved)})
+    return rows

@@ -16,6 +16,7 @@ from textual.widgets import Footer
 from minimind.control import COMMANDS, send_command
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
 from minimind_cli.dashboard.plots import X_AXES, X_TITLES, LossPlot, LrPlot
+from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.samples import SamplesPanel
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
 from minimind_cli.dashboard.state import PANELS, RunState
@@ -30,6 +31,7 @@ from minimind_cli.dashboard.widgets import (
     ProgressPanel,
 )
 
+REPORT_FILE = "report.html"  # the r key writes RUN/report.html
 STOP_TIMEOUT_S = 120.0  # how long "stop" waits for the trainer to save and exit
 
 
@@ -55,6 +57,7 @@ class DashboardApp(App[DashboardResult]):
         Binding("right_square_bracket", "samples(1)", "Later samples", show=False),
         Binding("x", "x_axis", "X-axis"),
         Binding("l", "log_scale", "Log-y"),
+        Binding("r", "report", "Report", show=False),
         Binding("q", "quit_dialog", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+c", "stop", "Stop", show=False, priority=True),
@@ -216,6 +219,9 @@ class DashboardApp(App[DashboardResult]):
     def action_log_scale(self) -> None:
         self.log_y = not self.log_y
         self._redraw({"loss"})
+
+    def action_report(self) -> None:
+        write_report_in_background(self, [self.run_dir], self.run_dir / REPORT_FILE)
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.state.is_moe))

@@ -16,41 +16,22 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
+from minimind.config import differing_settings
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
 from minimind_cli.dashboard.plots import PALETTE, X_AXES, CompareLossPlot
+from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.screens import HelpScreen
 from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
 from minimind_cli.dashboard.widgets import STATUS_STYLE
 
-IGNORED_SECTIONS = ("run",)  # names and output places differ between any two runs
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in (config or {}).items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = value
-    return flat
-
 
 def config_differences(configs: list[dict[str, Any] | None]) -> list[list[str]]:
     """Per run, ``key=value`` for every resolved-config setting that is not the same in all runs
-    (the ``run`` section aside). A key is shown by its last part unless two differing keys share it."""
-    flats = [{k: v for k, v in flatten(c or {}).items() if k.split(".")[0] not in IGNORED_SECTIONS}
-             for c in configs]
-    keys = {k for flat in flats for k in flat}
-    # Settings all runs have come first (train, then model, then data), ones only some have last.
-    order = {"train": 0, "model": 1, "data": 2}
-    keys = sorted(keys, key=lambda k: (not all(k in flat for flat in flats), order.get(k.split(".")[0], 3), k))
-    differing = [k for k in keys if len({repr(flat.get(k)) for flat in flats}) > 1]
-    leaves = [k.rsplit(".", 1)[-1] for k in differing]
-    names = {k: (leaf if leaves.count(leaf) == 1 else k) for k, leaf in zip(differing, leaves, strict=True)}
-    return [[f"{names[k]}={_value(flat.get(k))}" for k in differing] for flat in flats]
+    (``minimind.config.differing_settings``)."""
+    flats, names = differing_settings(configs)
+    return [[f"{name}={_value(flat.get(key))}" for key, name in names.items()] for flat in flats]
 
 
 def _value(value: Any) -> str:
@@ -59,6 +40,9 @@ def _value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+COMPARE_REPORT_FILE = "compare-report.html"  # the r key writes it in the current directory
 
 
 class CompareTable(Static):
@@ -105,6 +89,7 @@ class CompareApp(App[int]):
     BINDINGS = [
         Binding("x", "x_axis", "X-axis: step/tokens/time"),
         Binding("l", "log_scale", "Log-y"),
+        Binding("r", "report", "Report", show=False),
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+c", "quit", show=False, priority=True),
@@ -158,6 +143,9 @@ class CompareApp(App[int]):
     def action_log_scale(self) -> None:
         self.log_y = not self.log_y
         self.redraw()
+
+    def action_report(self) -> None:
+        write_report_in_background(self, self.run_dirs, Path(COMPARE_REPORT_FILE))
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(compare=True))

@@ -426,6 +426,7 @@ KEYS_HELP = """\
   [b]v[/b]       samples view: the samples take the plots' place
   [b]x[/b]       loss plot x-axis: step / tokens / wall time
   [b]l[/b]       loss plot: logarithmic y axis on / off
+  [b]r[/b]       write RUN/report.html: this run as one HTML page to share
   [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
   [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
   [b]?[/b]       this help
@@ -460,6 +461,7 @@ COMPARE_HELP = """\
 [b]Keys[/b]
   [b]x[/b]  x-axis: step / tokens / wall time
   [b]l[/b]  logarithmic y axis on / off
+  [b]r[/b]  write compare-report.html here: the runs as one HTML page
   [b]q[/b]  quit (the runs go on)
   [b]?[/b]  this help
 """
