@@ -299,10 +299,34 @@ def default_data(loaded) -> Path | None:
     return next((c for c in candidates if is_dataset(c)), None)
 
 
+def trained_tokenizer(loaded) -> Path | None:
+    """The tokenizer the weights were trained with, where it is recorded (their run's dataset, the
+    weights' sidecar, an HF directory); None for a bare .pth with nothing beside it."""
+    from minimind.weights import find_tokenizer
+
+    if loaded.source_kind == "pth" and loaded.tokenizer_hint is None:
+        return None
+    return find_tokenizer(loaded)
+
+
+def check_tokenizer(loaded, used: Path, what: str, force: bool, notes: list[str]) -> None:
+    """Text tokenized with another tokenizer than the weights' gives a meaningless loss, even with
+    the same vocabulary size: an error, or with ``force`` a note on the result."""
+    trained = trained_tokenizer(loaded)
+    if trained is None or _same_tokenizer(trained, used):
+        return
+    message = (f"{what} ({used}) is not the tokenizer these weights were trained with ({trained}): "
+               f"the same ids mean other text, so the loss would not mean anything")
+    if not force:
+        raise EvalError(message, f"score text tokenized with {trained}, or pass --force to score anyway")
+    notes.append(message + " (--force)")
+
+
 def load_eval_text(loaded, data: str | Path | None, *, split: str = "val", tokenizer: str | Path | None = None,
-                   text_key: str = "text", max_docs: int | None = None) -> EvalText:
+                   text_key: str = "text", max_docs: int | None = None, force: bool = False) -> EvalText:
     """The text to score for loaded weights: ``data`` (a dataset directory or a raw file), or the
-    dataset their run trained on."""
+    dataset their run trained on. Text tokenized with another tokenizer than the weights' is refused
+    unless ``force`` (``check_tokenizer``)."""
     from minimind.data.format import is_dataset
     from minimind.weights import find_tokenizer
 
@@ -318,16 +342,20 @@ def load_eval_text(loaded, data: str | Path | None, *, split: str = "val", token
             raise EvalError(f"{data}: not a prepared dataset (no meta.json)",
                             "prepare it with `minimind prepare`, or pass a .jsonl/.txt file")
         text = dataset_text(data, split, max_docs)
-        own = find_tokenizer(loaded, tokenizer)
-        if own is not None and text.tokenizer is not None and not _same_tokenizer(own, Path(text.tokenizer)):
-            text.notes.append(f"the weights' tokenizer ({own}) differs from the dataset's: the loss is only "
-                              f"meaningful if the model was trained on this tokenization")
+        if text.tokenizer is not None:
+            check_tokenizer(loaded, Path(text.tokenizer), f"the dataset {data} was tokenized with", force,
+                            text.notes)
         return text
     tok_dir = find_tokenizer(loaded, tokenizer)
     if tok_dir is None:
         raise EvalError(f"{loaded.path}: no tokenizer found to tokenize {data}",
                         "pass --tokenizer DIR (a tokenizer directory, e.g. out/data/tokenizer)")
-    return file_text(data, tok_dir, text_key, max_docs)
+    notes: list[str] = []
+    if tokenizer is not None:
+        check_tokenizer(loaded, tok_dir, "--tokenizer", force, notes)
+    text = file_text(data, tok_dir, text_key, max_docs)
+    text.notes.extend(notes)
+    return text
 
 
 def _same_tokenizer(a: Path, b: Path) -> bool:
@@ -370,7 +398,7 @@ def validation_set_result(model: torch.nn.Module, cfg, text: EvalText, *, batch_
 def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes: tuple[str, ...] | None = None,
                      split: str = "val", seq_len: int | None = None, batch_size: int = 8, device: str = "auto",
                      tokenizer: str | Path | None = None, text_key: str = "text", max_docs: int | None = None,
-                     head_dim: int | None = None,
+                     head_dim: int | None = None, force: bool = False,
                      progress: Callable[[str], ProgressFn | None] | None = None) -> list[EvalResult]:
     """Score any weights ``inspect`` reads, once per mode. ``progress(mode)`` may return a callback
     for that mode's progress. Without ``modes``: ``val`` (the run's validation set, in the run's
@@ -389,7 +417,8 @@ def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes:
     if VAL_MODE in modes and seq_len is not None and seq_len != cfg.data.max_seq_len:
         raise ConfigError(f"--seq-len {seq_len}: the run's validation set has {cfg.data.max_seq_len}-token rows",
                           "drop --seq-len, or use --mode packed for other windows")
-    text = load_eval_text(loaded, data, split=split, tokenizer=tokenizer, text_key=text_key, max_docs=max_docs)
+    text = load_eval_text(loaded, data, split=split, tokenizer=tokenizer, text_key=text_key, max_docs=max_docs,
+                          force=force)
     text.notes[:0] = loaded.notes
     seq_len = seq_len or default_seq_len(loaded)
     dev, amp = pick_eval_device(device)

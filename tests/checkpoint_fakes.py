@@ -64,7 +64,7 @@ def write_run(run_dir: Path, model: MiniMindLM, steps=(100, 200), incomplete_ste
     return run_dir
 
 
-def write_tokenizer(directory: Path, vocab_size: int = 300) -> Path:
+def write_tokenizer(directory: Path, vocab_size: int = 300, text: list[str] | None = None) -> Path:
     """A byte-level BPE tokenizer with MiniMind's special tokens (pad 0, bos 1, eos 2)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -75,7 +75,7 @@ def write_tokenizer(directory: Path, vocab_size: int = 300) -> Path:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>", "<|im_start|>",
                                                                          "<|im_end|>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    text = ["the quick brown fox jumps over the lazy dog", "hello world, hello tokenizer"] * 20
+    text = text or ["the quick brown fox jumps over the lazy dog", "hello world, hello tokenizer"] * 20
     tok.train_from_iterator(text, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|im_start|>", eos_token="<|im_end|>",
                                    pad_token="<|endoftext|>", unk_token="<|endoftext|>")

@@ -75,6 +75,9 @@ def eval_command(
     head_dim: Annotated[int | None, typer.Option(
         "--head-dim", min=2, help="Head size for a weights file without a config.")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Score text tokenized with another tokenizer than the weights were trained with.")]
+    = False,
 ) -> None:
     from rich.console import Console
 
@@ -85,7 +88,8 @@ def eval_command(
     with _Progress(err) as bar:
         results = evaluate_weights(path, data, modes=modes, split=split.value, seq_len=seq_len,
                                    batch_size=batch_size, device=device, tokenizer=tokenizer, text_key=text_key,
-                                   max_docs=max_docs, head_dim=head_dim, progress=bar.for_mode)
+                                   max_docs=max_docs, head_dim=head_dim, force=force,
+                                   progress=bar.for_mode)
     if json_output:
         payload = {"weights": str(path), "results": [r.to_dict() for r in results]}
         typer.echo(json.dumps(payload, indent=2))

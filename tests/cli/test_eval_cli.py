@@ -38,3 +38,24 @@ def test_eval_errors_are_one_line(tmp_path, capsys):
     bad.write_text("a,b\n")
     proc = run_main(capsys, "eval", str(run), "--data", str(bad), "--tokenizer", str(write_tokenizer(tmp_path / "t")))
     assert proc.returncode == 2 and "unsupported file type" in proc.stderr
+
+
+def test_text_tokenized_with_another_tokenizer_of_the_same_size_is_refused_unless_forced(tmp_path, capsys):
+    """The same vocabulary size is no proof of the same tokenizer: the ids would mean other text."""
+    data = tmp_path / "data"
+    own = write_tokenizer(data / "tokenizer")  # the run's dataset holds the tokenizer it trained with
+    other = write_tokenizer(tmp_path / "other", text=["a completely different corpus of words"] * 40)
+    assert (own / "tokenizer.json").read_bytes() != (other / "tokenizer.json").read_bytes()
+    run = write_run(tmp_path / "run", tiny_model(seed=1), incomplete_step=None, data_path=str(data))
+    text = tmp_path / "held_out.txt"
+    text.write_text("the quick brown fox\n\nhello world\n", encoding="utf-8")
+    proc = run_main(capsys, "eval", str(run), "--data", str(text), "--tokenizer", str(other), "--device", "cpu")
+    assert proc.returncode == 2 and "is not the tokenizer these weights were trained with" in proc.stderr
+    assert str(own) in proc.stderr and "--force" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_main(capsys, "eval", str(run), "--data", str(text), "--tokenizer", str(other), "--device", "cpu",
+                    "--force", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [res] = json.loads(proc.stdout)["results"]
+    assert any("is not the tokenizer" in n for n in res["notes"])
+    proc = run_main(capsys, "eval", str(run), "--data", str(text), "--tokenizer", str(own), "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr  # naming the right one is fine
