@@ -128,6 +128,16 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Callable[[BinaryIO
     return given
 
 
+def refuse_replacing_cwd(target: str | os.PathLike) -> None:
+    """A directory replaced while a shell stands in it (or below it) leaves that shell in a deleted
+    directory, where the next command fails in odd ways: refused, before any work."""
+    here, there = absolute(Path.cwd()), absolute(target)
+    if there == here or there in here.parents:
+        raise OutputError(f"{target}: is the current directory{'' if there == here else ' (or holds it)'}; "
+                          f"replacing it would leave your shell in a deleted directory",
+                          "write to a directory beside it (e.g. -o out/NAME), or cd out of it first")
+
+
 def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
     """Move the complete directory ``new`` to ``target``; an old ``target`` is removed only after
     the new one is in place. ``new`` must be on the same filesystem (build it beside ``target``).
@@ -136,6 +146,7 @@ def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
     given, new, target = Path(target), absolute(new), absolute(target)
     fsync_dir(new)
     if target.exists():
+        refuse_replacing_cwd(target)
         old = target.with_name(f".{target.name}.old-{os.getpid()}")
         with writing(target):
             if old.exists():

@@ -50,3 +50,23 @@ def test_replace_dir_swaps_in_the_new_directory(tmp_path):
 def test_pid_alive():
     assert pid_alive(os.getpid())
     assert not pid_alive(2**22 + 12345)
+
+
+def test_the_directory_a_shell_stands_in_is_never_replaced(tmp_path, monkeypatch):
+    from minimind.files import OutputError, refuse_replacing_cwd, replace_dir
+
+    target = tmp_path / "export"
+    (target / "inner").mkdir(parents=True)
+    new = tmp_path / "new"
+    new.mkdir()
+    for here in (target, target / "inner"):
+        monkeypatch.chdir(here)
+        with pytest.raises(OutputError, match="current directory"):
+            refuse_replacing_cwd(target)
+        with pytest.raises(OutputError, match="deleted directory"):
+            replace_dir(new, target)
+        assert (target / "inner").is_dir() and new.is_dir()  # nothing moved
+    monkeypatch.chdir(tmp_path)
+    refuse_replacing_cwd(target)  # a sibling of the shell's directory is fine
+    replace_dir(new, target)
+    assert not (target / "inner").exists()

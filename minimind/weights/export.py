@@ -22,7 +22,7 @@ import torch
 from minimind import __version__
 from minimind.checkpoint import CheckpointError, save_weights
 from minimind.config import ModelConfig
-from minimind.files import absolute, atomic_write, honour_umask, replace_dir, writing
+from minimind.files import absolute, atomic_write, honour_umask, refuse_replacing_cwd, replace_dir, writing
 from minimind.weights.load import LoadedWeights
 
 EXPORT_MARKER = ".minimind-export.json"
@@ -68,6 +68,7 @@ def check_export_target(out: str | Path, to: str, force: bool = False,
         return
     if not force:
         raise CheckpointError(f"{out}: directory exists and is not empty (pass --force to replace it)")
+    refuse_replacing_cwd(out)
     if any(_within(s, out) for s in sources):
         raise CheckpointError(f"{out}: holds the source being exported; --force would delete it",
                               hint="export to another directory")

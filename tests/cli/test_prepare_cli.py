@@ -34,6 +34,12 @@ def test_prepare_prints_a_summary_then_reuses(tmp_path):
     assert again.returncode == 0 and "reused" in again.stdout
     forced = run_cli("prepare", "data.jsonl", "--vocab-size", "300", "--force", "-o", "out/data", cwd=tmp_path)
     assert forced.returncode == 0 and "dataset prepared" in forced.stdout
+    # --force where the shell stands: refused before any work, the dataset left as it was
+    before = (tmp_path / "out" / "data" / "meta.json").read_bytes()
+    here = run_cli("prepare", str(tmp_path / "data.jsonl"), "--vocab-size", "300", "--force", "-o", ".",
+                   cwd=tmp_path / "out" / "data")
+    assert here.returncode == 2 and "is the current directory" in here.stderr and "Traceback" not in here.stderr
+    assert (tmp_path / "out" / "data" / "meta.json").read_bytes() == before
 
 
 def test_bad_line_is_one_red_line_and_exit_2(tmp_path):

@@ -37,7 +37,7 @@ from minimind.data.prepare.parse import TXT_RULE
 from minimind.data.prepare.select import Selection
 from minimind.data.prepare.tokenizer_job import TrainJob, train_for_prepare
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
-from minimind.files import absolute, writing
+from minimind.files import absolute, refuse_replacing_cwd, writing
 
 TOKENIZER_SAMPLE_BYTES = 64 << 20
 DEFAULT_CHUNK_BYTES = 1 << 20
@@ -177,7 +177,10 @@ def _existing_output(out_dir: Path, sources: list[dict], options: dict, force: b
     if not out_dir.is_dir() or (any(out_dir.iterdir()) and not fmt.is_dataset(out_dir)):
         raise PrepareError(f"{out_dir}: exists and is not a minimind dataset; choose another output "
                            f"directory or remove it")
-    return None if force else _reusable(out_dir, sources, options)
+    meta = None if force else _reusable(out_dir, sources, options)
+    if meta is None and any(out_dir.iterdir()):
+        refuse_replacing_cwd(out_dir)  # it is about to be replaced
+    return meta
 
 
 def _make_tokenizer(job: _Job, tok_dir: Path) -> tuple[dict[str, Any], float]:
