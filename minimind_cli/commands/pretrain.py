@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from minimind.config import available_profiles
+
 HELP = """Train a model from a profile; the trainer runs in a subprocess (torchrun with --nproc > 1).
 
 Examples:
@@ -35,7 +37,7 @@ _NAMED = {
 
 
 def pretrain(
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile name (default, moe, tiny, large) or a YAML file.")] = "default",
+    profile: Annotated[str, typer.Option("--profile", "-p", help=f"Profile name ({', '.join(available_profiles())}) or a YAML file.")] = "default",
     data: Annotated[str | None, typer.Option("--data", "-d", help="Dataset directory, or a .jsonl/.txt file to prepare first.")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Output root (runs, weights, prepared data). Default: out.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Run name (default: <profile>-<date>-<time>).")] = None,

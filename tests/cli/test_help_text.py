@@ -33,3 +33,11 @@ def test_help_keeps_every_bracketed_word(name):
 def test_prepare_help_names_the_formats_extra():
     result = CliRunner().invoke(app, ["prepare", "--help"], env={"COLUMNS": "400"}, terminal_width=400)
     assert "minimind[formats]" in re.sub(r"[\s│]+", "", result.output)
+
+
+def test_pretrain_help_lists_every_shipped_profile():
+    from minimind.config import available_profiles
+
+    result = CliRunner().invoke(app, ["pretrain", "--help"], env={"COLUMNS": "400"}, terminal_width=400)
+    shown = re.sub(r"[\s│]+", " ", result.output)
+    assert len(available_profiles()) >= 6 and all(name in shown for name in available_profiles())

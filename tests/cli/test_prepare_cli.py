@@ -48,7 +48,8 @@ def test_bad_line_is_one_red_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == ["error: data.jsonl:3: invalid JSON (Expecting property name enclosed in double quotes at "
-                     "column 17)"]
+                     "column 17)",
+                     "hint: fix it, or pass --skip-invalid to skip invalid lines and count them per reason"]
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "data").exists()
     assert [p.name for p in (tmp_path / "out").iterdir()] == []

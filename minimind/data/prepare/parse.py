@@ -298,7 +298,7 @@ def leading_texts(files: list[Path], text_key: str, strict: bool, limit: int, ch
                 parsed = parse(reader.kind, chunk, line0, text_key, strict)
                 yield from parsed.texts
             if parsed.error:
-                raise PrepareError(f"{location(reader.kind, path, parsed.error[0])}: {parsed.error[1]}")
+                raise invalid_input(reader.kind, path, parsed.error)
             seen += reader.position() - position
             on_bytes(reader.position() - position)
             position = reader.position()
@@ -460,3 +460,10 @@ def _huge_texts(huge: HugeLine, line: int, text_key: str, strict: bool):
             return stop.value
         if piece := cutter.feed(text):
             yield piece
+
+
+def invalid_input(kind: str, path, error: tuple[int, str]) -> PrepareError:
+    """The one-line error for the first invalid line or row (``file:line: reason``), with the way
+    past it."""
+    return PrepareError(f"{location(kind, path, error[0])}: {error[1]}",
+                        "fix it, or pass --skip-invalid to skip invalid lines and count them per reason")

@@ -32,8 +32,8 @@ import numpy as np
 from minimind.data import format as fmt
 from minimind.data.prepare.columnar import open_reader
 from minimind.data.prepare.encode import BlockEncoder
-from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources, location
-from minimind.data.prepare.parse import TXT_RULE
+from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources
+from minimind.data.prepare.parse import TXT_RULE, invalid_input
 from minimind.data.prepare.select import Selection
 from minimind.data.prepare.tokenizer_job import TrainJob, train_for_prepare
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
@@ -220,7 +220,7 @@ def _encode_corpus(job: _Job, out: DatasetWriter, tok, tok_dir: Path, dtype: np.
             reader = open_reader(path, job.chunk_bytes, job.text_key)
             for block, position in encoder.encode_file(reader):
                 if block.error:
-                    raise PrepareError(f"{location(reader.kind, path, block.error[0])}: {block.error[1]}")
+                    raise invalid_input(reader.kind, path, block.error)
                 skipped.update(block.skipped)
                 out.add(select.admit(block))
                 job.report("encode", done_before + position, job.total_bytes, out.n_docs)
