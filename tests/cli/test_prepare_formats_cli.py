@@ -35,7 +35,9 @@ def test_bad_row_is_one_line_naming_file_and_row(tmp_path, capsys, monkeypatch):
     shard(tmp_path / "b.parquet", ["fine"], key="body")
     result = run_main(capsys, "prepare", "a.parquet", "--vocab-size", "300")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["error: a.parquet: row 2: 'text' is null, not a string"]
+    assert result.stderr.strip().splitlines() == [
+        "error: a.parquet: row 2: 'text' is null, not a string",
+        "hint: fix it, or pass --skip-invalid to skip invalid lines and count them per reason"]
     result = run_main(capsys, "prepare", "b.parquet", "a.parquet", "--vocab-size", "300", "--skip-invalid")
     assert result.returncode == 0, result.stderr
     assert "1 missing key 'text', 1 text is not a string" in result.stdout
