@@ -71,8 +71,8 @@ class Reporter:
                       message=f"the run's length changed ({last.before} -> {built.total_steps} steps): lr schedule "
                               f"re-planned at step {last.step}, from {last.lr:.3g} down to "
                               f"{final_lr(cfg.train):.3g} at step {built.total_steps}")
-        if built.auto_split is not None:
-            self.print(built.auto_split.note(built.dist.world_size))
+        if built.auto_split is not None:  # what auto chose, in the plain output and the dashboard's log
+            self.emit("info", step=state.step, message=built.auto_split.note(built.dist.world_size))
         self.run_dir = Path(run_dir)
         if self.is_main:  # another run's weights under MiniMind's file name: never replaced silently
             from minimind.checkpoint import shared_weights, weights_path

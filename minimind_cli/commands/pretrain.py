@@ -159,7 +159,20 @@ def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> i
         runtime, available = process_rss_mib(), available_memory(device)
     else:
         runtime, available = 0.0, (None, None)  # the trainer measures free device memory itself
-    est = estimate(cfg, 1 if t.auto_batch else t.batch_size, dtype_name=dtype, device_type=device.type,
+    micro = 1 if t.auto_batch else t.batch_size
+    if t.auto_batch and device.type == "cpu":  # the trainer's own choice: the estimate against free RAM
+        from minimind.distributed import DistInfo
+        from minimind.training.memory import choose_split
+
+        try:
+            chosen = choose_split(cfg, None, dtype, device, DistInfo(), runtime)
+            console.print(chosen.note(world))
+            micro = chosen.batch_size
+        except MemoryTooSmall:
+            pass  # check_memory below says why
+    elif t.auto_batch:
+        console.print("batch size auto: the trainer probes the GPU with real steps at start and says what it chose")
+    est = estimate(cfg, micro, dtype_name=dtype, device_type=device.type,
                    available=available, runtime_mib=runtime)
     for line in est.lines():
         console.print(line)

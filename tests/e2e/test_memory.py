@@ -74,6 +74,11 @@ def test_batch_size_auto_on_a_cpu_picks_the_largest_that_fits_a_fake_memory_limi
                  "--run", "auto", "--no-tui", *sets, "--batch-size", "auto", "--max-steps", "2", "--dtype", "fp32",
                  env={"MINIMIND_AVAILABLE_MEMORY_MIB": f"{limit:.3f}"})
     assert result.returncode == 0, result.stderr + result.stdout
+    assert "batch size auto: micro-batch 2 x accumulation 4" in result.stdout  # the plain output says it
+    dry = cli("pretrain", "--profile", "tiny", "--data", str(small_dataset), "--out", str(tmp_path / "dry"), *sets,
+              "--batch-size", "auto", "--dry-run", "--dtype", "fp32", env={"MINIMIND_AVAILABLE_MEMORY_MIB": f"{limit:.3f}"})
+    assert dry.returncode == 0 and "batch size auto: micro-batch 2 x accumulation 4" in dry.stdout, dry.stdout
+    assert "memory estimate at micro-batch 2:" in dry.stdout
     events = read_events(tmp_path / "out" / "runs" / "auto" / "events.jsonl")
     started = events[0]
     assert started["batch_size_auto"]["chosen"] == 2 and started["batch_size_auto"]["accumulation_steps"] == 4
