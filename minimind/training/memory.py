@@ -300,8 +300,13 @@ def check_fits(cfg: Config, dtype_name: str, device: torch.device, runtime_mib: 
     where = f"the {available[0]:,.0f} MiB of " + ("free device memory" if device.type == "cuda" else "available RAM")
     one = at(1)
     if one.needed_mib > available[0]:
+        model_mib = one.params_mib + one.grads_mib + one.optimizer_mib
+        hint = knobs(cfg)
+        if model_mib > available[0]:  # every process holds the whole model: more processes cannot help
+            hint = (f"the weights, gradients and optimizer state alone need {model_mib:,.0f} MiB in every process, "
+                    f"so --nproc would not help; {smaller_model_that_fits(cfg, dtype_name, device.type, available)}")
         raise MemoryTooSmall(f"this run needs about {one.needed_mib:,.0f} MiB more even at micro-batch 1 ({dtype_name}; "
-                             f"{one.total_mib:,.0f} MiB with Python and torch), more than {where}", knobs(cfg))
+                             f"{one.total_mib:,.0f} MiB with Python and torch), more than {where}", hint)
     if not refuse_too_large_batch:
         return est
     split = split_for(max(1, largest_fitting(lambda n: at(n).fits, b)), requested_samples(cfg.train))
@@ -311,6 +316,27 @@ def check_fits(cfg: Config, dtype_name: str, device: torch.device, runtime_mib: 
         f"Python and torch, as --dry-run shows), more than {where}",
         f"use --batch-size {split.batch_size} --accumulation-steps {split.accumulation_steps} ({same} samples per "
         f"step, {SAFETY_MARGIN:.0%} of memory kept free), or --batch-size auto")
+
+
+def smaller_model_that_fits(cfg: Config, dtype_name: str, device_type: str,
+                            available: tuple[float | None, float | None]) -> str:
+    """What would fit at micro-batch 1: the widest model of this depth, the deepest of this width."""
+    import dataclasses
+    import math
+
+    def fits(**change) -> bool:
+        smaller = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, intermediate_size=None, **change))
+        return estimate(smaller, 1, dtype_name=dtype_name, device_type=device_type, available=available).fits
+
+    m = cfg.model
+    step = math.lcm(64, m.num_attention_heads)  # widths that keep the heads whole
+    widest = largest_fitting(lambda k: fits(hidden_size=k * step), m.hidden_size // step) * step
+    deepest = largest_fitting(lambda n: fits(num_hidden_layers=n), m.num_hidden_layers)
+    options = [f"model.hidden_size {widest} (at {m.num_hidden_layers} layers)"] if widest else []
+    options += [f"model.num_hidden_layers {deepest} (at width {m.hidden_size})"] if deepest else []
+    if not options:
+        return "use a much smaller model (not even one layer of the smallest width fits)"
+    return "what fits: " + " or ".join(options)
 
 
 def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: torch.device, dist,

@@ -46,10 +46,32 @@ def test_a_run_that_clearly_does_not_fit_is_refused_with_a_batch_size_that_fits(
     monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", str(four / 0.95))
     cfg.train.batch_size = 4  # inside the safety margin, but not over what is available: not refused
     assert not check_fits(cfg, "fp32", torch.device("cpu")).fits
-    monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", "100")
-    with pytest.raises(MemoryTooSmall, match="even at micro-batch 1") as err:
+    one = estimate(cfg, 1, dtype_name="fp32", device_type="cpu")
+    model_mib = one.params_mib + one.grads_mib + one.optimizer_mib
+    monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", str(model_mib + one.activations_mib / 2))
+    with pytest.raises(MemoryTooSmall, match="even at micro-batch 1") as err:  # the activations do not fit
         check_fits(cfg, "fp32", torch.device("cpu"))
     assert "max_seq_len" in err.value.hint and "--nproc" in err.value.hint
+
+
+def test_a_model_that_alone_does_not_fit_is_told_what_would_instead_of_more_processes(monkeypatch):
+    import torch
+
+    cfg = resolve("default")
+    monkeypatch.setenv("MINIMIND_AVAILABLE_MEMORY_MIB", "200")  # the 25.8M model's weights and AdamW need ~400
+    with pytest.raises(MemoryTooSmall, match="even at micro-batch 1") as err:
+        check_fits(cfg, "fp32", torch.device("cpu"))
+    hint = err.value.hint
+    assert "--nproc would not help" in hint and "max_seq_len" not in hint
+    width = int(hint.split("model.hidden_size ")[1].split()[0])
+    layers = int(hint.split("model.num_hidden_layers ")[1].split()[0])
+    assert 64 <= width < 512 and 1 <= layers < 8
+    def fits(*change):  # at micro-batch 1, keeping the safety margin: the rule the suggestion follows
+        return estimate(resolve("default", list(change)), 1, dtype_name="fp32", device_type="cpu",
+                        available=(200.0, None)).fits
+
+    assert fits(f"model.hidden_size={width}") and fits(f"model.num_hidden_layers={layers}")
+    assert not fits(f"model.hidden_size={width + 64}") and not fits(f"model.num_hidden_layers={layers + 1}")
 
 
 def test_largest_fitting_finds_the_boundary():
