@@ -126,6 +126,7 @@ def _print_rich(info: dict[str, Any]) -> None:
     t.add_row("size", _fmt_bytes(f["size_bytes"]))
     t.add_row("format", f["format"])
     t.add_row("key layout", f["layout"])
+    t.add_row("generation", f["generation"])
     t.add_row("dtypes", ", ".join(f"{k} ({v})" for k, v in f["dtypes"].items()))
     t.add_row("tensors", str(f["tensors"]))
     t.add_row("config", escape(f["config_source"]) if f["config_source"] else "none stored: inferred from shapes")
