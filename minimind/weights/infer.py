@@ -157,7 +157,7 @@ def config_from_hf(conf: dict, path: Path) -> ModelConfig:
             if int(conf.get("decoder_sparse_step", 1)) != 1 or conf.get("mlp_only_layers"):
                 raise CheckpointError(f"{where}: not every layer is MoE (decoder_sparse_step / mlp_only_layers); "
                                       f"MiniMind's MoE models have experts in every block")
-            kwargs.update(use_moe=True, n_routed_experts=int(conf["num_experts"]),
+            kwargs.update(use_moe=True, n_routed_experts=int(conf.get("num_experts") or conf["num_local_experts"]),
                           num_experts_per_tok=int(conf["num_experts_per_tok"]), n_shared_experts=0,
                           norm_topk_prob=bool(conf.get("norm_topk_prob", False)), seq_aux=False,
                           aux_loss_alpha=float(conf.get("router_aux_loss_coef", 5e-4)))
