@@ -56,9 +56,10 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
     q_out = sd["model.layers.0.self_attn.q_proj.weight"].shape[0]
     k_out = sd["model.layers.0.self_attn.k_proj.weight"].shape[0]
     qk_norm = Q_NORM in sd  # MiniMind-3: the norm's size is the head size
-    if qk_norm and head_dim is None:
-        head_dim = int(sd[Q_NORM].shape[0])
-        notes.append(f"MiniMind-3 layout (QK-norm): head_dim {head_dim} read from self_attn.q_norm.weight")
+    if qk_norm:  # the weights carry their head size: it wins over a given one
+        given, head_dim = head_dim, int(sd[Q_NORM].shape[0])
+        notes.append(f"MiniMind-3 layout (QK-norm): head_dim {head_dim} read from self_attn.q_norm.weight"
+                     + (f" (not the {given} given)" if given not in (None, head_dim) else ""))
     if q_out != hidden and head_dim is None:
         raise CheckpointError(f"q_proj has {q_out} outputs for hidden size {hidden}; pass --head-dim with "
                               f"the model's head size")

@@ -315,3 +315,40 @@ def test_fused_qwen3_moe_experts_split_back_into_our_keys():
     assert fused["model.layers.1.mlp.experts.down_proj"].shape == (4, 64, cfg.ffn_size)
     back = unfuse_experts(fused)
     assert back.keys() == sd.keys() and all(torch.equal(back[k], v) for k, v in sd.items())
+
+
+def test_init_from_minimind3_weights_needs_a_minimind3_config(tmp_path):
+    from minimind.config import ConfigError
+    from minimind.training.policy import check_init_from
+
+    _, sd = reference_state_dict(moe=True)
+    torch.save(sd, tmp_path / "pretrain_64_moe.pth")
+    tiny = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attention_heads=4",
+            "model.num_key_value_heads=2", "model.vocab_size=300"]
+    loaded = check_init_from(resolve("minimind3-moe", [*tiny, "model.head_dim=24"]).model, tmp_path / "pretrain_64_moe.pth")
+    assert loaded.generation == "MiniMind-3"
+    with pytest.raises(ConfigError, match="--init-from"):  # MiniMind2's MoE: no q/k norms, a shared expert
+        check_init_from(resolve("moe", tiny).model, tmp_path / "pretrain_64_moe.pth")
+
+
+def test_a_minimind3_moe_with_a_routing_bias_exports_as_minimind_moe(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    import minimind.hf  # noqa: F401  (registers minimind_moe)
+
+    cfg = resolve("minimind3-moe", ["model.hidden_size=64", "model.num_hidden_layers=2", "model.vocab_size=300",
+                                    "model.num_attention_heads=4", "model.num_key_value_heads=2",
+                                    "model.head_dim=24", "model.router_balance=both"]).model
+    torch.manual_seed(3)
+    model = MiniMindLM(cfg).eval()
+    with torch.no_grad():
+        model.moe_layers()[0].gate.expert_bias.copy_(torch.tensor([0.3, -0.1, 0.0, -0.2]))
+    save_weights(tmp_path / "w.pth", model.state_dict(), cfg)
+    assert weights.export_hf(weights.load_weights(tmp_path / "w.pth"), tmp_path / "hf")["model_type"] == "minimind_moe"
+    hf = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf")).eval()
+    x = torch.randint(3, 300, (2, 10))
+    with torch.no_grad():
+        rounded = MiniMindLM(cfg).eval()
+        rounded.load_state_dict({k: v.half().float() for k, v in model.state_dict().items()})
+        assert (hf(x).logits - rounded(x).logits).abs().max().item() < 1e-4
+    assert weights.load_weights(tmp_path / "hf").config == cfg
