@@ -55,3 +55,20 @@ def test_minimind3_profiles_train_resume_and_write_minimind3_weights(small_datas
     ref = RefMiniMind3(dict(hidden=64, layers=2, heads=4, kv_heads=2, head_dim=24, vocab=300,
                             ffn=cfg.model.ffn_size), moe=cfg.model.use_moe)
     ref.load_state_dict(stored, strict=True)
+
+
+@pytest.mark.slow  # torch.compile: about half a minute on 2 cores
+def test_minimind3_moe_compiles_without_graph_breaks():
+    import torch._dynamo
+
+    from minimind.model import MiniMindLM
+
+    cfg = resolve("minimind3-moe", ["model.hidden_size=64", "model.num_hidden_layers=2", "model.vocab_size=300",
+                                    "model.num_attention_heads=4", "model.num_key_value_heads=2"]).model
+    torch.manual_seed(0)
+    model = MiniMindLM(cfg).train()
+    x, y = torch.randint(0, 300, (2, 32)), torch.randint(0, 300, (2, 32))
+    assert torch._dynamo.explain(model)(x, targets=y).graph_break_count == 0
+    compiled = torch.compile(model)(x, targets=y)
+    eager = model(x, targets=y)
+    assert torch.allclose(compiled.loss, eager.loss, atol=1e-5) and torch.allclose(compiled.aux_loss, eager.aux_loss)
