@@ -33,10 +33,15 @@ def _f(default: Any, doc: str) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
-def default_ffn_size(hidden_size: int) -> int:
-    """MiniMind's feed-forward width for a null ``intermediate_size``: 8/3 of the hidden size
-    (SwiGLU's three matrices cost what a 4x two-matrix MLP would), rounded up to a multiple of 64."""
-    return 64 * math.ceil((8 * hidden_size / 3) / 64)
+def default_ffn_size(hidden_size: int, rule: str = "8/3") -> int:
+    """The feed-forward width for a null ``intermediate_size``, by ``model.ffn_rule``, rounded up to
+    a multiple of 64: ``8/3`` (MiniMind2: SwiGLU's three matrices cost what a 4x two-matrix MLP
+    would) or ``pi`` (MiniMind-3: pi times the hidden size, 2432 at 768)."""
+    factor = math.pi if rule == "pi" else 8 / 3
+    return 64 * math.ceil(factor * hidden_size / 64)
+
+
+FFN_RULES = ("8/3", "pi")
 
 
 ROUTER_BALANCES = ("aux_loss", "bias", "both")
@@ -48,10 +53,15 @@ class ModelConfig:
 
     hidden_size: int = _f(512, "width of the residual stream (d_model)")
     num_hidden_layers: int = _f(8, "number of transformer blocks")
-    num_attention_heads: int = _f(8, "query heads; head_dim = hidden_size / num_attention_heads")
+    num_attention_heads: int = _f(8, "query heads")
     num_key_value_heads: int = _f(2, "key/value heads (grouped-query attention); divides num_attention_heads")
+    head_dim: int | None = _f(None, "size of each attention head; null = hidden_size / num_attention_heads")
+    qk_norm: bool = _f(False, "RMSNorm over head_dim on every query and key head after the projection, before "
+                              "RoPE (MiniMind-3; self_attn.q_norm / k_norm weights)")
     vocab_size: int = _f(6400, "tokenizer vocabulary size; must match the dataset's tokenizer")
-    intermediate_size: int | None = _f(None, "feed-forward width; null = 64 * ceil(8 * hidden / 3 / 64)")
+    intermediate_size: int | None = _f(None, "feed-forward width; null = the ffn_rule")
+    ffn_rule: str = _f("8/3", "feed-forward width when intermediate_size is null, rounded up to a multiple of "
+                              "64: 8/3 (8 * hidden / 3, MiniMind2) or pi (pi * hidden, MiniMind-3)")
     rope_theta: float = _f(1e6, "RoPE base frequency")
     rms_norm_eps: float = _f(1e-5, "RMSNorm epsilon (norms are computed in float32)")
     max_position_embeddings: int = _f(32768, "longest sequence the RoPE table covers")
@@ -61,7 +71,8 @@ class ModelConfig:
     num_experts_per_tok: int = _f(2, "MoE: experts chosen per token (top-k)")
     n_shared_experts: int = _f(1, "MoE: always-on shared experts per layer")
     aux_loss_alpha: float = _f(0.01, "MoE: weight of the load-balance loss (MiniMind's first release used 0.1)")
-    seq_aux: bool = _f(True, "MoE: balance loss per sequence (true) or over the whole batch (false)")
+    seq_aux: bool = _f(True, "MoE: balance loss per sequence (true, MiniMind2) or over the whole batch "
+                             "(false, MiniMind-3: E * sum(load * mean score))")
     norm_topk_prob: bool = _f(True, "MoE: renormalise the chosen experts' weights to sum to 1")
     router_balance: str = _f("aux_loss", "MoE: how experts are kept evenly loaded: aux_loss (the balance loss), "
                                          "bias (a per-expert bias on the routing scores for top-k selection "
@@ -70,24 +81,29 @@ class ModelConfig:
     router_bias_coeff: float = _f(1e-3, "MoE, router_balance bias/both: how far each expert's bias moves per "
                                         "optimizer step (towards the less loaded experts)")
 
-    @property
-    def head_dim(self) -> int:
-        return self.hidden_size // self.num_attention_heads
+    def __post_init__(self) -> None:
+        # A null head_dim is hidden_size / num_attention_heads, filled in here so that every reader
+        # (and the config.yaml a run writes) sees the size actually used.
+        if self.head_dim is None and self.num_attention_heads > 0 and not self.hidden_size % self.num_attention_heads:
+            self.head_dim = self.hidden_size // self.num_attention_heads
 
     @property
     def ffn_size(self) -> int:
-        """The feed-forward width actually used (``intermediate_size`` or MiniMind's rule)."""
+        """The feed-forward width actually used (``intermediate_size`` or the ``ffn_rule``)."""
         if self.intermediate_size:
             return self.intermediate_size
-        return default_ffn_size(self.hidden_size)
+        return default_ffn_size(self.hidden_size, self.ffn_rule)
 
     def validate(self) -> None:
         _positive(self, "model", ["hidden_size", "num_hidden_layers", "num_attention_heads",
                                   "num_key_value_heads", "vocab_size", "max_position_embeddings"])
-        if self.hidden_size % self.num_attention_heads:
+        if self.head_dim is not None and self.head_dim <= 0:
+            raise ConfigError(f"model.head_dim={self.head_dim} must be > 0 or null")
+        if self.head_dim is None and self.hidden_size % self.num_attention_heads:
             raise ConfigError(
                 f"model.hidden_size={self.hidden_size} is not divisible by "
-                f"model.num_attention_heads={self.num_attention_heads}")
+                f"model.num_attention_heads={self.num_attention_heads}",
+                "or set model.head_dim to the size of each head")
         if self.num_attention_heads % self.num_key_value_heads:
             raise ConfigError(
                 f"model.num_attention_heads={self.num_attention_heads} is not a multiple of "
@@ -98,6 +114,9 @@ class ModelConfig:
             raise ConfigError(f"model.dropout={self.dropout} must be in [0, 1)")
         if self.intermediate_size is not None and self.intermediate_size <= 0:
             raise ConfigError(f"model.intermediate_size={self.intermediate_size} must be > 0 or null")
+        if self.ffn_rule not in FFN_RULES:
+            raise ConfigError(f"model.ffn_rule={self.ffn_rule!r} is not one of {', '.join(FFN_RULES)}"
+                              + suggest(self.ffn_rule, FFN_RULES))
         if self.router_balance not in ROUTER_BALANCES:
             raise ConfigError(f"model.router_balance={self.router_balance!r} is not one of "
                               f"{', '.join(ROUTER_BALANCES)}" + suggest(self.router_balance, ROUTER_BALANCES))
@@ -115,12 +134,14 @@ class ModelConfig:
                 raise ConfigError(
                     f"model.num_experts_per_tok={self.num_experts_per_tok} exceeds "
                     f"model.n_routed_experts={self.n_routed_experts}")
-            if self.num_experts_per_tok == 1 and self.norm_topk_prob:
-                # The single chosen weight renormalises to exactly 1, so the router would get no
-                # gradient from the language-model loss.
+            if self.num_experts_per_tok == 1 and self.norm_topk_prob and self.router_balance == "bias":
+                # The single chosen weight renormalises to exactly 1, so the language-model loss gives
+                # the router no gradient; MiniMind-3 trains it this way through the balance loss
+                # alone, but with router_balance=bias there is none and the router never moves.
                 raise ConfigError(
-                    "model.num_experts_per_tok=1 with model.norm_topk_prob=true leaves the router "
-                    "without gradient; set model.norm_topk_prob=false or use top-k >= 2")
+                    "model.num_experts_per_tok=1 with model.norm_topk_prob=true and model.router_balance=bias "
+                    "leaves the router without gradient",
+                    "set model.norm_topk_prob=false, use top-k >= 2, or router_balance aux_loss/both")
 
 
 @dataclass

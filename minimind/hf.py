@@ -1,7 +1,9 @@
 """Hugging Face transformers classes for exported MiniMind MoE models.
 
-Dense models export to a stock ``LlamaForCausalLM`` and need nothing from here. Llama has no MoE
-feed-forward, so an MoE export carries ``model_type: minimind_moe``; importing this module
+Dense models export to a stock ``LlamaForCausalLM`` (MiniMind2) or ``Qwen3ForCausalLM``
+(MiniMind-3), and MiniMind-3-style MoE models to a stock ``Qwen3MoeForCausalLM``; none needs
+anything from here. An MoE model that neither fits (shared experts, a routing bias) exports with
+``model_type: minimind_moe``; importing this module
 registers the config and model with transformers' Auto classes:
 
     import minimind.hf  # noqa: F401  (registers "minimind_moe")
@@ -23,8 +25,8 @@ from minimind.config import ModelConfig
 from minimind.model import Backbone, MiniMindLM, MoEFeedForward, MoEGate, rope_tables
 
 MODEL_TYPE = "minimind_moe"
-_MODEL_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size",
-                 "intermediate_size", "rope_theta", "rms_norm_eps", "max_position_embeddings", "use_moe",
+_MODEL_FIELDS = ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
+                 "qk_norm", "vocab_size", "intermediate_size", "ffn_rule", "rope_theta", "rms_norm_eps", "max_position_embeddings", "use_moe",
                  "n_routed_experts", "num_experts_per_tok", "n_shared_experts", "aux_loss_alpha", "seq_aux",
                  "norm_topk_prob", "router_balance", "router_bias_coeff")
 
@@ -37,7 +39,10 @@ class MiniMindMoEConfig(PreTrainedConfig):
     num_hidden_layers: int = 8
     num_attention_heads: int = 8
     num_key_value_heads: int = 2
+    head_dim: int | None = None
+    qk_norm: bool = False
     intermediate_size: int | None = None
+    ffn_rule: str = "8/3"
     rope_theta: float = 1e6
     rms_norm_eps: float = 1e-5
     max_position_embeddings: int = 32768
@@ -89,8 +94,8 @@ class MiniMindMoEForCausalLM(PreTrainedModel, GenerationMixin):
         # rebuild them here. Parameters come from the checkpoint (or MiniMindLM's own init).
         if isinstance(module, Backbone):
             cfg = self.config
-            cos, sin = rope_tables(cfg.hidden_size // cfg.num_attention_heads, cfg.max_position_embeddings,
-                                   cfg.rope_theta)
+            cos, sin = rope_tables(cfg.head_dim or cfg.hidden_size // cfg.num_attention_heads,
+                                   cfg.max_position_embeddings, cfg.rope_theta)
             module.rope_cos.copy_(cos)
             module.rope_sin.copy_(sin)
         elif isinstance(module, MoEFeedForward):

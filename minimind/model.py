@@ -1,8 +1,9 @@
 """The MiniMind language model, dense and Mixture-of-Experts, in one file.
 
 Read top to bottom in the order data flows: RMSNorm -> RoPE -> Attention -> FeedForward / MoE
--> Block -> MiniMindLM (with ``generate``). Module attribute names give exactly MiniMind2's
-state-dict keys, so ``pretrain_*.pth`` loads strictly into MiniMind's own model.
+-> Block -> MiniMindLM (with ``generate``). Module attribute names give exactly MiniMind's
+state-dict keys, so ``pretrain_*.pth`` loads strictly into MiniMind's own model: MiniMind2's, or
+MiniMind-3's with ``qk_norm`` (``self_attn.q_norm`` / ``k_norm``) and no shared experts.
 
 Shape suffixes in the MoE code: B batch, T time, D hidden, N = B*T tokens, E routed experts,
 K experts per token (top-k).
@@ -69,7 +70,8 @@ KVCache = tuple[torch.Tensor, torch.Tensor]
 
 
 class Attention(nn.Module):
-    """Grouped-query causal self-attention through ``scaled_dot_product_attention``."""
+    """Grouped-query causal self-attention through ``scaled_dot_product_attention``; with
+    ``qk_norm`` every query and key head is RMS-normalised over head_dim before RoPE."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -80,6 +82,8 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv_heads * self.head_dim, bias=False)
         self.o_proj = nn.Linear(self.n_heads * self.head_dim, cfg.hidden_size, bias=False)
+        self.q_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(self.head_dim, cfg.rms_norm_eps) if cfg.qk_norm else None
         self.dropout = cfg.dropout
         self.resid_dropout = nn.Dropout(cfg.dropout)
 
@@ -89,6 +93,8 @@ class Attention(nn.Module):
         q = self.q_proj(x).view(B, T, self.n_heads, self.head_dim)  # (B, T, H, hd)
         k = self.k_proj(x).view(B, T, self.n_kv_heads, self.head_dim)  # (B, T, Hkv, hd)
         v = self.v_proj(x).view(B, T, self.n_kv_heads, self.head_dim)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if past is not None:
             k = torch.cat([past[0], k], dim=1)  # (B, T_past + T, Hkv, hd)
@@ -173,7 +179,7 @@ class MoEGate(nn.Module):
             topk_weight_NK = scores_NE.gather(1, topk_idx_NK)  # the bias never enters the mixing weights
             if self.training:
                 self._count_load(topk_idx_NK, valid_BT)
-        if K > 1 and self.norm_topk_prob:
+        if self.norm_topk_prob:  # top-1: the chosen weight becomes 1 (MiniMind-3, Qwen3-MoE)
             topk_weight_NK = topk_weight_NK / (topk_weight_NK.sum(dim=-1, keepdim=True) + 1e-20)
 
         aux_loss = scores_NE.new_zeros(())
@@ -384,7 +390,8 @@ class MiniMindLM(nn.Module):
         """Training FLOPs per token (6 x active matmul params + attention), PaLM appendix B."""
         cfg = self.config
         matmul_params = self.num_parameters()["active"]
-        attn = 12 * cfg.num_hidden_layers * cfg.hidden_size * seq_len / 2  # causal: half the scores
+        attn_width = cfg.num_attention_heads * cfg.head_dim  # hidden_size unless head_dim is set
+        attn = 12 * cfg.num_hidden_layers * attn_width * seq_len / 2  # causal: half the scores
         return 6 * matmul_params + attn
 
     @torch.no_grad()

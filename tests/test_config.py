@@ -120,10 +120,13 @@ def test_doc_mask_needs_packing():
     assert resolve("default").data.doc_mask is False
 
 
-def test_top1_with_normalisation_is_refused():
+def test_top1_with_normalisation_is_refused_without_a_balance_loss():
+    # Weight 1 for the one chosen expert: the router learns from the balance loss only (MiniMind-3).
     with pytest.raises(ConfigError, match="without gradient"):
-        resolve("moe", ["model.num_experts_per_tok=1"])
-    assert resolve("moe", ["model.num_experts_per_tok=1", "model.norm_topk_prob=false"]).model.use_moe
+        resolve("moe", ["model.num_experts_per_tok=1", "model.router_balance=bias"])
+    assert resolve("moe", ["model.num_experts_per_tok=1"]).model.norm_topk_prob
+    assert resolve("moe", ["model.num_experts_per_tok=1", "model.norm_topk_prob=false",
+                           "model.router_balance=bias"]).model.use_moe
 
 
 def test_unknown_profile_suggests():

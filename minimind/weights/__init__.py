@@ -15,7 +15,15 @@ Checkpoint directories themselves (which are complete, their sha256 checks) belo
 
 from minimind.checkpoint import CheckpointError
 from minimind.weights.describe import describe, tensor_table, training_summary
-from minimind.weights.export import EXPORT_MARKER, check_export_target, export_hf, export_pth, hf_llama_config
+from minimind.weights.export import (
+    EXPORT_MARKER,
+    check_export_target,
+    export_hf,
+    export_pth,
+    hf_family,
+    hf_llama_config,
+    hf_qwen3_config,
+)
 from minimind.weights.generate import build_model, find_tokenizer, generate_text
 from minimind.weights.infer import config_from_hf, infer_config, parameter_counts, validate_shapes
 from minimind.weights.layouts import DEFAULT_HEAD_DIM, EMBED, HEAD, detect_layout, native_to_v1, v1_to_native
@@ -25,7 +33,7 @@ from minimind.weights.read import extract_state_dict, read_safetensors, safe_tor
 __all__ = [
     "DEFAULT_HEAD_DIM", "EMBED", "EXPORT_MARKER", "HEAD", "CheckpointError", "LoadedWeights", "build_model",
     "check_export_target", "config_from_hf", "describe", "detect_layout", "export_hf", "export_pth",
-    "extract_state_dict", "find_tokenizer", "generate_text", "hf_llama_config", "infer_config", "load_weights",
+    "extract_state_dict", "find_tokenizer", "generate_text", "hf_family", "hf_llama_config", "hf_qwen3_config", "infer_config", "load_weights",
     "native_to_v1", "parameter_counts", "read_safetensors", "safe_torch_load", "tensor_table",
     "training_summary", "v1_to_native", "validate_shapes",
 ]

@@ -53,6 +53,7 @@ def describe(loaded: LoadedWeights) -> dict[str, Any]:
     out: dict[str, Any] = {
         "file": {"path": str(loaded.path), "weights_file": str(wf), "size_bytes": size,
                  "source_kind": loaded.source_kind, "format": _format_name(wf), "layout": loaded.layout,
+                 "generation": loaded.generation,
                  "dtypes": loaded.file_dtypes, "tensors": len(loaded.stored_keys),
                  "config_source": loaded.config_source},
         "architecture": arch,

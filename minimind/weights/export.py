@@ -1,6 +1,8 @@
 """Export loaded weights for other tools: a Hugging Face directory or MiniMind's ``.pth``.
 
-Dense models become a stock ``LlamaForCausalLM`` directory; MoE models use ``minimind_moe``
+Stock transformers classes wherever one computes exactly what our model does: MiniMind2 dense ->
+``LlamaForCausalLM``; MiniMind-3 (QK-norm) dense -> ``Qwen3ForCausalLM``, MoE without shared
+experts or a routing bias -> ``Qwen3MoeForCausalLM``. Other MoE models use ``minimind_moe``
 (``minimind.hf``). Every HF export is built beside its target and moved into place with
 ``minimind.files.replace_dir``, and carries a marker file (``.minimind-export.json``: format,
 source, time). ``--force`` replaces only a directory holding that marker, and never the source
@@ -96,8 +98,68 @@ def hf_llama_config(cfg: ModelConfig, dtype: str = "fp32"):
         architectures=["LlamaForCausalLM"])
 
 
+def _hf_common(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
+    """Config fields every stock export shares (tied head, MiniMind's token ids, no biases)."""
+    return dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, intermediate_size=cfg.ffn_size,
+                num_hidden_layers=cfg.num_hidden_layers, num_attention_heads=cfg.num_attention_heads,
+                num_key_value_heads=cfg.num_key_value_heads, head_dim=cfg.head_dim, hidden_act="silu",
+                max_position_embeddings=cfg.max_position_embeddings, rms_norm_eps=cfg.rms_norm_eps,
+                rope_parameters={"rope_type": "default", "rope_theta": float(cfg.rope_theta)},
+                tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0,
+                attention_bias=False, attention_dropout=0.0, dtype=_DTYPES[dtype])
+
+
+def hf_qwen3_config(cfg: ModelConfig, dtype: str = "fp32"):
+    """The stock Qwen3Config (dense) or Qwen3MoeConfig (MoE) of a MiniMind-3 model. Every field
+    that decides the computation is passed explicitly, not left to transformers' defaults."""
+    from transformers import Qwen3Config, Qwen3MoeConfig
+
+    common = _hf_common(cfg, dtype)
+    if not cfg.use_moe:
+        return Qwen3Config(**common, use_sliding_window=False, sliding_window=None,
+                           architectures=["Qwen3ForCausalLM"])
+    return Qwen3MoeConfig(**common, use_sliding_window=False, sliding_window=None,
+                          num_experts=cfg.n_routed_experts, num_experts_per_tok=cfg.num_experts_per_tok,
+                          moe_intermediate_size=cfg.ffn_size, norm_topk_prob=cfg.norm_topk_prob,
+                          decoder_sparse_step=1, mlp_only_layers=[], output_router_logits=False,
+                          router_aux_loss_coef=cfg.aux_loss_alpha, architectures=["Qwen3MoeForCausalLM"])
+
+
+def hf_family(cfg: ModelConfig) -> str:
+    """The model_type an HF export of ``cfg`` gets: llama, qwen3, qwen3_moe or minimind_moe.
+    Qwen3-MoE has no shared experts and picks experts by the router's scores alone (no bias)."""
+    if not cfg.use_moe:
+        return "qwen3" if cfg.qk_norm else "llama"
+    if cfg.qk_norm and cfg.n_shared_experts == 0 and cfg.router_balance == "aux_loss":
+        return "qwen3_moe"
+    return "minimind_moe"
+
+
+def fuse_experts(sd: dict[str, torch.Tensor], cfg: ModelConfig, model_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Per-expert gate/up/down matrices as Qwen3-MoE's fused tensors where the transformers model
+    has them (``mlp.experts.gate_up_proj`` (E, 2F, D), ``mlp.experts.down_proj`` (E, D, F))."""
+    if "model.layers.0.mlp.experts.gate_up_proj" not in model_keys:
+        return sd  # an older transformers: one module per expert, our key names
+    out = {k: v for k, v in sd.items() if ".mlp.experts." not in k}
+    for layer in range(cfg.num_hidden_layers):
+        p = f"model.layers.{layer}.mlp.experts"
+        experts = range(cfg.n_routed_experts)
+        gate = torch.stack([sd[f"{p}.{e}.gate_proj.weight"] for e in experts])
+        up = torch.stack([sd[f"{p}.{e}.up_proj.weight"] for e in experts])
+        out[f"{p}.gate_up_proj"] = torch.cat([gate, up], dim=1)
+        out[f"{p}.down_proj"] = torch.stack([sd[f"{p}.{e}.down_proj.weight"] for e in experts])
+    return out
+
+
 def _hf_model(cfg: ModelConfig, dtype: str):
     """An empty (meta-device) transformers model for ``cfg``, and its model_type."""
+    family = hf_family(cfg)
+    if family in ("qwen3", "qwen3_moe"):
+        from transformers import Qwen3ForCausalLM, Qwen3MoeForCausalLM
+
+        model_cls = Qwen3ForCausalLM if family == "qwen3" else Qwen3MoeForCausalLM
+        with torch.device("meta"):
+            return model_cls(hf_qwen3_config(cfg, dtype)), family
     if cfg.use_moe:
         from minimind.hf import MiniMindMoEConfig, MiniMindMoEForCausalLM
 
@@ -130,7 +192,8 @@ def _marker(loaded: LoadedWeights, fmt: str, **extra: Any) -> str:
 
 def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | None = None,
               dtype: str = "fp32", force: bool = False) -> dict[str, Any]:
-    """Write a Hugging Face directory: stock Llama for dense models, ``minimind_moe`` for MoE."""
+    """Write a Hugging Face directory: stock Llama (MiniMind2 dense), Qwen3 / Qwen3-MoE (MiniMind-3),
+    else ``minimind_moe`` (``hf_family``)."""
     out_dir = absolute(out_dir)  # `.` has no name to build a temporary sibling from
     if dtype not in _DTYPES:
         raise CheckpointError(f"--dtype {dtype!r} is not one of {', '.join(_DTYPES)}")
@@ -144,6 +207,8 @@ def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | 
     try:
         model, kind = _hf_model(loaded.config, dtype)
         sd = {k: v.to(_DTYPES[dtype]) for k, v in loaded.state_dict.items()}
+        if kind == "qwen3_moe":
+            sd = fuse_experts(sd, loaded.config, set(model.state_dict()))
         model.load_state_dict(sd, strict=True, assign=True)
         model.tie_weights()
         model.save_pretrained(str(tmp))

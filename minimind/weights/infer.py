@@ -18,10 +18,13 @@ import torch
 from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT, CheckpointError, weights_config_path
 from minimind.config import ConfigError, ModelConfig, default_ffn_size, load_config
 from minimind.config_types import check_type, field_type
-from minimind.weights.layouts import EMBED, HEAD, MINIMIND_HEADS, assumed_head_dim
+from minimind.weights.layouts import EMBED, HEAD, MINIMIND_HEADS, Q_NORM, assumed_head_dim
 from minimind.weights.read import read_json, short_reason
 
-DEFAULT_TOP_K = 2  # MiniMind's experts per token: shapes cannot tell it
+DEFAULT_TOP_K = 2  # MiniMind2's experts per token: shapes cannot tell it
+MINIMIND3_TOP_K = 1  # MiniMind-3's (its router: softmax, top-1, the chosen weight renormalised to 1)
+MINIMIND3_AUX_ALPHA = 5e-4  # MiniMind-3's balance-loss coefficient (whole batch)
+MINIMIND3_RMS_EPS = 1e-6
 
 
 def meta_model(cfg: ModelConfig):
@@ -52,9 +55,14 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
         raise CheckpointError(f"blocks {missing} are missing from the state dict (found up to layer {n_layers - 1})")
     q_out = sd["model.layers.0.self_attn.q_proj.weight"].shape[0]
     k_out = sd["model.layers.0.self_attn.k_proj.weight"].shape[0]
-    if q_out != hidden:
-        raise CheckpointError(f"q_proj has {q_out} outputs for hidden size {hidden}; this model "
-                              f"(heads x head_dim != hidden) is not supported")
+    qk_norm = Q_NORM in sd  # MiniMind-3: the norm's size is the head size
+    if qk_norm:  # the weights carry their head size: it wins over a given one
+        given, head_dim = head_dim, int(sd[Q_NORM].shape[0])
+        notes.append(f"MiniMind-3 layout (QK-norm): head_dim {head_dim} read from self_attn.q_norm.weight"
+                     + (f" (not the {given} given)" if given not in (None, head_dim) else ""))
+    if q_out != hidden and head_dim is None:
+        raise CheckpointError(f"q_proj has {q_out} outputs for hidden size {hidden}; pass --head-dim with "
+                              f"the model's head size")
     hd, minimind_default = (head_dim, False) if head_dim else assumed_head_dim(q_out, k_out)
     if q_out % hd or k_out % hd:
         why = (f"MiniMind's {MINIMIND_HEADS[0]} query / {MINIMIND_HEADS[1]} key-value heads do not fit them "
@@ -62,7 +70,9 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
         raise CheckpointError(f"q_proj ({q_out}) / k_proj ({k_out}) outputs are not multiples of "
                               f"head_dim={hd}; {why}pass --head-dim with the model's head size")
     heads, kv_heads = q_out // hd, k_out // hd
-    if head_dim is None and minimind_default:
+    if qk_norm:
+        pass
+    elif head_dim is None and minimind_default:
         notes.append(f"{heads} query / {kv_heads} key-value heads assumed (MiniMind's default at every "
                      f"width), so head_dim {hd}; pass --head-dim if it differs")
     elif head_dim is None:
@@ -78,19 +88,27 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
     if gate_key not in sd:
         raise CheckpointError(f"missing {gate_key}: cannot tell the feed-forward size")
     ffn = sd[gate_key].shape[0]
+    rule = "pi" if qk_norm else "8/3"
     kwargs: dict[str, Any] = dict(hidden_size=hidden, num_hidden_layers=n_layers, num_attention_heads=heads,
-                                  num_key_value_heads=kv_heads, vocab_size=vocab,
-                                  intermediate_size=_stored_ffn(ffn, hidden), use_moe=use_moe)
+                                  num_key_value_heads=kv_heads, head_dim=hd, qk_norm=qk_norm, vocab_size=vocab,
+                                  intermediate_size=_stored_ffn(ffn, hidden, rule), ffn_rule=rule,
+                                  use_moe=use_moe)
     inferred = {"hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "vocab_size",
-                "intermediate_size", "use_moe", "rope_theta", "rms_norm_eps", "max_position_embeddings"}
+                "intermediate_size", "use_moe", "rope_theta", "rms_norm_eps", "max_position_embeddings",
+                "head_dim", "qk_norm", "ffn_rule"}
     notes.append("rope_theta 1e6 assumed (not stored in a weights file; MiniMind's earliest release used 1e4)")
+    if qk_norm:
+        kwargs["rms_norm_eps"] = MINIMIND3_RMS_EPS
+        notes.append("rms_norm_eps 1e-6 assumed (MiniMind-3's; not stored in a weights file)")
     if max_position_embeddings:
         kwargs["max_position_embeddings"] = max_position_embeddings
     if use_moe:
         n_routed = len(experts)
-        top_k = min(DEFAULT_TOP_K, n_routed)
+        top_k = min(MINIMIND3_TOP_K if qk_norm else DEFAULT_TOP_K, n_routed)
         kwargs.update(n_routed_experts=n_routed, n_shared_experts=len(shared), num_experts_per_tok=top_k,
-                      norm_topk_prob=top_k > 1)
+                      norm_topk_prob=top_k > 1 or qk_norm)
+        if qk_norm:  # MiniMind-3's balance loss: over the whole batch, 5e-4
+            kwargs.update(seq_aux=False, aux_loss_alpha=MINIMIND3_AUX_ALPHA)
         inferred |= {"n_routed_experts", "n_shared_experts", "num_experts_per_tok"}
         if "model.layers.0.mlp.gate.expert_bias" in sd:  # trained with bias balancing (bias or both)
             kwargs["router_balance"] = "bias"
@@ -104,36 +122,48 @@ def infer_config(state_dict: dict[str, torch.Tensor], head_dim: int | None = Non
     return cfg, inferred, notes
 
 
-def _stored_ffn(ffn: int, hidden: int) -> int | None:
-    """``intermediate_size`` as our own configs store it: null when it is MiniMind's rule."""
-    return None if ffn == default_ffn_size(hidden) else ffn
+def _stored_ffn(ffn: int, hidden: int, rule: str = "8/3") -> int | None:
+    """``intermediate_size`` as our own configs store it: null when it is the ``ffn_rule``'s width."""
+    return None if ffn == default_ffn_size(hidden, rule) else ffn
 
 
 def config_from_hf(conf: dict, path: Path) -> ModelConfig:
-    """The ModelConfig of an exported HF directory's ``config.json`` (Llama or minimind_moe)."""
+    """The ModelConfig of an exported HF directory's ``config.json``: Llama (MiniMind2 dense), Qwen3
+    / Qwen3-MoE (MiniMind-3) or minimind_moe."""
     where = path / "config.json"
+    model_type = conf.get("model_type")
     try:
         rope = conf.get("rope_parameters") or {}
         theta = rope.get("rope_theta", conf.get("rope_theta", 1e6))
         hidden, heads = int(conf["hidden_size"]), int(conf["num_attention_heads"])
-        if int(conf.get("head_dim") or hidden // heads) * heads != hidden:
-            raise CheckpointError(f"{where}: head_dim x heads != hidden_size is not supported")
         if not conf.get("tie_word_embeddings", False):
             raise CheckpointError(f"{where}: tie_word_embeddings is false; MiniMind ties the output head")
+        qwen = model_type in ("qwen3", "qwen3_moe")
+        ffn = conf.get("moe_intermediate_size") if model_type == "qwen3_moe" else conf.get("intermediate_size")
         kwargs = dict(hidden_size=hidden, num_hidden_layers=int(conf["num_hidden_layers"]),
                       num_attention_heads=heads,
                       num_key_value_heads=int(conf.get("num_key_value_heads") or heads),
-                      vocab_size=int(conf["vocab_size"]), intermediate_size=int(conf["intermediate_size"])
-                      if conf.get("intermediate_size") else None, rope_theta=float(theta),
+                      head_dim=int(conf.get("head_dim") or hidden // heads), qk_norm=qwen,
+                      vocab_size=int(conf["vocab_size"]), intermediate_size=int(ffn) if ffn else None,
+                      ffn_rule="pi" if qwen else "8/3", rope_theta=float(theta),
                       rms_norm_eps=float(conf.get("rms_norm_eps", 1e-5)),
                       max_position_embeddings=int(conf.get("max_position_embeddings", 32768)))
-        if conf.get("model_type") == "minimind_moe":
-            for name in ("use_moe", "n_routed_experts", "num_experts_per_tok", "n_shared_experts",
-                         "aux_loss_alpha", "seq_aux", "norm_topk_prob", "router_balance", "router_bias_coeff"):
+        if model_type == "minimind_moe":
+            for name in ("use_moe", "n_routed_experts", "num_experts_per_tok", "n_shared_experts", "qk_norm",
+                         "ffn_rule", "aux_loss_alpha", "seq_aux", "norm_topk_prob", "router_balance",
+                         "router_bias_coeff"):
                 if name in conf:
                     kwargs[name] = conf[name]
+        if model_type == "qwen3_moe":
+            if int(conf.get("decoder_sparse_step", 1)) != 1 or conf.get("mlp_only_layers"):
+                raise CheckpointError(f"{where}: not every layer is MoE (decoder_sparse_step / mlp_only_layers); "
+                                      f"MiniMind's MoE models have experts in every block")
+            kwargs.update(use_moe=True, n_routed_experts=int(conf.get("num_experts") or conf["num_local_experts"]),
+                          num_experts_per_tok=int(conf["num_experts_per_tok"]), n_shared_experts=0,
+                          norm_topk_prob=bool(conf.get("norm_topk_prob", False)), seq_aux=False,
+                          aux_loss_alpha=float(conf.get("router_aux_loss_coef", 5e-4)))
         if kwargs["intermediate_size"] is not None:
-            kwargs["intermediate_size"] = _stored_ffn(kwargs["intermediate_size"], hidden)
+            kwargs["intermediate_size"] = _stored_ffn(kwargs["intermediate_size"], hidden, kwargs["ffn_rule"])
         cfg = ModelConfig(**kwargs)
         cfg.validate()
     except KeyError as exc:

@@ -1,12 +1,16 @@
 """Key layouts of MiniMind state dicts, and the mapping of each to ours.
 
   native       MiniMind2's key names, which are also Hugging Face Llama's
-               (``model.layers.0.self_attn.q_proj.weight``); the trainer writes these.
+               (``model.layers.0.self_attn.q_proj.weight``); the trainer writes these. MiniMind-3
+               uses the same names plus ``self_attn.q_norm.weight`` / ``k_norm.weight`` (QK-norm),
+               which are also Qwen3's; ``generation`` tells the two apart by those keys.
   minimind-v1  the earlier MiniMind names (``layers.0.attention.wq.weight``). That release applied
                RoPE to interleaved pairs (complex multiplication); ours and HF's rotate halves, so
                q/k rows are regrouped per head when mapping (same attention scores, see
                ``_deinterleave_rows``).
-  hf-llama / hf-minimind-moe  exported Hugging Face directories: native keys, head possibly omitted.
+  hf-llama / hf-qwen3 / hf-qwen3-moe / hf-minimind-moe  exported Hugging Face directories: native
+               keys, head possibly omitted; Qwen3-MoE's experts may be stored fused
+               (``mlp.experts.gate_up_proj``, transformers >= 5), split here (``unfuse_experts``).
 """
 
 from __future__ import annotations
@@ -89,6 +93,7 @@ _NATIVE_RE = re.compile(
     r"^(model\.embed_tokens\.weight|model\.norm\.weight|lm_head\.weight|"
     r"model\.layers\.\d+\.(input_layernorm|post_attention_layernorm)\.weight|"
     r"model\.layers\.\d+\.self_attn\.[qkvo]_proj\.weight|"
+    r"model\.layers\.\d+\.self_attn\.[qk]_norm\.weight|"
     r"model\.layers\.\d+\.mlp\.(gate|up|down)_proj\.weight|"
     r"model\.layers\.\d+\.mlp\.gate\.(weight|expert_bias)|"
     r"model\.layers\.\d+\.mlp\.(experts|shared_experts)\.\d+\.(gate|up|down)_proj\.weight)$")
@@ -104,6 +109,39 @@ def detect_layout(keys: list[str] | set[str]) -> str:
     sample = ", ".join(sorted(keys)[:3])
     raise CheckpointError(f"unrecognised key layout: no token embedding (model.embed_tokens.weight or "
                           f"tok_embeddings.weight); first keys: {sample}")
+
+
+MINIMIND2, MINIMIND3, MINIMIND_V1 = "MiniMind2", "MiniMind-3", "MiniMind (earlier release)"
+Q_NORM = "model.layers.0.self_attn.q_norm.weight"
+
+
+def generation(layout: str, keys: list[str] | set[str] | dict) -> str:
+    """Which MiniMind a state dict is from: the earlier layout, else MiniMind-3 when its blocks
+    carry QK-norm weights (``self_attn.q_norm.weight``), else MiniMind2."""
+    if layout == "minimind-v1":
+        return MINIMIND_V1
+    return MINIMIND3 if any(k.endswith("self_attn.q_norm.weight") for k in keys) else MINIMIND2
+
+
+def unfuse_experts(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Qwen3-MoE's fused expert tensors (transformers >= 5) as one gate/up/down matrix per expert:
+    ``experts.gate_up_proj`` (E, 2F, D) is gate rows then up rows; ``experts.down_proj`` (E, D, F)."""
+    out = {}
+    for key, value in sd.items():
+        m = re.match(r"^(model\.layers\.\d+\.mlp\.experts)\.(gate_up_proj|down_proj)$", key)
+        if not m:
+            out[key] = value
+            continue
+        prefix = m.group(1)
+        if m.group(2) == "down_proj":
+            for e, w in enumerate(value):
+                out[f"{prefix}.{e}.down_proj.weight"] = w
+        else:
+            gate, up = value.chunk(2, dim=1)
+            for e in range(value.shape[0]):
+                out[f"{prefix}.{e}.gate_proj.weight"] = gate[e]
+                out[f"{prefix}.{e}.up_proj.weight"] = up[e]
+    return out
 
 
 def check_native_keys(state_dict: dict[str, torch.Tensor], where: str) -> None:
@@ -175,7 +213,7 @@ def to_native(raw: dict[str, torch.Tensor], where: str,
     tensor under both names). Returns (state dict, layout, notes for the user)."""
     notes: list[str] = []
     layout = detect_layout(raw.keys())
-    sd = dict(raw)
+    sd = unfuse_experts(dict(raw))
     if layout == "minimind-v1":
         rows = qk_rows(sd)
         sd = v1_to_native(sd, head_dim or (assumed_head_dim(*rows)[0] if rows else DEFAULT_HEAD_DIM))

@@ -25,12 +25,21 @@ from minimind.weights.infer import (
     sidecar_config,
     validate_shapes,
 )
-from minimind.weights.layouts import DEFAULT_HEAD_DIM, assumed_head_dim, qk_rows, to_native
+from minimind.weights.layouts import (
+    DEFAULT_HEAD_DIM,
+    Q_NORM,
+    assumed_head_dim,
+    generation,
+    qk_rows,
+    to_native,
+)
 from minimind.weights.read import dtype_counts, read_json, read_tensors, safe_torch_load
 
 TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json")  # either makes a directory a tokenizer
 HEADS_MINIMIND = "MiniMind's default"  # 8 query / 2 key-value heads, head_dim = hidden / 8
 HEADS_FALLBACK = f"head_dim {DEFAULT_HEAD_DIM}"  # where MiniMind's head counts do not fit the shapes
+# model_type of an exported Hugging Face directory -> its layout name
+HF_LAYOUTS = {"llama": "hf-llama", "qwen3": "hf-qwen3", "qwen3_moe": "hf-qwen3-moe", "minimind_moe": "hf-minimind-moe"}
 
 
 @dataclass
@@ -40,7 +49,7 @@ class LoadedWeights:
     state_dict: dict[str, torch.Tensor]  # native keys, float32, both EMBED and HEAD (one tensor)
     config: ModelConfig
     inferred: set[str]  # config fields not read from a stored config
-    layout: str  # native | minimind-v1 | hf-llama | hf-minimind-moe
+    layout: str  # native | minimind-v1 | hf-llama | hf-qwen3 | hf-qwen3-moe | hf-minimind-moe
     source_kind: str  # pth | run | checkpoint | hf
     training: dict | None = None  # meta.json of a checkpoint
     path: Path = field(default_factory=Path)  # what the user named
@@ -52,6 +61,11 @@ class LoadedWeights:
     heads_assumed: str | None = None  # how heads were counted without a config: HEADS_MINIMIND or HEADS_FALLBACK
     checkpoint: dict[str, Any] | None = None  # checkpoint/run facts (complete, files, siblings)
     tokenizer_hint: Path | None = None  # a dataset/tokenizer directory recorded with the run
+
+    @property
+    def generation(self) -> str:
+        """Which MiniMind the weights are: MiniMind2, MiniMind-3 (QK-norm) or the earlier release."""
+        return generation(self.layout, self.state_dict)
 
 
 def load_weights(path: str | Path, head_dim: int | None = None, rope_theta: float | None = None,
@@ -125,8 +139,10 @@ def _load_weights_file(path: Path, head_dim: int | None, max_pos: int | None) ->
                          notes=notes + more, heads_assumed=None if head_dim else _heads_rule(sd))
 
 
-def _heads_rule(sd: dict[str, torch.Tensor]) -> str:
+def _heads_rule(sd: dict[str, torch.Tensor]) -> str | None:
     """Which rule counted the heads of a state dict read without a config or --head-dim."""
+    if Q_NORM in sd:  # MiniMind-3: head_dim is the size of q_norm.weight, no rule needed
+        return None
     rows = qk_rows(sd)
     return HEADS_MINIMIND if rows and assumed_head_dim(*rows)[1] else HEADS_FALLBACK
 
@@ -236,8 +252,9 @@ def hf_weight_files(path: Path) -> list[Path]:
 def _load_hf_dir(path: Path) -> LoadedWeights:
     conf = read_json(path / "config.json")
     model_type = conf.get("model_type")
-    if model_type not in ("llama", "minimind_moe"):
-        raise CheckpointError(f"{path / 'config.json'}: model_type {model_type!r} is not llama or minimind_moe")
+    if model_type not in HF_LAYOUTS:
+        raise CheckpointError(f"{path / 'config.json'}: model_type {model_type!r} is not one of "
+                              f"{', '.join(HF_LAYOUTS)}")
     files = hf_weight_files(path)
     raw: dict[str, torch.Tensor] = {}
     for f in files:
@@ -245,7 +262,7 @@ def _load_hf_dir(path: Path) -> LoadedWeights:
     sd, _, notes = to_native(raw, str(files[0]), None)
     cfg = config_from_hf(conf, path)
     validate_shapes(sd, cfg, str(files[0]))
-    layout = "hf-llama" if model_type == "llama" else "hf-minimind-moe"
+    layout = HF_LAYOUTS[model_type]
     tok = path if any((path / n).is_file() for n in TOKENIZER_MARKERS) else None
     return LoadedWeights(state_dict=sd, config=cfg, inferred=set(), layout=layout, source_kind="hf", path=path,
                          weights_file=files[0], config_source=str(path / "config.json"),

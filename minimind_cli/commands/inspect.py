@@ -28,7 +28,8 @@ Examples:
 
 _ARCH_LABELS = {
     "hidden_size": "hidden size", "num_hidden_layers": "layers", "num_attention_heads": "query heads",
-    "num_key_value_heads": "key/value heads", "head_dim": "head dim", "vocab_size": "vocab size",
+    "num_key_value_heads": "key/value heads", "head_dim": "head dim", "qk_norm": "QK-norm",
+    "vocab_size": "vocab size", "ffn_rule": "feed-forward rule",
     "intermediate_size": "intermediate size", "rope_theta": "RoPE theta", "rms_norm_eps": "RMSNorm eps",
     "max_position_embeddings": "max sequence length", "dropout": "dropout", "use_moe": "MoE",
     "n_routed_experts": "routed experts", "num_experts_per_tok": "experts per token (top-k)",
@@ -36,7 +37,7 @@ _ARCH_LABELS = {
     "norm_topk_prob": "normalise top-k",
 }
 _ARCH_ORDER = ["hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim",
-               "vocab_size", "intermediate_size", "rope_theta", "max_position_embeddings", "rms_norm_eps",
+               "qk_norm", "vocab_size", "intermediate_size", "ffn_rule", "rope_theta", "max_position_embeddings", "rms_norm_eps",
                "dropout", "use_moe", "n_routed_experts", "num_experts_per_tok", "n_shared_experts",
                "aux_loss_alpha", "seq_aux", "norm_topk_prob"]
 _SOURCE_STYLE = {"stored": "green", "inferred": "yellow", "assumed": "red", "default": "dim"}
@@ -126,6 +127,7 @@ def _print_rich(info: dict[str, Any]) -> None:
     t.add_row("size", _fmt_bytes(f["size_bytes"]))
     t.add_row("format", f["format"])
     t.add_row("key layout", f["layout"])
+    t.add_row("generation", f["generation"])
     t.add_row("dtypes", ", ".join(f"{k} ({v})" for k, v in f["dtypes"].items()))
     t.add_row("tensors", str(f["tensors"]))
     t.add_row("config", escape(f["config_source"]) if f["config_source"] else "none stored: inferred from shapes")
