@@ -138,13 +138,25 @@ def refuse_replacing_cwd(target: str | os.PathLike) -> None:
                           "write to a directory beside it (e.g. -o out/NAME), or cd out of it first")
 
 
-def replace_dir(new: str | os.PathLike, target: str | os.PathLike) -> Path:
+def replace_dir(new: str | os.PathLike, target: str | os.PathLike, markers: tuple[str, ...] = ()) -> Path:
     """Move the complete directory ``new`` to ``target``; an old ``target`` is removed only after
     the new one is in place. ``new`` must be on the same filesystem (build it beside ``target``).
     A rename the system refuses (a mount point, permissions) raises ``OutputError`` and leaves the
-    old ``target`` as it was; ``new`` is left for the caller to remove."""
+    old ``target`` as it was; ``new`` is left for the caller to remove.
+
+    An empty ``target`` directory stays itself (a shell may stand in it: ``-o .``): the entries of
+    ``new`` move into it, ``markers`` (the files that say the output is complete) last. A non-empty
+    one that is the shell's directory is refused (``refuse_replacing_cwd``)."""
     given, new, target = Path(target), absolute(new), absolute(target)
     fsync_dir(new)
+    if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+        with writing(target):
+            entries = sorted(new.iterdir(), key=lambda p: (p.name in markers, p.name))
+            for entry in entries:
+                os.replace(entry, target / entry.name)
+        fsync_dir(target)
+        new.rmdir()
+        return given
     if target.exists():
         refuse_replacing_cwd(target)
         old = target.with_name(f".{target.name}.old-{os.getpid()}")

@@ -30,16 +30,22 @@ _PROGRESS = ("step", "heartbeat", "eval", "sample", "checkpoint", "paused", "res
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
-    """The run directories of ``root``: ``root/runs/*`` when it is an output directory, else the
-    directories of ``root`` itself that hold ``events.jsonl`` or ``config.yaml``."""
+    """The run directories of ``root``: ``root/runs/*`` when it is an output directory, ``root``
+    itself when it is a run directory, else the directories of ``root`` that are runs."""
     root = Path(root)
+    if _is_run(root) and not (root / "runs").is_dir():
+        return [root]
     runs_dir = root / "runs" if (root / "runs").is_dir() else root
     if not runs_dir.is_dir():
         return []
     found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
     if runs_dir == root:
-        found = [p for p in found if (p / EVENTS_FILE).is_file() or (p / "config.yaml").is_file()]
+        found = [p for p in found if _is_run(p)]
     return found
+
+
+def _is_run(path: Path) -> bool:
+    return (path / EVENTS_FILE).is_file() or (path / "config.yaml").is_file()
 
 
 def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dict[str, Any]]:

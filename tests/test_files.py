@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,23 @@ def test_the_directory_a_shell_stands_in_is_never_replaced(tmp_path, monkeypatch
     refuse_replacing_cwd(target)  # a sibling of the shell's directory is fine
     replace_dir(new, target)
     assert not (target / "inner").exists()
+
+
+def test_an_empty_target_the_shell_stands_in_stays_the_same_directory(tmp_path, monkeypatch):
+    from minimind.files import replace_dir
+
+    target = tmp_path / "here"
+    target.mkdir()
+    inode = target.stat().st_ino
+    new = tmp_path / ".new"
+    (new / "sub").mkdir(parents=True)
+    (new / "a.bin").write_bytes(b"a")
+    (new / "meta.json").write_text("{}")
+    moved = []
+    real_replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: (moved.append(Path(b).name), real_replace(a, b)))
+    monkeypatch.chdir(target)
+    replace_dir(new, target, markers=("meta.json",))
+    assert target.stat().st_ino == inode and Path.cwd().stat().st_ino == inode  # the shell's directory lives on
+    assert sorted(p.name for p in target.iterdir()) == ["a.bin", "meta.json", "sub"] and not new.exists()
+    assert moved[-1] == "meta.json"  # the file that says "complete" comes last

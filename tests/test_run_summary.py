@@ -77,6 +77,7 @@ def test_never_started_and_a_plain_directory_of_runs(tmp_path):
     assert [(r["name"], r["status"]) for r in rows] == [("first", "finished"), ("later", "never started")]
     assert rows[0]["loss"] == 3.0 and rows[1]["profile"] == "moe" and rows[1]["step"] is None
     assert [r["name"] for r in summarize_all(tmp_path / "runs")] == ["first", "later"]
+    assert [(r["name"], r["status"]) for r in summarize_all(tmp_path / "runs" / "first")] == [("first", "finished")]
 
 
 def test_a_resume_goes_back_to_its_checkpoint_step(tmp_path):

@@ -215,7 +215,7 @@ def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | 
         copied = _copy_tokenizer(tokenizer_dir, tmp) if tokenizer_dir is not None else []
         atomic_write(tmp / EXPORT_MARKER, _marker(loaded, "hf", model_type=kind, dtype=dtype))
         honour_umask(tmp)  # safetensors writes model.safetensors 0600
-        replace_dir(tmp, out_dir)
+        replace_dir(tmp, out_dir, markers=(EXPORT_MARKER,))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

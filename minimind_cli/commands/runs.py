@@ -19,6 +19,8 @@ Examples:
   minimind runs                 (the runs under out/runs)
 
   minimind runs experiments/out --json
+
+  minimind runs out/runs/tiny-20261204-101500   (one run)
 """
 
 STATUS_STYLE = {"running": "bold cyan", "paused": "cyan", "finished": "green", "stopped": "yellow", "failed": "bold red",
@@ -27,7 +29,8 @@ STATUS_STYLE = {"running": "bold cyan", "paused": "cyan", "finished": "green", "
 
 def runs(
     out_dir: Annotated[Path, typer.Argument(
-        help="An output directory (its runs/ is listed) or a directory of run directories.")] = Path("out"),
+        help="An output directory (its runs/ is listed), a directory of run directories, or one run.")]
+    = Path("out"),
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")] = False,
 ) -> None:
     from minimind.run_summary import summarize_all

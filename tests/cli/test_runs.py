@@ -144,7 +144,7 @@ def test_prepare_into_dot(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(empty)
     result = run_main(capsys, "prepare", str(corpus), "-o", ".", "--tokenizer", str(tok))
     assert result.returncode == 0, result.stderr
-    assert is_dataset(empty)
+    assert is_dataset(empty) and os.path.samefile(os.getcwd(), empty)  # the shell's directory, filled in place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["busy", "corpus.jsonl", "empty", "tok"]
 
 

@@ -123,7 +123,7 @@ def temp_dir_for(out_dir: Path) -> Path:
 
 def install(tmp: Path, out_dir: Path) -> None:
     """Move the finished dataset into place; an older dataset there is replaced as a whole."""
-    replace_dir(tmp, out_dir)
+    replace_dir(tmp, out_dir, markers=(fmt.META_FILE,))
 
 
 def clean_stale(out_dir: Path) -> list[Path]:
