@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import time
 from collections.abc import Iterable
@@ -30,22 +29,27 @@ from typing import TYPE_CHECKING, Any
 
 from minimind.errors import MinimindError
 from minimind.files import atomic_write, fsync_dir, sha256_file, write_durably
+from minimind.run_dir import (
+    CONFIG_FILE,
+    META_FILE,
+    MODEL_FILE,
+    OPTIMIZER_FILE,
+    STATE_FILE,
+    STEP_DIR,
+    checkpoints_dir,
+    run_of,
+    step_dir_name,
+    weights_config_path,
+)
 
 if TYPE_CHECKING:
     import torch
 
 CHECKPOINT_FORMAT = 1
-CHECKPOINTS_DIR = "checkpoints"
-META_FILE = "meta.json"
-_STEP_DIR = re.compile(r"^step_(\d+)$")
 
 
 class CheckpointError(MinimindError, ValueError):
     """A checkpoint is missing, incomplete or does not fit the run."""
-
-
-def step_dir_name(step: int) -> str:
-    return f"step_{step:08d}"
 
 
 def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_state: dict,
@@ -57,7 +61,7 @@ def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_st
     """
     import torch
 
-    root = Path(run_dir) / CHECKPOINTS_DIR
+    root = checkpoints_dir(run_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / step_dir_name(step)
     tmp = root / f".tmp-{step_dir_name(step)}-{os.getpid()}"
@@ -65,10 +69,10 @@ def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_st
         shutil.rmtree(tmp)
     tmp.mkdir()
     files = {
-        "model.pt": lambda f: torch.save(model_state, f),
-        "optimizer.pt": lambda f: torch.save(optimizer_state, f),
-        "state.pt": lambda f: torch.save(loop_state, f),
-        "config.yaml": lambda f: f.write(config_yaml.encode("utf-8")),
+        MODEL_FILE: lambda f: torch.save(model_state, f),
+        OPTIMIZER_FILE: lambda f: torch.save(optimizer_state, f),
+        STATE_FILE: lambda f: torch.save(loop_state, f),
+        CONFIG_FILE: lambda f: f.write(config_yaml.encode("utf-8")),
     }
     digests = {}
     for name, write in files.items():
@@ -124,11 +128,11 @@ def read_checkpoint_meta(path: Path) -> dict[str, Any] | None:
 
 def checkpoint_dirs(run_dir: Path) -> list[tuple[int, Path]]:
     """(step, directory) of every ``step_N`` directory of a run, complete or not, oldest first."""
-    root = Path(run_dir) / CHECKPOINTS_DIR
+    root = checkpoints_dir(run_dir)
     found = []
     if root.is_dir():
         for child in root.iterdir():
-            match = _STEP_DIR.match(child.name)
+            match = STEP_DIR.match(child.name)
             if match and child.is_dir():
                 found.append((int(match.group(1)), child))
     return sorted(found)
@@ -158,12 +162,12 @@ def find_checkpoint(path: Path) -> CheckpointInfo:
         return CheckpointInfo(path, int(meta["step"]), meta)
     checkpoints = list_checkpoints(path)
     if not checkpoints:
-        raise CheckpointError(f"{path} has no complete checkpoint (looked in {path / CHECKPOINTS_DIR})")
+        raise CheckpointError(f"{path} has no complete checkpoint (looked in {checkpoints_dir(path)})")
     return checkpoints[-1]
 
 
 def _is_checkpoint_dir(path: Path) -> bool:
-    return (path / META_FILE).is_file() or bool(_STEP_DIR.match(path.name))
+    return (path / META_FILE).is_file() or bool(STEP_DIR.match(path.name))
 
 
 def verify_files(info: CheckpointInfo) -> dict[str, bool]:
@@ -210,7 +214,7 @@ def find_verified(path: Path) -> tuple[CheckpointInfo, list[Skipped]]:
         reason = damage(info)
         if reason is None:
             return info, []
-        run_dir = path.parent.parent
+        run_dir = run_of(path)
         good = next((c for c in reversed(list_checkpoints(run_dir)) if c.path != info.path and damage(c) is None),
                     None)
         hint = (f"resume from {good.path} (step {good.step}), the newest verified checkpoint, or from the run "
@@ -236,23 +240,14 @@ def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, A
     from minimind.weights.read import safe_torch_load  # it imports this module
 
     out = {}
-    for key in ("model", "optimizer", "state"):
+    for key, name in (("model", MODEL_FILE), ("optimizer", OPTIMIZER_FILE), ("state", STATE_FILE)):
         # One line on failure, never torch's advice to load with weights_only=False.
-        out[key] = safe_torch_load(info.path / f"{key}.pt")
-    out["config_yaml"] = (info.path / "config.yaml").read_text(encoding="utf-8")
+        out[key] = safe_torch_load(info.path / name)
+    out["config_yaml"] = (info.path / CONFIG_FILE).read_text(encoding="utf-8")
     return out
 
 
 WEIGHTS_CONFIG_FORMAT = "minimind-weights-config"  # the "format" of a weights file's sidecar config
-
-
-def weights_path(out_dir: Path, hidden_size: int, use_moe: bool) -> Path:
-    return Path(out_dir) / f"pretrain_{hidden_size}{'_moe' if use_moe else ''}.pth"
-
-
-def weights_config_path(weights_file: Path) -> Path:
-    """The sidecar config of a weights file: ``pretrain_256.pth`` -> ``pretrain_256.json``."""
-    return Path(weights_file).with_suffix(".json")
 
 
 def save_weights(path: Path, model_state: dict[str, torch.Tensor], model_config: Any,

@@ -469,14 +469,19 @@ def save_config(config: Config, path: Path) -> None:
     atomic_write(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
-def load_config(path: Path) -> Config:
+def read_config_data(path: Path) -> dict[str, Any]:
+    """A resolved config file (a run's or a checkpoint's ``config.yaml``) as plain data."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path}: invalid YAML ({exc})") from None
-    return Config.from_dict(data or {}, source=str(path))
+    return data or {}
+
+
+def load_config(path: Path) -> Config:
+    return Config.from_dict(read_config_data(path), source=str(path))
 
 
 def _positive(obj: Any, section: str, names: list[str]) -> None:

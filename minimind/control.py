@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from minimind.files import atomic_write
+from minimind.run_dir import CONTROL_FILE
 
-CONTROL_FILE = "control.json"
 COMMANDS = ("save", "pause", "resume", "stop", "sample")
 
 

@@ -290,13 +290,7 @@ def default_data(loaded) -> Path | None:
     """The dataset recorded with the weights' run, else ``data/`` beside a .pth (``out/data``)."""
     from minimind.data.format import is_dataset
 
-    candidates = [loaded.tokenizer_hint] if loaded.tokenizer_hint is not None else []
-    if loaded.source_kind == "pth":
-        candidates.append(loaded.path.parent / "data")
-    elif loaded.source_kind in ("run", "checkpoint"):
-        ckpt = Path((loaded.checkpoint or {}).get("dir") or loaded.path)
-        candidates.append(ckpt.parent.parent.parent.parent / "data")  # <out>/runs/<run>/checkpoints/step_N
-    return next((c for c in candidates if is_dataset(c)), None)
+    return next((c for c in loaded.data_candidates() if is_dataset(c)), None)
 
 
 def trained_tokenizer(loaded) -> Path | None:

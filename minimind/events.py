@@ -78,9 +78,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from minimind.run_dir import EVENTS_FILE
 
 SCHEMA_VERSION = 2
-EVENTS_FILE = "events.jsonl"
 
 # Required fields per type (beyond v/type/time). Optional fields are documented above.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {

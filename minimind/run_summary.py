@@ -20,9 +20,18 @@ from typing import Any
 import yaml
 
 from minimind.checkpoint import list_checkpoints
-from minimind.events import END_TYPES, EVENTS_FILE, read_events, run_outcome
+from minimind.events import END_TYPES, read_events, run_outcome
 from minimind.files import pid_alive
-from minimind.runlock import LOCK_FILE, live_owner
+from minimind.run_dir import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    LOCK_FILE,
+    META_FILE,
+    is_run_dir,
+    runs_dir,
+    runs_listing_dir,
+)
+from minimind.runlock import live_owner
 
 STATUSES = ("running", "paused", "finished", "stopped", "failed", "never started")
 # Events whose ``step`` is the run's position (info and warning notes may carry an older one).
@@ -33,19 +42,15 @@ def find_runs(root: str | os.PathLike) -> list[Path]:
     """The run directories of ``root``: ``root/runs/*`` when it is an output directory, ``root``
     itself when it is a run directory, else the directories of ``root`` that are runs."""
     root = Path(root)
-    if _is_run(root) and not (root / "runs").is_dir():
+    if is_run_dir(root) and not runs_dir(root).is_dir():
         return [root]
-    runs_dir = root / "runs" if (root / "runs").is_dir() else root
-    if not runs_dir.is_dir():
+    listed = runs_listing_dir(root)
+    if not listed.is_dir():
         return []
-    found = [p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if runs_dir == root:
-        found = [p for p in found if _is_run(p)]
+    found = [p for p in listed.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if listed == root:
+        found = [p for p in found if is_run_dir(p)]
     return found
-
-
-def _is_run(path: Path) -> bool:
-    return (path / EVENTS_FILE).is_file() or (path / "config.yaml").is_file()
 
 
 def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dict[str, Any]]:
@@ -149,7 +154,7 @@ def _is_trainer(pid: int) -> bool:
 
 def _config_profile(run_dir: Path) -> str | None:
     try:
-        data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+        data = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8"))
         return (data.get("run") or {}).get("profile")
     except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return None
@@ -168,6 +173,6 @@ def checkpoint_rows(run_dir: str | os.PathLike, now: float | None = None) -> lis
     for info in list_checkpoints(Path(run_dir)):
         saved = info.meta.get("time")
         if not isinstance(saved, (int, float)):
-            saved = (info.path / "meta.json").stat().st_mtime
+            saved = (info.path / META_FILE).stat().st_mtime
         rows.append({"step": info.step, "path": str(info.path), "time": saved, "age_s": max(0.0, now - saved)})
     return rows

@@ -21,13 +21,13 @@ from pathlib import Path
 
 from minimind.errors import MinimindError
 from minimind.files import pid_alive
+from minimind.run_dir import LOCK_FILE
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Linux or macOS
     fcntl = None
 
-LOCK_FILE = "trainer.lock"
 # A lock taken by ``minimind resume`` and handed to the trainer it starts: the inherited descriptor
 # (it shares the flock) and the stale-lock note to record. The trainer adopts it instead of locking
 # again, so no second resume can slip in between the CLI's check and the trainer's start.

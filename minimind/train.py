@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from minimind.errors import EXIT_FAILED, EXIT_USAGE, MinimindError
+from minimind.run_dir import CONFIG_FILE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +107,7 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
     from minimind.training.loop import Loop
     from minimind.training.state import TrainState, restore
 
-    cfg = load_config(Path(run_dir) / "config.yaml")
+    cfg = load_config(Path(run_dir) / CONFIG_FILE)
     if dist.is_main and (cfg.run.wandb or cfg.run.tensorboard):
         from minimind.sinks import Sinks
 

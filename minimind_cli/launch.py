@@ -9,9 +9,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from minimind.run_dir import TRAINER_LOG
 from minimind.runlock import HANDED_FD_ENV, HANDED_NOTE_ENV, RunLock
-
-TRAINER_LOG = "trainer.log"
 
 
 @dataclass
@@ -59,7 +58,7 @@ def start_trainer(run_dir: Path, opts: LaunchOptions, lock: RunLock | None = Non
     between. torchrun's workers do not inherit descriptors: there it is released just before."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **opts.extra_env}
     # The trainer must import the same minimind as this CLI, also when run from a source checkout.
-    source_root = str(Path(__file__).resolve().parent.parent)
+    source_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = source_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     pass_fds: tuple[int, ...] = ()
     if lock is not None and lock.fd is not None:

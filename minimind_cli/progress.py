@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from minimind.events import EVENTS_FILE, EventTail
+from minimind.events import EventTail
 from minimind.metrics import format_duration, visible_whitespace
-from minimind_cli.launch import TRAINER_LOG
+from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 
 
 class Seen:

@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 
 from minimind.config import Config, save_config
-from minimind.events import EVENTS_FILE, read_events, record_silent_end, run_outcome
+from minimind.events import read_events, record_silent_end, run_outcome
+from minimind.run_dir import CACHE_DIR, CONFIG_FILE, EVENTS_FILE, cache_dir, default_data_dir, runs_dir
 from minimind_cli.errors import EXIT_FAILED, EXIT_USAGE, UserError
 from minimind_cli.launch import ForwardInterrupts, LaunchOptions, start_trainer
 from minimind_cli.progress import follow_headless, trainer_log_tail
@@ -22,12 +23,6 @@ console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 DATA_SUFFIXES = (".jsonl", ".gz", ".txt", ".json")
-CACHE_DIR = "cache"  # out/cache/<content hash>: data files prepared by `pretrain --data FILE`
-
-
-def runs_root(out_dir: str | Path) -> Path:
-    return Path(out_dir) / "runs"
-
 
 def move_old_cache(data_dir: Path) -> None:
     """Earlier versions cached ``pretrain --data FILE`` in ``out/data/cache``, which then blocked
@@ -49,7 +44,7 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
     from minimind.data.format import is_dataset
     from minimind_cli.prepare_progress import PrepareProgress
 
-    move_old_cache(out_dir / "data")
+    move_old_cache(default_data_dir(out_dir))
     source = data or cfg.data.path
     if source:
         path = Path(source).expanduser()
@@ -60,13 +55,13 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
             return path.resolve(), f"dataset {path}"
         from minimind.data.prepare import prepare_dataset, prepared_path_for
 
-        target = prepared_path_for([path], out_dir / CACHE_DIR)
+        target = prepared_path_for([path], cache_dir(out_dir))
         console.print(f"preparing {path} -> {target} (cached: the same input is prepared once)")
         with PrepareProgress(console) as bar:
             result = prepare_dataset([path], target, on_progress=bar.callback)
         note = "reused the prepared copy" if result.reused else "prepared"
         return Path(result.path).resolve(), f"{path} ({note} in {result.path})"
-    default = out_dir / "data"
+    default = default_data_dir(out_dir)
     if is_dataset(default):
         return default.resolve(), f"{default} (made by `minimind prepare`)"
     from minimind.data.sample import prepare_sample
@@ -81,7 +76,7 @@ def new_run_dir(cfg: Config) -> Path:
     """Create the run directory. ``--run NAME`` must be new (or empty); a generated name
     (``<profile>-<date>-<time>``) gets ``-2``, ``-3``, ... when a run started in the same second
     already has it: each directory is created by one atomic ``mkdir``, so two starts never share one."""
-    root = runs_root(cfg.run.out_dir)
+    root = runs_dir(cfg.run.out_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
         if cfg.run.name:
@@ -136,7 +131,7 @@ def launch_and_follow(run_dir: Path, cfg: Config, opts: LaunchOptions, *, no_tui
     """Write the config, start the trainer, follow it, and return the CLI's exit code. After the
     dashboard closes, the outcome is printed again (without the traceback the dashboard showed).
     ``lock``: the run's lock when the caller holds it (``take_run_lock``); the trainer takes it over."""
-    save_config(cfg, run_dir / "config.yaml")
+    save_config(cfg, run_dir / CONFIG_FILE)
     events_before = len(read_events(run_dir / EVENTS_FILE))
     proc = start_trainer(run_dir, opts, lock, lock_note)
     use_tui = not no_tui and sys.stdout.isatty() and sys.stdin.isatty()
@@ -244,7 +239,7 @@ def resume_advice(run_dir: Path, end: dict | None) -> str | None:
 
 def latest_run(out_dir: Path) -> Path:
     """The run under ``out_dir/runs`` whose events were written last (used by resume and watch)."""
-    root = runs_root(out_dir)
+    root = runs_dir(out_dir)
     runs = [p for p in root.iterdir() if (p / EVENTS_FILE).is_file()] if root.is_dir() else []
     if not runs:
         raise UserError(f"no runs under {root}", "start one with `minimind pretrain --profile tiny`")

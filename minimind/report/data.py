@@ -18,7 +18,8 @@ from typing import Any
 
 from minimind.config import differing_settings, flatten_config
 from minimind.errors import MinimindError
-from minimind.events import EVENTS_FILE, read_events
+from minimind.events import read_events
+from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 from minimind.run_summary import checkpoint_rows, summarize
 
 X_AXES = ("step", "tokens", "time")
@@ -241,7 +242,7 @@ def load_run(path: str | os.PathLike, now: float | None = None) -> RunData:
     events = read_events(events_path)
     if not events:
         raise ReportError(f"{path}: {EVENTS_FILE} holds no events yet, so there is nothing to show",
-                          "wait until the trainer has started, or check trainer.log")
+                          f"wait until the trainer has started, or check {TRAINER_LOG}")
     run = RunData(path=path, name=path.resolve().name, summary=summarize(path, now, events), started={},
                   read_at=now)
     run.truncated_line = _ends_mid_line(events_path)

@@ -11,8 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from minimind.config import Config, ConfigError, ModelConfig, apply_overrides, parse_override
+from minimind.config import (
+    Config,
+    ConfigError,
+    ModelConfig,
+    apply_overrides,
+    parse_override,
+    read_config_data,
+)
 from minimind.data.format import DatasetFormatError
+from minimind.run_dir import CONFIG_FILE, run_of
 from minimind.schedule import Replan, SchedulePlan, final_lr
 
 if TYPE_CHECKING:
@@ -219,23 +227,22 @@ class ResumePlan:
 
     @property
     def run_dir(self):
-        return self.info.path.parent.parent
+        return run_of(self.info.path)
 
 
 def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1, force: bool = False) -> ResumePlan:
     """Everything ``minimind resume`` checks before it starts the trainer: the checkpoint to use,
     the config with the allowed overrides, the global batch across a new world size, the dataset
     (unchanged, and still one step's worth)."""
-    import yaml
-
     from minimind.checkpoint import find_verified
     from minimind.data.format import read_meta
 
     overrides = list(overrides or [])
     check_overrides(overrides, force)
     info, skipped = find_verified(target)
-    saved = yaml.safe_load((info.path / "config.yaml").read_text(encoding="utf-8"))
-    cfg = Config.from_dict(apply_overrides(saved, overrides), source=str(info.path / "config.yaml"))
+    config_file = info.path / CONFIG_FILE
+    saved = read_config_data(config_file)
+    cfg = Config.from_dict(apply_overrides(saved, overrides), source=str(config_file))
     notes = [s.note(info) for s in skipped]
     explicit_batch = any(o.split("=", 1)[0].strip() == "train.batch_size" for o in overrides)
     if not explicit_batch:
@@ -244,8 +251,8 @@ def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1,
             notes.append(note)
     check_dataset_unchanged(info, read_meta(cfg.data.path).get("fingerprint"), cfg.data.path, force)
     per_epoch = check_dataset_fits(cfg, world)
-    saved_cfg = Config.from_dict(saved, source=str(info.path / "config.yaml"))
-    check_fixed_keys(saved_cfg, cfg, info.path.parent.parent)
+    saved_cfg = Config.from_dict(saved, source=str(config_file))
+    check_fixed_keys(saved_cfg, cfg, run_of(info.path))
     _, note = schedule_after_resume(SchedulePlan.from_dict(info.meta.get("schedule")), info.step,
                                     run_length(saved_cfg.train, per_epoch), run_length(cfg.train, per_epoch), cfg.train)
     if note:

@@ -75,7 +75,8 @@ class Reporter:
             self.emit("info", step=state.step, message=built.auto_split.note(built.dist.world_size))
         self.run_dir = Path(run_dir)
         if self.is_main:  # another run's weights under MiniMind's file name: never replaced silently
-            from minimind.checkpoint import shared_weights, weights_path
+            from minimind.checkpoint import shared_weights
+            from minimind.run_dir import weights_path
 
             note = shared_weights(weights_path(Path(cfg.run.out_dir), cfg.model.hidden_size, cfg.model.use_moe),
                                   run_dir).note

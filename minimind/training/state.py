@@ -139,7 +139,7 @@ def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s:
 
 def weights_file(cfg) -> Path:
     """``<out>/pretrain_<hidden>[_moe].pth``: the MiniMind-compatible weights every save refreshes."""
-    from minimind.checkpoint import weights_path
+    from minimind.run_dir import weights_path
 
     return weights_path(Path(cfg.run.out_dir), cfg.model.hidden_size, cfg.model.use_moe)
 

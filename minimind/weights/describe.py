@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from minimind.config import ModelConfig
+from minimind.run_dir import OPTIMIZER_FILE, STATE_FILE
 from minimind.weights.infer import parameter_counts
 from minimind.weights.load import LoadedWeights, hf_weight_files
 from minimind.weights.read import read_tensors
@@ -84,8 +85,8 @@ def training_summary(loaded: LoadedWeights) -> dict[str, Any]:
                                     "run", "reason", "dtype", "world_size", "elapsed_s", "time")},
         "dataset_fingerprint": (meta.get("dataset") or {}).get("fingerprint"),
         "dataset_path": (meta.get("dataset") or {}).get("path"),
-        "optimizer_state": files.get("optimizer.pt") is not None,
-        "rng_state": files.get("state.pt") is not None and (not state_keys or any("rng" in k for k in state_keys)),
+        "optimizer_state": files.get(OPTIMIZER_FILE) is not None,
+        "rng_state": files.get(STATE_FILE) is not None and (not state_keys or any("rng" in k for k in state_keys)),
         "scaler_state": any("scaler" in k for k in state_keys) if state_keys else None,
         "state_keys": state_keys or None,
         "files_verified": info.get("verified"),

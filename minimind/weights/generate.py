@@ -35,15 +35,7 @@ def find_tokenizer(loaded: LoadedWeights, explicit: str | Path | None = None) ->
         if found is None:
             raise CheckpointError(f"{explicit}: not a tokenizer directory (no tokenizer.json or tokenizer_config.json)")
         return found
-    candidates: list[Path] = []
-    if loaded.tokenizer_hint is not None:
-        candidates.append(loaded.tokenizer_hint)
-    if loaded.source_kind == "pth":
-        candidates.append(loaded.path.parent / "data")
-    elif loaded.source_kind in ("run", "checkpoint"):
-        ckpt = Path((loaded.checkpoint or {}).get("dir") or loaded.path)
-        candidates.append(ckpt.parent.parent.parent.parent / "data")  # <out>/runs/<run>/checkpoints/step_N
-    for c in candidates:
+    for c in loaded.data_candidates():
         found = _tokenizer_dir_of(c)
         if found is not None:
             return found

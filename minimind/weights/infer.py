@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT, CheckpointError, weights_config_path
+from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT, CheckpointError
 from minimind.config import ConfigError, ModelConfig, default_ffn_size, load_config
 from minimind.config_types import check_type, field_type
+from minimind.run_dir import CONFIG_FILE, runs_dir, weights_config_path
 from minimind.weights.layouts import EMBED, HEAD, MINIMIND_HEADS, Q_NORM, assumed_head_dim
 from minimind.weights.read import read_json, short_reason
 
@@ -208,11 +209,11 @@ def matching_run_config(pth: Path, state_dict: dict[str, torch.Tensor]) -> tuple
     """``out/pretrain_*.pth`` carries no config, but the run that wrote it (``out/runs/*/config.yaml``)
     does: the most recent run whose model has exactly these shapes gives heads, RoPE theta, etc.,
     which shapes alone cannot (e.g. the tiny profile's head_dim 32)."""
-    runs = pth.parent / "runs"
+    runs = runs_dir(pth.parent)
     if not runs.is_dir():
         return None
     wanted = _shape_signature({k: tuple(v.shape) for k, v in state_dict.items()})
-    configs = sorted(runs.glob("*/config.yaml"), key=lambda p: p.stat().st_mtime, reverse=True)
+    configs = sorted(runs.glob(f"*/{CONFIG_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
     for config_path in configs[:50]:  # a bound: an out dir with thousands of runs stays fast
         try:
             cfg = load_config(config_path).model

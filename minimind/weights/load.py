@@ -18,6 +18,19 @@ import torch
 from minimind import checkpoint
 from minimind.checkpoint import CheckpointError
 from minimind.config import ModelConfig, load_config
+from minimind.run_dir import (
+    CHECKPOINT_FILES,
+    CONFIG_FILE,
+    EVENTS_FILE,
+    META_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    checkpoints_dir,
+    dataset_of,
+    default_data_dir,
+    out_dir_of_checkpoint,
+    run_of,
+)
 from minimind.weights.infer import (
     config_from_hf,
     infer_config,
@@ -67,6 +80,17 @@ class LoadedWeights:
         """Which MiniMind the weights are: MiniMind2, MiniMind-3 (QK-norm) or the earlier release."""
         return generation(self.layout, self.state_dict)
 
+    def data_candidates(self) -> list[Path]:
+        """Where the weights' dataset may be, most exact first: the one recorded with their run,
+        then the output directory's ``data/`` (beside a .pth, or above a run's checkpoint)."""
+        candidates = [self.tokenizer_hint] if self.tokenizer_hint is not None else []
+        if self.source_kind == "pth":
+            candidates.append(default_data_dir(self.path.parent))
+        elif self.source_kind in ("run", "checkpoint"):
+            ckpt = Path((self.checkpoint or {}).get("dir") or self.path)
+            candidates.append(default_data_dir(out_dir_of_checkpoint(ckpt)))
+        return candidates
+
 
 def load_weights(path: str | Path, head_dim: int | None = None, rope_theta: float | None = None,
                  max_position_embeddings: int | None = None) -> LoadedWeights:
@@ -80,9 +104,9 @@ def load_weights(path: str | Path, head_dim: int | None = None, rope_theta: floa
     if path.is_dir():
         if (path / "config.json").is_file():
             loaded = _load_hf_dir(path)
-        elif (path / checkpoint.CHECKPOINTS_DIR).is_dir() or (path / "events.jsonl").is_file():
+        elif checkpoints_dir(path).is_dir() or (path / EVENTS_FILE).is_file():
             loaded = _load_run_dir(path, head_dim)
-        elif (path / "model.pt").is_file() or (path / checkpoint.META_FILE).is_file():
+        elif (path / MODEL_FILE).is_file() or (path / META_FILE).is_file():
             loaded = _load_checkpoint_dir(path, head_dim, "checkpoint")
         else:
             raise CheckpointError(f"{path}: not a run, checkpoint or Hugging Face directory "
@@ -152,11 +176,7 @@ def _data_dir_of_run(config_path: Path) -> Path | None:
     data_path = load_config(config_path).data.path
     if not data_path:
         return None
-    run_dir = config_path.parent
-    for cand in (Path(data_path), run_dir.parent.parent / data_path):
-        if cand.is_dir():
-            return cand
-    return None
+    return dataset_of(config_path.parent, data_path, in_run=False)
 
 
 def _load_run_dir(run_dir: Path, head_dim: int | None) -> LoadedWeights:
@@ -174,19 +194,19 @@ def _load_run_dir(run_dir: Path, head_dim: int | None) -> LoadedWeights:
 
 
 def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> LoadedWeights:
-    model_file = ckpt_dir / "model.pt"
+    model_file = ckpt_dir / MODEL_FILE
     meta = checkpoint.read_checkpoint_meta(ckpt_dir)
     raw = read_tensors(model_file)
     sd, layout, notes = to_native(raw, str(model_file), head_dim)
-    config_path = ckpt_dir / "config.yaml"
-    if not config_path.is_file() and (ckpt_dir.parent.parent / "config.yaml").is_file():
-        config_path = ckpt_dir.parent.parent / "config.yaml"  # the run's own config
+    config_path = ckpt_dir / CONFIG_FILE
+    if not config_path.is_file() and (run_of(ckpt_dir) / CONFIG_FILE).is_file():
+        config_path = run_of(ckpt_dir) / CONFIG_FILE  # the run's own config
     tokenizer_hint = None
     if config_path.is_file():
         config = load_config(config_path)
         cfg, inferred, more = config.model, set(), []
         if config.data.path:
-            tokenizer_hint = _resolve_data_path(config.data.path, ckpt_dir)
+            tokenizer_hint = dataset_of(run_of(ckpt_dir), config.data.path)
         config_source = str(config_path)
     else:
         cfg, inferred, more = infer_config(sd, head_dim)
@@ -194,12 +214,12 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
     validate_shapes(sd, cfg, str(model_file))
     heads_assumed = _heads_rule(sd) if config_source is None and head_dim is None else None
     files = {}
-    for name in ("model.pt", "optimizer.pt", "state.pt", "config.yaml", checkpoint.META_FILE):
+    for name in CHECKPOINT_FILES:
         p = ckpt_dir / name
         files[name] = p.stat().st_size if p.is_file() else None
     info: dict[str, Any] = {"dir": str(ckpt_dir), "complete": meta is not None, "files": files}
     if meta is None:
-        why = ("meta.json is missing (it is written last)" if not (ckpt_dir / checkpoint.META_FILE).is_file()
+        why = ("meta.json is missing (it is written last)" if not (ckpt_dir / META_FILE).is_file()
                else "meta.json is unreadable or names a file that is not there")
         notes.append(f"incomplete checkpoint: {why}")
     else:
@@ -209,22 +229,13 @@ def _load_checkpoint_dir(ckpt_dir: Path, head_dim: int | None, kind: str) -> Loa
         bad = [name for name, ok in info["verified"].items() if not ok]
         if bad:
             notes.append(f"sha256 mismatch for {', '.join(bad)}: the checkpoint was modified or damaged")
-    state_path = ckpt_dir / "state.pt"
+    state_path = ckpt_dir / STATE_FILE
     if state_path.is_file():
         info["state_keys"] = _state_keys(state_path)
     return LoadedWeights(state_dict=sd, config=cfg, inferred=inferred, layout=layout, source_kind=kind,
                          training=meta, path=ckpt_dir, weights_file=model_file, config_source=config_source,
                          file_dtypes=dtype_counts(raw), stored_keys=list(raw), notes=notes + more,
                          checkpoint=info, tokenizer_hint=tokenizer_hint, heads_assumed=heads_assumed)
-
-
-def _resolve_data_path(data_path: str, ckpt_dir: Path) -> Path | None:
-    """The dataset dir recorded in a run's config, as given or relative to the out dir / run dir."""
-    run_dir = ckpt_dir.parent.parent
-    for c in (Path(data_path), run_dir.parent.parent / data_path, run_dir / data_path):
-        if c.is_dir():
-            return c
-    return None
 
 
 def _state_keys(path: Path) -> list[str] | None:

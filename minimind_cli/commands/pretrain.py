@@ -133,6 +133,7 @@ def check_memory(cfg, device, refuse: bool = True):
 def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> int:
     """``--dry-run``: what would run and how much memory it needs; nothing is written."""
     from minimind.data.format import is_dataset, read_meta
+    from minimind.run_dir import default_data_dir
     from minimind.training.build import pick_dtype
     from minimind.training.memory import (
         MemoryTooSmall,
@@ -143,7 +144,7 @@ def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> i
     )
     from minimind_cli.runs import console
 
-    source = Path(data or cfg.data.path or out_dir / "data").expanduser()
+    source = Path(data or cfg.data.path or default_data_dir(out_dir)).expanduser()
     if is_dataset(source):
         cfg.model.vocab_size = int(read_meta(source).get("vocab_size", cfg.model.vocab_size))
         console.print(f"data: {source}")

@@ -33,6 +33,7 @@ def runs(
     = Path("out"),
     json_output: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead.")] = False,
 ) -> None:
+    from minimind.run_dir import runs_listing_dir
     from minimind.run_summary import summarize_all
 
     if not out_dir.is_dir():
@@ -40,8 +41,7 @@ def runs(
                                                           "(default: out)")
     rows = summarize_all(out_dir)
     if json_output:
-        runs_dir = out_dir / "runs" if (out_dir / "runs").is_dir() else out_dir
-        typer.echo(json.dumps({"runs_dir": str(runs_dir.resolve()), "runs": rows}, indent=2))
+        typer.echo(json.dumps({"runs_dir": str(runs_listing_dir(out_dir).resolve()), "runs": rows}, indent=2))
         return
     from rich.console import Console
 
@@ -49,7 +49,7 @@ def runs(
     if not console.is_terminal:
         console = Console(highlight=False, width=200)  # a pipe or a file: one line per run, never cut
     if not rows:
-        where = out_dir / "runs" if (out_dir / "runs").is_dir() else out_dir
+        where = runs_listing_dir(out_dir)
         console.print(f"no runs under {where}; start one with `minimind pretrain --profile tiny`")
         return
     console.print(table(rows, console.width))

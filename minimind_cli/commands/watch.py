@@ -32,7 +32,7 @@ def watch(
         show_default=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Where runs live when RUN_DIR is not given.")] = Path("out"),
 ) -> None:
-    from minimind.events import EVENTS_FILE
+    from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 
     if not run_dirs:
         from minimind_cli.runs import latest_run
@@ -50,7 +50,7 @@ def watch(
 
     if not (sys.stdout.isatty() and sys.stdin.isatty()):
         raise UserError("`minimind watch` draws a dashboard and needs a terminal",
-                        f"for plain text, read {run_dirs[0] / EVENTS_FILE} or {run_dirs[0] / 'trainer.log'}")
+                        f"for plain text, read {run_dirs[0] / EVENTS_FILE} or {run_dirs[0] / TRAINER_LOG}")
     if len(run_dirs) > 1:
         from minimind_cli.dashboard.compare import CompareApp
 

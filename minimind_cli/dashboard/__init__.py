@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minimind.errors import EXIT_INTERRUPTED
-from minimind.events import EVENTS_FILE, read_events, run_outcome
+from minimind.events import read_events, run_outcome
 from minimind.files import pid_alive
+from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 
 if TYPE_CHECKING:
     from minimind_cli.dashboard.app import DashboardApp, DashboardResult
@@ -74,7 +75,7 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     if outcome.status == "failed":
         error = (outcome.event or {}).get("error") or outcome.message
         words = _status_words(outcome.exit_code) if outcome.event is not None else f"exit code {outcome.exit_code}"
-        echo(f"Training failed ({words}){f': {error}' if error else ''}. Log: {run_dir / 'trainer.log'}")
+        echo(f"Training failed ({words}){f': {error}' if error else ''}. Log: {run_dir / TRAINER_LOG}")
     return outcome.exit_code
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from minimind.events import END_TYPES, RunOutcome, refused_attempt, run_outcome
+from minimind.run_dir import CONFIG_FILE, TRAINER_LOG, run_of
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.signals import MoeAlert, SpikeDetector, moe_alerts
 
@@ -294,7 +295,7 @@ class RunState:
         self.paused = False
         run_dir = self.run_dir
         if run_dir is None and e.get("checkpoint"):  # RUN/checkpoints/step_N
-            run_dir = Path(str(e["checkpoint"])).parent.parent
+            run_dir = run_of(str(e["checkpoint"]))
         resume = f"minimind resume {shlex.quote(str(run_dir))}" if run_dir is not None else "minimind resume RUN"
         self._log(e, "control", f"stopped at step {e['step']} ({e.get('reason')}) after saving ",
                   path=str(e.get("checkpoint")), after=f"; resume with: {resume}")
@@ -397,7 +398,7 @@ class RunState:
             return None  # the trainer refused its input or ran out of memory: a plain resume fails again
         if self.last_checkpoint is not None:
             return f"Resume from step {self.last_checkpoint.get('step')}: minimind resume {run}"
-        return f"No checkpoint was saved; start again with: minimind pretrain (see {run}/config.yaml)"
+        return f"No checkpoint was saved; start again with: minimind pretrain (see {run}/{CONFIG_FILE})"
 
     @property
     def completed_step(self) -> int | None:
@@ -493,7 +494,7 @@ def _memory_sample(memory: dict[str, Any]) -> float | None:
 
 def trainer_log_tail(run_dir: Path, lines: int = 20) -> str | None:
     """The last lines of ``<run_dir>/trainer.log`` (where the CLI sends the trainer's output)."""
-    path = Path(run_dir) / "trainer.log"
+    path = Path(run_dir) / TRAINER_LOG
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)

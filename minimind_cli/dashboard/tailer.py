@@ -13,8 +13,9 @@ from pathlib import Path
 
 from textual.message_pump import MessagePump
 
-from minimind.events import EVENTS_FILE, EventTail
+from minimind.events import EventTail
 from minimind.files import pid_alive
+from minimind.run_dir import EVENTS_FILE
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
 from minimind_cli.dashboard.state import trainer_log_tail
 

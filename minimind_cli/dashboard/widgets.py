@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from minimind.run_dir import TRAINER_LOG
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
 from minimind_cli.dashboard.state import RunState
@@ -408,7 +409,7 @@ class FailurePanel(Static):
             else:
                 text.append("The trainer exited without a run_failed event.\n")
             if state.trainer_log_tail:
-                text.append("trainer.log (last lines):\n", style="bold")
+                text.append(f"{TRAINER_LOG} (last lines):\n", style="bold")
                 text.append(state.trainer_log_tail.rstrip() + "\n", style="dim")
         resume = state.resume_hint()
         if resume:

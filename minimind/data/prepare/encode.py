@@ -118,14 +118,14 @@ def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, stric
 _WORKER: dict[str, Any] = {}
 
 
-def serve_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+def serve_parent(ppid: int, poll_s: float = 0.5) -> None:
     """Set up a child process of prepare (an encode worker, the tokenizer trainer). Ctrl-C reaches
     the whole process group, and the parent decides what happens (it terminates its children), so
     the child ignores it. A SIGKILLed parent can stop nothing: the child exits once it is orphaned."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def exit_with_parent() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == ppid:
             time.sleep(poll_s)
         os._exit(1)
 
@@ -137,7 +137,7 @@ def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid
 
     from minimind.data.tokenizer import make_batch_encoder, make_encoder
 
-    serve_parent(parent_pid)
+    serve_parent(ppid=parent_pid)
     # Each worker process already has a core of its own: no extra tokenizer threads.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     tok = Tokenizer.from_file(tokenizer_file)

@@ -64,7 +64,7 @@ def _train(job: TrainJob, on_progress: Callable[[int, int], None]) -> int:
 
 
 def _child(conn, job: TrainJob, parent_pid: int) -> None:
-    serve_parent(parent_pid)
+    serve_parent(ppid=parent_pid)
     try:
         chars = _train(job, lambda done, docs: conn.send(("progress", done, docs)))
         conn.send(("done", chars))
