@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from minimind.errors import MinimindError
+from minimind.errors import CheckpointError
 from minimind.files import atomic_write, fsync_dir, sha256_file, write_durably
 from minimind.run_dir import (
     CONFIG_FILE,
@@ -41,15 +41,12 @@ from minimind.run_dir import (
     step_dir_name,
     weights_config_path,
 )
+from minimind.safe_load import safe_torch_load
 
 if TYPE_CHECKING:
     import torch
 
 CHECKPOINT_FORMAT = 1
-
-
-class CheckpointError(MinimindError, ValueError):
-    """A checkpoint is missing, incomplete or does not fit the run."""
 
 
 def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_state: dict,
@@ -237,8 +234,6 @@ def load_checkpoint(info: CheckpointInfo, *, verify: bool = True) -> dict[str, A
     if reason is not None:
         raise CheckpointError(f"checkpoint {info.path}: {reason} (damaged)",
                               "resume from the run directory to use the newest verified checkpoint")
-    from minimind.weights.read import safe_torch_load  # it imports this module
-
     out = {}
     for key, name in (("model", MODEL_FILE), ("optimizer", OPTIMIZER_FILE), ("state", STATE_FILE)):
         # One line on failure, never torch's advice to load with weights_only=False.

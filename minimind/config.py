@@ -160,8 +160,6 @@ class DataConfig:
                                              "max_seq_len, tokens per step stay constant (null = off)")
 
     def validate(self) -> None:
-        from minimind.training.curriculum import check_schedule
-
         _positive(self, "data", ["max_seq_len"])
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
@@ -482,6 +480,48 @@ def read_config_data(path: Path) -> dict[str, Any]:
 
 def load_config(path: Path) -> Config:
     return Config.from_dict(read_config_data(path), source=str(path))
+
+
+_SCHED_KEY = "data.seq_len_schedule"
+_SCHED_EG = "e.g. [[0, 128], [0.3, 256], [0.6, 512]]"
+
+
+def check_schedule(schedule: Any, max_seq_len: int, packing: bool) -> None:
+    """One clear ``ConfigError`` for a schedule the trainer cannot follow; None and [] mean off."""
+    if not schedule:
+        return
+    if not isinstance(schedule, list):
+        raise ConfigError(f"{_SCHED_KEY} must be a list of [fraction, seq_len] pairs, got {schedule!r}", _SCHED_EG)
+    if not packing:
+        raise ConfigError(f"{_SCHED_KEY} needs packed samples: data.packing=false (one document per row) cannot be "
+                          f"cut into shorter windows", "set data.packing=true or remove the schedule")
+    previous = None
+    for i, phase in enumerate(schedule):
+        if (not isinstance(phase, (list, tuple)) or len(phase) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in phase)):
+            raise ConfigError(f"{_SCHED_KEY}[{i}]={phase!r} is not a [fraction, seq_len] pair of numbers", _SCHED_EG)
+        fraction, length = phase
+        if i == 0 and fraction != 0:
+            raise ConfigError(f"{_SCHED_KEY}: the first phase must start at fraction 0, not {fraction}", _SCHED_EG)
+        if not 0 <= fraction < 1:
+            raise ConfigError(f"{_SCHED_KEY}[{i}]: fraction {fraction} must be in [0, 1) (a share of the run)",
+                              _SCHED_EG)
+        if previous is not None and fraction <= previous:
+            raise ConfigError(f"{_SCHED_KEY}[{i}]: fraction {fraction} must be greater than the one before "
+                              f"({previous})",
+                              "list the phases in the order they start")
+        previous = fraction
+        if length != int(length) or length <= 0:
+            raise ConfigError(f"{_SCHED_KEY}[{i}]: seq_len {length} must be a positive whole number")
+        if length > max_seq_len:
+            raise ConfigError(f"{_SCHED_KEY}[{i}]: seq_len {int(length)} exceeds data.max_seq_len={max_seq_len}",
+                              "the curriculum ends at data.max_seq_len at the longest")
+        if max_seq_len % int(length):
+            divisors = [d for d in (max_seq_len // 8, max_seq_len // 4, max_seq_len // 2) if d and max_seq_len % d == 0]
+            raise ConfigError(
+                f"{_SCHED_KEY}[{i}]: seq_len {int(length)} does not divide data.max_seq_len={max_seq_len} (each "
+                f"{max_seq_len}-token sample is cut into equal windows, so tokens per step stay the same)",
+                f"use a divisor such as {', '.join(map(str, divisors))}" if divisors else None)
 
 
 def _positive(obj: Any, section: str, names: list[str]) -> None:

@@ -42,16 +42,12 @@ import torch
 
 from minimind.config import ConfigError
 from minimind.data.dataset import Batch
-from minimind.errors import MinimindError
+from minimind.errors import EvalError, MinimindError
 from minimind.scoring import score_batches
 
 MODES = ("packed", "document")
 VAL_MODE = "val"  # a run's own validation set (``validation_set_result``)
 ProgressFn = Callable[[int, int], None]  # (tokens scored so far, tokens to score)
-
-
-class EvalError(MinimindError, ValueError):
-    """Text that cannot be scored with these weights (no tokenizer, ids outside the vocabulary...)."""
 
 
 @dataclass
@@ -241,9 +237,10 @@ def dataset_text(path: Path, split: str = "val", max_docs: int | None = None) ->
 
 def file_text(path: Path, tokenizer_dir: Path, text_key: str = "text", max_docs: int | None = None) -> EvalText:
     """A .jsonl/.jsonl.gz/.txt file, read with prepare's rules and tokenized with ``tokenizer_dir``."""
-    from minimind.data.prepare.inputs import PrepareError, kind
-    from minimind.data.prepare.parse import leading_texts
+    from minimind.data.prepare.inputs import kind
+    from minimind.data.prepare.readers import leading_texts
     from minimind.data.tokenizer import load_tokenizer
+    from minimind.errors import PrepareError
 
     if not path.is_file():
         raise EvalError(f"{path}: no such file or dataset directory")

@@ -27,13 +27,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from minimind.errors import MinimindError
+from minimind.errors import OutputError
 
 CHUNK = 1 << 20
-
-
-class OutputError(MinimindError):
-    """An output path cannot be written (permissions, a mount point, no space, ...)."""
 
 
 def absolute(path: str | os.PathLike) -> Path:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimind.errors import MinimindError
+from minimind.errors import RunLockedError
 from minimind.files import pid_alive
 from minimind.run_dir import LOCK_FILE
 
@@ -33,10 +33,6 @@ except ImportError:  # pragma: no cover - not on Linux or macOS
 # again, so no second resume can slip in between the CLI's check and the trainer's start.
 HANDED_FD_ENV = "MINIMIND_RUN_LOCK_FD"
 HANDED_NOTE_ENV = "MINIMIND_RUN_LOCK_NOTE"
-
-
-class RunLockedError(MinimindError):
-    """Another process is training this run."""
 
 
 @dataclass(frozen=True)

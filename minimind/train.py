@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return fail("interrupted before the first step (nothing to save)", 130)
     except Exception as exc:  # noqa: BLE001 - recorded as run_failed for the dashboard
-        from minimind.training.oom import is_out_of_memory
+        from minimind.training.memory import is_out_of_memory
 
         if is_out_of_memory(exc):  # outside a training step (evaluation, start-up): nothing to re-split
             first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__

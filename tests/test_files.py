@@ -54,7 +54,8 @@ def test_pid_alive():
 
 
 def test_the_directory_a_shell_stands_in_is_never_replaced(tmp_path, monkeypatch):
-    from minimind.files import OutputError, refuse_replacing_cwd, replace_dir
+    from minimind.errors import OutputError
+    from minimind.files import refuse_replacing_cwd, replace_dir
 
     target = tmp_path / "export"
     (target / "inner").mkdir(parents=True)

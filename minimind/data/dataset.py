@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from minimind.data.format import DatasetFormatError, Split, open_split, read_meta
+from minimind.data.format import Split, open_split, read_meta
+from minimind.errors import DatasetFormatError
 
 
 @dataclass

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from minimind.errors import MinimindError
+from minimind.errors import DatasetFormatError
 from minimind.files import sha256_file
 
 FORMAT_VERSION = 1
@@ -40,10 +40,6 @@ TOKENIZER_DIR = "tokenizer"
 
 META_KEYS = ("format_version", "dtype", "vocab_size", "bos_id", "eos_id", "pad_id", "tokenizer_fingerprint",
              "sources", "documents", "tokens", "val_documents", "val_tokens", "skipped", "fingerprint")
-
-
-class DatasetFormatError(MinimindError, ValueError):
-    """The directory is not a (complete) minimind dataset."""
 
 
 def token_dtype(vocab_size: int) -> np.dtype:

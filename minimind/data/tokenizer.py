@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from minimind.errors import MinimindError
+from minimind.errors import TokenizerError
 from minimind.files import sha256_file
 
 PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
@@ -35,10 +35,6 @@ TOKENIZER_FILES = (TOKENIZER_JSON, TOKENIZER_CONFIG, "special_tokens_map.json", 
 
 # Long texts are encoded in pieces of about this many characters (see make_encoder).
 PIECE_CHARS = 1 << 16
-
-
-class TokenizerError(MinimindError, ValueError):
-    """A tokenizer directory that cannot be used (missing files, no end-of-text token)."""
 
 
 @dataclass

@@ -10,8 +10,9 @@ import os
 import time
 from pathlib import Path
 
+from minimind.errors import ReportError
 from minimind.files import absolute, atomic_write, writing
-from minimind.report.data import ReportError, RunData, load_runs
+from minimind.report.data import RunData, load_runs
 
 __all__ = ["ReportError", "RunData", "load_runs", "write_report"]
 

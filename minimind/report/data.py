@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from minimind.config import differing_settings, flatten_config
-from minimind.errors import MinimindError
+from minimind.errors import ReportError
 from minimind.events import read_events
 from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 from minimind.run_summary import checkpoint_rows, summarize
@@ -28,10 +28,6 @@ MOE_FRAMES = 30  # snapshots of the MoE load heat map on its slider
 LOG_LIMIT = 3000  # events-log rows shown (the newest; the page says how many were left out)
 # Event types that are not log lines: they are plotted or listed on their own.
 _NOT_LOGGED = ("step", "heartbeat", "sample")
-
-
-class ReportError(MinimindError):
-    """A path that cannot be reported on (not a run, no events): one line, exit 2."""
 
 
 @dataclass

@@ -17,9 +17,9 @@ import math
 import time
 from typing import Any
 
-from minimind.errors import EXIT_USAGE
+from minimind.errors import EXIT_USAGE, ReportError
 from minimind.metrics import format_duration, visible_whitespace
-from minimind.report.data import X_AXES, Marker, ReportError, RunData, config_rows, downsample
+from minimind.report.data import X_AXES, Marker, RunData, config_rows, downsample
 
 PALETTE = ("#1f9bb4", "#e8730c", "#c2457f", "#2f9e44", "#b08800", "#3d7bd9", "#d63b32", "#8a5cd1")
 LOSS, SMOOTHED, VAL = "#8fc9d6", "#e8730c", "#c2457f"

@@ -21,55 +21,13 @@ How a phase reads the data (one rule, so a resume anywhere is exact):
 Validation always uses ``max_seq_len`` windows, so validation losses compare across phases and
 with runs without a curriculum.
 
-Pure Python (no torch): the config validates schedules through ``check_schedule``.
+Pure Python (no torch). The config checks a schedule itself (``minimind.config.check_schedule``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-from minimind.errors import ConfigError
-
-KEY = "data.seq_len_schedule"
-EXAMPLE = "e.g. [[0, 128], [0.3, 256], [0.6, 512]]"
-
-
-def check_schedule(schedule: Any, max_seq_len: int, packing: bool) -> None:
-    """One clear ``ConfigError`` for a schedule the trainer cannot follow; None and [] mean off."""
-    if not schedule:
-        return
-    if not isinstance(schedule, list):
-        raise ConfigError(f"{KEY} must be a list of [fraction, seq_len] pairs, got {schedule!r}", EXAMPLE)
-    if not packing:
-        raise ConfigError(f"{KEY} needs packed samples: data.packing=false (one document per row) cannot be "
-                          f"cut into shorter windows", "set data.packing=true or remove the schedule")
-    previous = None
-    for i, phase in enumerate(schedule):
-        if (not isinstance(phase, (list, tuple)) or len(phase) != 2
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in phase)):
-            raise ConfigError(f"{KEY}[{i}]={phase!r} is not a [fraction, seq_len] pair of numbers", EXAMPLE)
-        fraction, length = phase
-        if i == 0 and fraction != 0:
-            raise ConfigError(f"{KEY}: the first phase must start at fraction 0, not {fraction}", EXAMPLE)
-        if not 0 <= fraction < 1:
-            raise ConfigError(f"{KEY}[{i}]: fraction {fraction} must be in [0, 1) (a share of the run)", EXAMPLE)
-        if previous is not None and fraction <= previous:
-            raise ConfigError(f"{KEY}[{i}]: fraction {fraction} must be greater than the one before ({previous})",
-                              "list the phases in the order they start")
-        previous = fraction
-        if length != int(length) or length <= 0:
-            raise ConfigError(f"{KEY}[{i}]: seq_len {length} must be a positive whole number")
-        if length > max_seq_len:
-            raise ConfigError(f"{KEY}[{i}]: seq_len {int(length)} exceeds data.max_seq_len={max_seq_len}",
-                              "the curriculum ends at data.max_seq_len at the longest")
-        if max_seq_len % int(length):
-            divisors = [d for d in (max_seq_len // 8, max_seq_len // 4, max_seq_len // 2) if d and max_seq_len % d == 0]
-            raise ConfigError(
-                f"{KEY}[{i}]: seq_len {int(length)} does not divide data.max_seq_len={max_seq_len} (each "
-                f"{max_seq_len}-token sample is cut into equal windows, so tokens per step stay the same)",
-                f"use a divisor such as {', '.join(map(str, divisors))}" if divisors else None)
 
 
 @dataclass(frozen=True)

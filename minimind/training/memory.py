@@ -30,7 +30,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from minimind.errors import MinimindError
+from minimind.errors import MemoryTooSmall
 
 if TYPE_CHECKING:
     import torch
@@ -42,10 +42,6 @@ AVAILABLE_ENV = "MINIMIND_AVAILABLE_MEMORY_MIB"
 MIB = 2**20
 MAX_AUTO_BATCH = 4096
 CPU_WORKSPACE_MIB = 100.0
-
-
-class MemoryTooSmall(MinimindError):
-    """The run does not fit in memory; nothing was started."""
 
 
 @dataclass(frozen=True)
@@ -362,13 +358,24 @@ def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: t
     return split_for(fit, requested)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA or CPU allocation failure as torch reports it (CPU: a RuntimeError from the allocator)."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+    if isinstance(exc, (oom, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
+                                              or "out of memory" in text.lower())
+
+
 def probe_cuda(cfg: Config, model: torch.nn.Module, dtype_name: str, device: torch.device, limit: int) -> int:
     """The largest micro-batch (up to ``limit``) whose real forward and backward pass, plus AdamW's
     moments, peak below ``1 - SAFETY_MARGIN`` of the memory this process may use. Random tokens;
     the RNG streams, gradients and routing counters (expert loads, bias loads) are left as they were."""
     import torch
 
-    from minimind.training.oom import is_out_of_memory
 
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype_name)
     params = sum(p.numel() for p in model.parameters())

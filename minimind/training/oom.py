@@ -26,8 +26,8 @@ import gc
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from minimind.errors import EXIT_FAILED, MinimindError
-from minimind.training.memory import MIB, Split, device_total_mib, knobs
+from minimind.errors import OutOfMemoryFailure
+from minimind.training.memory import MIB, Split, device_total_mib, is_out_of_memory, knobs
 from minimind.training.step import StepResult, train_step
 
 if TYPE_CHECKING:
@@ -36,24 +36,6 @@ if TYPE_CHECKING:
     from minimind.training.build import Built
     from minimind.training.report import Reporter
     from minimind.training.state import TrainState
-
-
-class OutOfMemoryFailure(MinimindError):
-    """Out of memory with nothing left to shrink; the last good checkpoint is kept."""
-
-    exit_code = EXIT_FAILED
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA or CPU allocation failure as torch reports it (CPU: a RuntimeError from the allocator)."""
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    if isinstance(exc, (oom, MemoryError)):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text
-                                              or "out of memory" in text.lower())
 
 
 def smaller_split(batch_size: int, accumulation_steps: int) -> tuple[int, int] | None:

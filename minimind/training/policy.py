@@ -19,7 +19,7 @@ from minimind.config import (
     parse_override,
     read_config_data,
 )
-from minimind.data.format import DatasetFormatError
+from minimind.errors import DatasetFormatError
 from minimind.run_dir import CONFIG_FILE, run_of
 from minimind.schedule import Replan, SchedulePlan, final_lr
 

@@ -153,7 +153,7 @@ def restore(built: Built, info: CheckpointInfo, force: bool = False,
 
     from minimind import checkpoint as ckpt
     from minimind.config import Config
-    from minimind.data.format import DatasetFormatError
+    from minimind.errors import DatasetFormatError
     from minimind.training import policy
 
     loaded = ckpt.load_checkpoint(info, verify=not verified)

@@ -10,10 +10,11 @@
     export.py    Hugging Face and .pth export
 
 Checkpoint directories themselves (which are complete, their sha256 checks) belong to
-``minimind.checkpoint``; errors are its ``CheckpointError``.
+``minimind.checkpoint``; errors are ``minimind.errors.CheckpointError``.
 """
 
-from minimind.checkpoint import CheckpointError
+from minimind.errors import CheckpointError
+from minimind.safe_load import safe_torch_load
 from minimind.weights.describe import describe, tensor_table, training_summary
 from minimind.weights.export import (
     EXPORT_MARKER,
@@ -28,7 +29,7 @@ from minimind.weights.generate import build_model, find_tokenizer, generate_text
 from minimind.weights.infer import config_from_hf, infer_config, parameter_counts, validate_shapes
 from minimind.weights.layouts import DEFAULT_HEAD_DIM, EMBED, HEAD, detect_layout, native_to_v1, v1_to_native
 from minimind.weights.load import LoadedWeights, load_weights
-from minimind.weights.read import extract_state_dict, read_safetensors, safe_torch_load
+from minimind.weights.read import extract_state_dict, read_safetensors
 
 __all__ = [
     "DEFAULT_HEAD_DIM", "EMBED", "EXPORT_MARKER", "HEAD", "CheckpointError", "LoadedWeights", "build_model",

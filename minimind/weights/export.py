@@ -22,8 +22,9 @@ from typing import Any
 import torch
 
 from minimind import __version__
-from minimind.checkpoint import CheckpointError, save_weights
+from minimind.checkpoint import save_weights
 from minimind.config import ModelConfig
+from minimind.errors import CheckpointError
 from minimind.files import absolute, atomic_write, honour_umask, refuse_replacing_cwd, replace_dir, writing
 from minimind.weights.load import LoadedWeights
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from minimind.checkpoint import CheckpointError
+from minimind.errors import CheckpointError
 from minimind.weights.load import TOKENIZER_MARKERS, LoadedWeights
 
 

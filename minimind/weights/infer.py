@@ -15,12 +15,14 @@ from typing import Any
 
 import torch
 
-from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT, CheckpointError
+from minimind.checkpoint import WEIGHTS_CONFIG_FORMAT
 from minimind.config import ConfigError, ModelConfig, default_ffn_size, load_config
 from minimind.config_types import check_type, field_type
+from minimind.errors import CheckpointError
 from minimind.run_dir import CONFIG_FILE, runs_dir, weights_config_path
+from minimind.safe_load import short_reason
 from minimind.weights.layouts import EMBED, HEAD, MINIMIND_HEADS, Q_NORM, assumed_head_dim
-from minimind.weights.read import read_json, short_reason
+from minimind.weights.read import read_json
 
 DEFAULT_TOP_K = 2  # MiniMind2's experts per token: shapes cannot tell it
 MINIMIND3_TOP_K = 1  # MiniMind-3's (its router: softmax, top-1, the chosen weight renormalised to 1)

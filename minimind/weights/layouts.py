@@ -19,7 +19,7 @@ import re
 
 import torch
 
-from minimind.checkpoint import CheckpointError
+from minimind.errors import CheckpointError
 
 EMBED = "model.embed_tokens.weight"
 HEAD = "lm_head.weight"

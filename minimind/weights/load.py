@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from minimind import checkpoint
-from minimind.checkpoint import CheckpointError
 from minimind.config import ModelConfig, load_config
+from minimind.errors import CheckpointError
 from minimind.run_dir import (
     CHECKPOINT_FILES,
     CONFIG_FILE,
@@ -31,6 +31,7 @@ from minimind.run_dir import (
     out_dir_of_checkpoint,
     run_of,
 )
+from minimind.safe_load import safe_torch_load
 from minimind.weights.infer import (
     config_from_hf,
     infer_config,
@@ -46,7 +47,7 @@ from minimind.weights.layouts import (
     qk_rows,
     to_native,
 )
-from minimind.weights.read import dtype_counts, read_json, read_tensors, safe_torch_load
+from minimind.weights.read import dtype_counts, read_json, read_tensors
 
 TOKENIZER_MARKERS = ("tokenizer.json", "tokenizer_config.json")  # either makes a directory a tokenizer
 HEADS_MINIMIND = "MiniMind's default"  # 8 query / 2 key-value heads, head_dim = hidden / 8

@@ -133,15 +133,10 @@ def check_memory(cfg, device, refuse: bool = True):
 def print_dry_run(cfg, device, data: str | None, out_dir: Path, world: int) -> int:
     """``--dry-run``: what would run and how much memory it needs; nothing is written."""
     from minimind.data.format import is_dataset, read_meta
+    from minimind.errors import MemoryTooSmall
     from minimind.run_dir import default_data_dir
     from minimind.training.build import pick_dtype
-    from minimind.training.memory import (
-        MemoryTooSmall,
-        available_memory,
-        estimate,
-        process_rss_mib,
-        requested_samples,
-    )
+    from minimind.training.memory import available_memory, estimate, process_rss_mib, requested_samples
     from minimind_cli.runs import console
 
     source = Path(data or cfg.data.path or default_data_dir(out_dir)).expanduser()

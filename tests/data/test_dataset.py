@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from minimind.data.dataset import BatchLoader, EpochOrder, PretrainDataset, validation_batches
-from minimind.data.format import DatasetFormatError
+from minimind.errors import DatasetFormatError
 from tests.helpers import random_docs, write_dataset
 
 

@@ -5,12 +5,12 @@ import pytest
 
 from minimind.data.tokenizer import (
     SPECIAL_TOKENS,
-    TokenizerError,
     copy_tokenizer,
     load_tokenizer,
     tokenizer_fingerprint,
     train_tokenizer,
 )
+from minimind.errors import TokenizerError
 
 TRICKY = [
     "Hello, world!",

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from minimind.report.data import ReportError, config_rows, downsample, load_run, load_runs
+from minimind.errors import ReportError
+from minimind.report.data import config_rows, downsample, load_run, load_runs
 from tests.report.conftest import add_checkpoint
 
 NOW = 1_750_000_900.0

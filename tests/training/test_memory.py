@@ -7,9 +7,9 @@ import pytest
 
 from minimind.config import ConfigError, resolve
 from minimind.data.dataset import EpochOrder
+from minimind.errors import MemoryTooSmall
 from minimind.training import policy
 from minimind.training.memory import (
-    MemoryTooSmall,
     check_fits,
     estimate,
     largest_fitting,

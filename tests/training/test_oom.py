@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from minimind.errors import OutOfMemoryFailure
 from minimind.training.build import build
 from minimind.training.faults import Faults
-from minimind.training.oom import OOMRecovery, OutOfMemoryFailure, is_out_of_memory, smaller_split
+from minimind.training.memory import is_out_of_memory
+from minimind.training.oom import OOMRecovery, smaller_split
 from minimind.training.report import Reporter
 from minimind.training.state import TrainState
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from minimind.checkpoint import CheckpointError, find_checkpoint
+from minimind.checkpoint import find_checkpoint
 from minimind.config import ConfigError
+from minimind.errors import CheckpointError
 from minimind.schedule import lr_at
 from minimind.training.build import build
 from minimind.training.optim import MuonWithAdamW

@@ -9,8 +9,7 @@ import pytest
 
 from minimind.checkpoint import find_checkpoint
 from minimind.config import ConfigError
-from minimind.data.format import DatasetFormatError
-from minimind.errors import MinimindError
+from minimind.errors import DatasetFormatError, MinimindError
 from minimind.training import policy
 from minimind.training.build import build
 from minimind.training.state import TrainState, restore, save

@@ -12,7 +12,7 @@ The package, in the order the data flows: ``inputs`` (which files, their identit
 Nothing here draws on a terminal: progress is reported through ``on_progress``.
 """
 
-from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources, prepared_path_for
+from minimind.data.prepare.inputs import collect_inputs, describe_sources, prepared_path_for
 from minimind.data.prepare.pipeline import (
     DEFAULT_CHUNK_BYTES,
     TOKENIZER_SAMPLE_BYTES,
@@ -22,6 +22,7 @@ from minimind.data.prepare.pipeline import (
     default_workers,
     prepare_dataset,
 )
+from minimind.errors import PrepareError
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from minimind.data.prepare.inputs import COLUMNAR, PrepareError, kind
-from minimind.data.prepare.parse import EMPTY, INVALID_UTF8, NOT_STRING, Parsed, Reader, available_keys
+from minimind.data.prepare.inputs import kind
+from minimind.data.prepare.parse import EMPTY, INVALID_UTF8, NOT_STRING, Parsed, available_keys
+from minimind.errors import PrepareError
 
 # Rows per record batch asked of pyarrow: a few hundred kB of short documents; big batches are cut.
 BATCH_ROWS = 1024
@@ -190,9 +191,3 @@ class ColumnReader:
             yield row, _block(carry)
 
 
-def open_reader(path: Path, chunk_bytes: int, text_key: str) -> Reader | ColumnReader:
-    """The reader for one input file: ``chunks()`` gives (first line or row, block), ``position()``
-    the bytes of the file consumed so far."""
-    if kind(path) in COLUMNAR:
-        return ColumnReader(path, chunk_bytes, text_key)
-    return Reader(path, chunk_bytes)

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from minimind.errors import MinimindError
+from minimind.errors import PrepareError
 from minimind.files import sha256_file
 
 SUFFIXES = (".jsonl.gz", ".jsonl.zst", ".jsonl", ".txt", ".parquet", ".arrow")
@@ -27,10 +27,6 @@ FORMATS_TEXT = ".jsonl, .jsonl.gz, .jsonl.zst, .txt, .parquet or .arrow"
 NEEDS = {"parquet": "pyarrow", "arrow": "pyarrow", "jsonl.zst": "zstandard"}
 EXTRA_HINT = "pip install 'minimind[formats]'"
 _GLOB_CHARS = set("*?[")
-
-
-class PrepareError(MinimindError, ValueError):
-    """Bad input for ``prepare``: the message is one line, ``file:line: reason`` where it applies."""
 
 
 def kind(path: Path) -> str | None:

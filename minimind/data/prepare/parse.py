@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from minimind.data.prepare.inputs import PrepareError, kind, location
+from minimind.data.prepare.inputs import kind, location
+from minimind.errors import PrepareError
 
 try:
     from zstandard import ZstdError as _ZstdError
@@ -279,33 +280,6 @@ def parse(file_kind: str, chunk, line0: int, text_key: str, strict: bool) -> Par
     return parse_jsonl(chunk, line0, text_key, strict)
 
 
-def leading_texts(files: list[Path], text_key: str, strict: bool, limit: int, chunk_bytes: int,
-                  on_bytes: Callable[[int], None]) -> Iterator[str]:
-    """Texts of the first ``limit`` bytes of the corpus, for training the tokenizer (validated as they go).
-
-    ``on_bytes`` gets the bytes on disk consumed by each block, the measure the progress total uses.
-    """
-    from minimind.data.prepare.columnar import open_reader
-
-    seen = 0
-    for path in files:
-        reader = open_reader(path, chunk_bytes, text_key)
-        position = 0
-        for line0, chunk in reader.chunks():
-            if isinstance(chunk, HugeLine):
-                parsed = yield from _huge_texts(chunk, line0, text_key, strict)
-            else:
-                parsed = parse(reader.kind, chunk, line0, text_key, strict)
-                yield from parsed.texts
-            if parsed.error:
-                raise invalid_input(reader.kind, path, parsed.error)
-            seen += reader.position() - position
-            on_bytes(reader.position() - position)
-            position = reader.position()
-            if seen >= limit:
-                return
-
-
 # ------------------------------------------------------------------------------ huge .jsonl lines
 
 # A .jsonl line longer than this many blocks is streamed (see HugeLine) instead of read whole.
@@ -445,7 +419,7 @@ def huge_document(huge: HugeLine, line: int, text_key: str, strict: bool):
     return out
 
 
-def _huge_texts(huge: HugeLine, line: int, text_key: str, strict: bool):
+def huge_texts(huge: HugeLine, line: int, text_key: str, strict: bool):
     """The text of a huge line in parts cut where the tokenizer may cut (for training); its verdict."""
     from minimind.data.tokenizer import SafeCutter
 

@@ -30,13 +30,14 @@ from typing import Any
 import numpy as np
 
 from minimind.data import format as fmt
-from minimind.data.prepare.columnar import open_reader
 from minimind.data.prepare.encode import BlockEncoder
-from minimind.data.prepare.inputs import PrepareError, collect_inputs, describe_sources
+from minimind.data.prepare.inputs import collect_inputs, describe_sources
 from minimind.data.prepare.parse import TXT_RULE, invalid_input
+from minimind.data.prepare.readers import open_reader
 from minimind.data.prepare.select import Selection
 from minimind.data.prepare.tokenizer_job import TrainJob, train_for_prepare
 from minimind.data.prepare.write import DatasetWriter, clean_stale, install, temp_dir_for, write_meta
+from minimind.errors import PrepareError
 from minimind.files import absolute, refuse_replacing_cwd, writing
 
 TOKENIZER_SAMPLE_BYTES = 64 << 20
@@ -146,7 +147,8 @@ def _check_options(val_fraction: float, workers: int | None, text_key: str, dedu
 
 def _given_tokenizer_fingerprint(tokenizer: str | Path) -> str:
     """Fingerprint of a usable tokenizer directory; checked before any work starts."""
-    from minimind.data.tokenizer import TokenizerError, load_tokenizer, tokenizer_fingerprint
+    from minimind.data.tokenizer import load_tokenizer, tokenizer_fingerprint
+    from minimind.errors import TokenizerError
 
     try:
         load_tokenizer(tokenizer)

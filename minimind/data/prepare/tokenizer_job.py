@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from minimind.data.prepare.encode import serve_parent
-from minimind.data.prepare.inputs import PrepareError
-from minimind.data.prepare.parse import leading_texts
+from minimind.data.prepare.readers import leading_texts
+from minimind.errors import PrepareError
 
 # Below this many bytes of sample, training takes well under a second: no child process.
 IN_PROCESS_BYTES = 2 << 20
@@ -37,7 +37,8 @@ class TrainJob:
 
 def _train(job: TrainJob, on_progress: Callable[[int, int], None]) -> int:
     """Train into ``job.out_dir``; ``on_progress(bytes, documents)`` as blocks are read. Characters trained on."""
-    from minimind.data.tokenizer import TokenizerError, train_tokenizer
+    from minimind.data.tokenizer import train_tokenizer
+    from minimind.errors import TokenizerError
 
     seen = {"bytes": 0, "docs": 0, "chars": 0}
 
