@@ -21,22 +21,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import REPO, ensure_data, use_repo  # this directory is first on sys.path
+
+use_repo()
 
 DEFAULT_SCHEDULE = "[[0, 128], [0.3, 256], [0.6, 512]]"
-
-
-def ensure_data(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    from minimind.data.sample import prepare_sample
-
-    target = Path(tempfile.gettempdir()) / "minimind-bench-sample-val5"
-    return Path(prepare_sample(target, val_fraction=0.05).path)
 
 
 def measure(args: argparse.Namespace, schedule: str | None, seed: int) -> dict:
@@ -114,7 +105,7 @@ def main() -> None:
         seed, _, schedule = args.one.partition(",")
         print(json.dumps(measure(args, schedule or None, int(seed))))
         return
-    args.data = ensure_data(args.data)
+    args.data = ensure_data(args.data, "minimind-bench-sample-val5", val_fraction=0.05)
     runs = []
     for i, seed in enumerate(args.seeds):
         pair = [None, args.schedule] if i % 2 == 0 else [args.schedule, None]

@@ -24,8 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import REPO, use_repo  # this directory is first on sys.path
+
+use_repo()
 
 from minimind.config import resolve, save_config  # noqa: E402
 from minimind.events import read_events  # noqa: E402

@@ -15,11 +15,12 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import ensure_data, use_repo  # this directory is first on sys.path
+
+use_repo()
 
 
 def step_times(profile: str, batch: int, seq_len: int, data: Path, steps: int, warmup: int) -> dict:
@@ -92,8 +93,6 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=None, help="dataset dir (default: the sample corpus)")
     args = parser.parse_args()
     import torch
-
-    from benchmarks.train import ensure_data
 
     data = ensure_data(args.data)
     threads = int(os.environ.get("BENCH_THREADS", "0"))

@@ -21,19 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import REPO, ensure_data, use_repo  # this directory is first on sys.path
+
+use_repo()
 
 DEFAULT_CASES = ["tiny:16", "tiny:64", "default:2", "default:8"]
-
-
-def ensure_data(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    from minimind.data.sample import prepare_sample
-
-    target = Path(tempfile.gettempdir()) / "minimind-bench-sample"
-    return Path(prepare_sample(target).path)
 
 
 def config_for(profile: str, batch: int, dtype: str, data: Path, out: Path, steps: int):

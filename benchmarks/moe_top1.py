@@ -17,10 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import ensure_data, use_repo  # this directory is first on sys.path
 
-from benchmarks.train import ensure_data  # noqa: E402
+use_repo()
 
 
 def main() -> None:

@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import ensure_data, use_repo  # this directory is first on sys.path
 
-from benchmarks.train import ensure_data  # noqa: E402
+use_repo()
+
 
 OPTIMIZERS = {"adamw": [], "muon": ["train.optimizer=muon"]}
 BALANCES = {name: ["model.use_moe=true", f"model.router_balance={name}"] for name in ("aux_loss", "bias", "both")}

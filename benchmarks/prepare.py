@@ -34,9 +34,9 @@ import time
 from pathlib import Path
 
 import psutil
+from _common import REPO, use_repo  # this directory is first on sys.path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+use_repo()
 
 PLAIN = """
 import json, resource, sys, time

@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import REPO, ensure_data, use_repo  # this directory is first on sys.path
+
+use_repo()
 
 CURVE_POINTS = 5  # checkpoints per run
 SUITES = {
@@ -52,17 +53,6 @@ SUITES = {
         ("packed-doc_mask", ["data.doc_mask=true"]),
     ],
 }
-
-
-def ensure_data(path: Path | None) -> Path:
-    """``--data``, or the sample corpus prepared once with a 5% validation split (a 0.5% split of
-    this small corpus is 20 documents: too few to compare runs)."""
-    if path is not None:
-        return path
-    from minimind.data.sample import prepare_sample
-
-    target = Path(tempfile.gettempdir()) / "minimind-bench-quality-sample"
-    return Path(prepare_sample(target, val_fraction=0.05).path)
 
 
 def check_variant(profile: str, overrides: list[str]) -> str | None:
@@ -168,7 +158,9 @@ def main() -> None:
     from minimind.config import resolve
     from minimind.data.format import read_meta
 
-    data = ensure_data(args.data)
+    # the sample corpus with a 5% validation split (a 0.5% split of this small corpus is 20
+    # documents: too few to compare runs)
+    data = ensure_data(args.data, "minimind-bench-quality-sample", val_fraction=0.05)
     meta = read_meta(data)
     variants = SUITES.get(args.suite, [])
     if args.suite == "custom":

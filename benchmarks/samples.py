@@ -25,16 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from _common import REPO, ensure_data, use_repo  # this directory is first on sys.path
 
-
-def ensure_data(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    from minimind.data.sample import prepare_sample
-
-    return Path(prepare_sample(Path(tempfile.gettempdir()) / "minimind-bench-sample").path)
+use_repo()
 
 
 def measure(profile: str, data: Path, device: str, micro_batch: int | None, steps: int, rounds: int) -> dict:

@@ -36,26 +36,17 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from _common import REPO, ensure_data, use_repo  # this directory is first on sys.path
+
 if "--one" not in sys.argv and "--profile-step" not in sys.argv:
-    sys.path.insert(0, str(REPO))  # a measuring child runs the code on its PYTHONPATH
+    use_repo()  # a measuring child runs the code on its PYTHONPATH
 
 REFERENCE = {"default": "default,fp32,packed,off", "moe": "moe,fp32,packed,off"}
 TARGET_CONFIGS = ["default,fp32,packed,off", "default,auto,packed,profile", "moe,fp32,packed,off",
                   "moe,auto,packed,profile"]
-
-
-def ensure_data(path: Path | None) -> Path:
-    if path is not None:
-        return path
-    from minimind.data.sample import prepare_sample
-
-    target = Path(tempfile.gettempdir()) / "minimind-bench-sample"
-    return Path(prepare_sample(target).path)
 
 
 def build_for(spec: str, data: Path, batch: int, seq_len: int):
