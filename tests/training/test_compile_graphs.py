@@ -67,6 +67,8 @@ def test_under_ddp_the_model_is_one_graph_and_dynamo_stops_only_at_ddps_own_wrap
     inside compiles to one graph (DDPOptimizer cuts it at the gradient buckets for overlap)."""
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
     monkeypatch.setenv("MASTER_PORT", str(_free_port()))
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "1")
     dist = dist_utils.DistInfo(rank=0, local_rank=0, world_size=1, launched=True)
     try:
         breaks, graphs, _ = _compiled_steps(make_config("train.compile=true", *extra), 3, dist)
