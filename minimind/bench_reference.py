@@ -50,4 +50,12 @@ REFERENCES: tuple[Reference, ...] = (
               threads=2, native_bf16=True),
     Reference(r"Intel", "Intel CPU with AMX", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 1_703, INTEL_AMX,
               threads=2, native_bf16=True),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 450, EPYC,
+              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "fp32", False, 4, 512, DEFAULT_PARAMS, 135, EPYC,
+              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "bf16", True, 4, 512, MOE_PARAMS, 174, EPYC,
+              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "fp32", False, 4, 512, MOE_PARAMS, 89, EPYC,
+              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
 )
