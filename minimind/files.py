@@ -47,6 +47,9 @@ def output_error(path: str | os.PathLike, exc: OSError) -> OutputError:
     hint = "choose a writable output location"
     if exc.errno == errno.EBUSY:
         hint = "it is in use, or a mount point, which cannot be replaced: write to a directory inside it"
+    elif exc.errno == errno.EXDEV:
+        hint = "it is on another filesystem (a mount point?), which cannot be filled by a rename: write to a " \
+               "directory inside it"
     return OutputError(f"cannot write {path}: {reason}{where}", hint)
 
 

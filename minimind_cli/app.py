@@ -16,8 +16,8 @@ from rich.markup import escape
 
 from minimind import __version__
 from minimind.errors import EXIT_ABORTED, MinimindError
+from minimind_cli.commands import bench, export, inspect, prepare, pretrain, report, resume, runs, watch
 from minimind_cli.commands import eval as eval_cmd
-from minimind_cli.commands import export, inspect, prepare, pretrain, report, resume, runs, watch
 from minimind_cli.errors import err_console, print_error
 
 HELP = """Pretrain a small MiniMind-style language model (dense or MoE) on your own text, and watch it learn.
@@ -41,6 +41,8 @@ Examples:
   minimind eval out/runs/RUN             (loss, perplexity, bits/byte on its validation split)
 
   minimind report out/runs/RUN           (one HTML page to share: plots, samples, config)
+
+  minimind bench --profile default       (is training this slow normally? tokens/s, MFU, where a step goes)
 """
 
 app = typer.Typer(
@@ -94,7 +96,7 @@ for _name, _module, _function in (
         ("prepare", prepare, prepare.prepare), ("pretrain", pretrain, pretrain.pretrain),
         ("resume", resume, resume.resume), ("inspect", inspect, inspect.inspect),
         ("eval", eval_cmd, eval_cmd.eval_command), ("watch", watch, watch.watch), ("runs", runs, runs.runs),
-        ("export", export, export.export), ("report", report, report.report)):
+        ("export", export, export.export), ("report", report, report.report), ("bench", bench, bench.bench)):
     # Help is plain text: escaped, so rich markup never swallows a bracket ('minimind[formats]').
     app.command(_name, help=escape(_module.HELP))(_interruptible(_function))
 

@@ -35,16 +35,19 @@ def move_old_cache(data_dir: Path) -> None:
     console.print(f"moved the prepared-data cache of an earlier version from {old} to {new}")
 
 
-def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, str]:
+def resolve_data(data: str | None, cfg: Config, out_dir: Path, scratch: Path | None = None) -> tuple[Path, str]:
     """The dataset directory to train on, and a sentence saying where it came from.
 
     --data DIR (a prepared dataset) | --data FILE (prepared first, cached by content) |
     data.path from the profile | out/data when `minimind prepare` made it | the built-in sample corpus.
+    ``scratch`` (a temporary directory, ``bench``): a file or the sample corpus is prepared there
+    instead of under ``out_dir``, so nothing under ``out_dir`` is written.
     """
     from minimind.data.format import is_dataset
     from minimind_cli.prepare_progress import PrepareProgress
 
-    move_old_cache(default_data_dir(out_dir))
+    if scratch is None:
+        move_old_cache(default_data_dir(out_dir))
     source = data or cfg.data.path
     if source:
         path = Path(source).expanduser()
@@ -55,8 +58,9 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
             return path.resolve(), f"dataset {path}"
         from minimind.data.prepare import prepare_dataset, prepared_path_for
 
-        target = prepared_path_for([path], cache_dir(out_dir))
-        console.print(f"preparing {path} -> {target} (cached: the same input is prepared once)")
+        target = prepared_path_for([path], cache_dir(out_dir)) if scratch is None else Path(scratch) / "data"
+        why = "cached: the same input is prepared once" if scratch is None else "temporary"
+        console.print(f"preparing {path} -> {target} ({why})")
         with PrepareProgress(console) as bar:
             result = prepare_dataset([path], target, on_progress=bar.callback)
         note = "reused the prepared copy" if result.reused else "prepared"
@@ -68,7 +72,7 @@ def resolve_data(data: str | None, cfg: Config, out_dir: Path) -> tuple[Path, st
 
     console.print(f"no --data and no {default}: preparing the built-in sample corpus (Python's own documentation)")
     with PrepareProgress(console) as bar:
-        result = prepare_sample(default, on_progress=bar.callback)
+        result = prepare_sample(default if scratch is None else Path(scratch) / "sample", on_progress=bar.callback)
     return Path(result.path).resolve(), f"the built-in sample corpus in {result.path}"
 
 

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
@@ -29,6 +29,26 @@ from minimind.training.optim import set_lr
 if TYPE_CHECKING:
     from minimind.training.build import Built
     from minimind.training.state import TrainState
+
+
+class PhaseClock(Protocol):
+    """Where ``train_step``'s time goes: ``start`` at the step's start, ``mark(phase)`` where a phase
+    ends (the time since the previous mark belongs to ``phase``)."""
+
+    def start(self) -> None: ...
+
+    def mark(self, phase: str) -> None: ...
+
+
+class _NoPhases:
+    def start(self) -> None:
+        pass
+
+    def mark(self, phase: str) -> None:
+        pass
+
+
+NO_PHASES = _NoPhases()
 
 
 @dataclass(frozen=True)
@@ -52,9 +72,11 @@ class StepResult:
 
 
 def train_step(built: Built, state: TrainState, inject_nan: bool = False,
-               before_micro: Callable[[], None] | None = None) -> StepResult:
+               before_micro: Callable[[], None] | None = None, phases: PhaseClock | None = None) -> StepResult:
     """One optimizer step over ``built.split.accumulation_steps`` micro-batches from ``built.loader``.
     ``before_micro`` runs before each micro-step (fault injection: ``oom.OOMRecovery``).
+    ``phases`` (``minimind.bench``) is told where the step's phases end: data, forward + backward,
+    synchronisation, optimizer; without it the step does no extra work.
 
     The loss is the mean over the step's real tokens, all micro-batches and ranks together: each
     micro-batch contributes its sum of cross-entropy divided by the step's token count (DDP then
@@ -64,6 +86,8 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     trains the same thing however it is split (an out-of-memory re-split, batch_size auto, another
     --nproc), in both modes."""
     t0 = time.perf_counter()
+    clock = phases or NO_PHASES
+    clock.start()
     cfg, split, world = built.cfg, built.split, built.dist.world_size
     built.model.train()
     # Losses stay on the device; the only read back to Python is one small tensor per step.
@@ -76,6 +100,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     # The whole step's samples first (host arrays): their token count scales every micro-batch.
     batches = [next(built.loader) for _ in range(split.accumulation_steps)]
     step_tokens = step_token_count(sum(b.trained_tokens for b in batches), cfg.data.packing, built.dist)
+    clock.mark("data")
     for micro, batch in enumerate(batches):
         if before_micro is not None:
             before_micro()
@@ -89,6 +114,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
             built.scaler.scale(loss * (world / step_tokens) + out.aux_loss / split.accumulation_steps).backward()
         ce_sum += loss.detach()
         aux_sum += out.aux_loss.detach()
+    clock.mark("forward_backward")
     built.scaler.unscale_(built.optimizer)
     clip = cfg.train.grad_clip if cfg.train.grad_clip > 0 else float("inf")
     grad_norm_t = torch.nn.utils.clip_grad_norm_(built.model.parameters(), clip)
@@ -96,6 +122,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     dist_utils.all_reduce_sum(sums, built.dist)
     ce, aux, grad_norm = torch.cat([sums, grad_norm_t.detach().double().reshape(1)]).tolist()  # the sync
     overflow = built.scaler.is_enabled() and not math.isfinite(grad_norm)
+    clock.mark("sync")
     result = StepResult(loss=ce / step_tokens, aux_loss=aux / (split.accumulation_steps * world), tokens=step_tokens,
                         grad_norm=grad_norm, lr=lr, seconds=0.0, scaler_overflow=overflow)
     if result.finite:
@@ -105,6 +132,7 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     if built.scaler.is_enabled():
         built.scaler.update()
     built.optimizer.zero_grad(set_to_none=True)
+    clock.mark("optimizer")
     return replace(result, grad_norm=0.0 if overflow and result.finite else grad_norm,
                    seconds=time.perf_counter() - t0)
 

@@ -186,6 +186,33 @@ def _copy_tokenizer(tokenizer_dir: Path, dest: Path) -> list[str]:
     return copied
 
 
+def add_bos(tokenizer_dir: Path) -> None:
+    """Make a tokenizer put bos before every text, as training saw every document (bos + text +
+    eos) and as ``inspect --generate`` prompts: then plain ``AutoTokenizer(text)`` gives the ids the
+    model expects. Nothing changes where the tokenizer already adds special tokens itself."""
+    from tokenizers import Tokenizer, processors
+
+    tokenizer_json, config_json = tokenizer_dir / "tokenizer.json", tokenizer_dir / "tokenizer_config.json"
+    if not tokenizer_json.is_file():
+        return
+    tok = Tokenizer.from_file(str(tokenizer_json))
+    current = json.loads(tokenizer_json.read_text(encoding="utf-8")).get("post_processor")
+    if current and (current.get("special_tokens") or current.get("type") != "TemplateProcessing"):
+        return
+    config = json.loads(config_json.read_text(encoding="utf-8")) if config_json.is_file() else {}
+    bos = config.get("bos_token")
+    bos = bos.get("content") if isinstance(bos, dict) else bos
+    bos_id = tok.token_to_id(bos) if bos else None
+    if bos_id is None:  # MiniMind's tokenizers put bos at 1 (what generation falls back to as well)
+        bos_id, bos = 1, tok.id_to_token(1)
+    if bos is None:
+        return
+    tok.post_processor = processors.TemplateProcessing(single=f"{bos} $A:0", pair=f"{bos} $A:0 {bos} $B:1",
+                                                       special_tokens=[(bos, bos_id)])
+    atomic_write(tokenizer_json, tok.to_str())
+    atomic_write(config_json, json.dumps({**config, "add_bos_token": True}, indent=2, ensure_ascii=False) + "\n")
+
+
 def _marker(loaded: LoadedWeights, fmt: str, **extra: Any) -> str:
     return json.dumps({"format": fmt, "source": str(loaded.path), "weights_file": str(loaded.weights_file),
                        "time": time.time(), "minimind_version": __version__, **extra}, indent=2)
@@ -214,6 +241,8 @@ def export_hf(loaded: LoadedWeights, out_dir: str | Path, tokenizer_dir: Path | 
         model.tie_weights()
         model.save_pretrained(str(tmp))
         copied = _copy_tokenizer(tokenizer_dir, tmp) if tokenizer_dir is not None else []
+        if copied:
+            add_bos(tmp)
         atomic_write(tmp / EXPORT_MARKER, _marker(loaded, "hf", model_type=kind, dtype=dtype))
         honour_umask(tmp)  # safetensors writes model.safetensors 0600
         replace_dir(tmp, out_dir, markers=(EXPORT_MARKER,))

@@ -10,9 +10,10 @@ import typer
 
 HELP = """Export a checkpoint as a Hugging Face directory (--to hf) or a MiniMind weights file (--to pth).
 
-Dense models become a stock LlamaForCausalLM directory (config.json, model.safetensors, tokenizer
-files) that plain transformers loads. MoE models use model_type "minimind_moe": load them with
-`import minimind.hf` first, then AutoModelForCausalLM.from_pretrained(DIR).
+MiniMind2 dense models become a stock LlamaForCausalLM directory (config.json, model.safetensors,
+tokenizer files) that plain transformers loads; MiniMind-3 models stock Qwen3ForCausalLM or
+Qwen3MoeForCausalLM. Other MoE models (shared experts, a routing bias) use model_type
+"minimind_moe": load them with `import minimind.hf` first, then AutoModelForCausalLM.from_pretrained(DIR).
 --to pth writes half-precision native-key weights that MiniMind's own scripts load strictly.
 
 Examples:
@@ -75,8 +76,8 @@ def export(
                   "weights only: pass --tokenizer DIR to include one")
     result = weights.export_hf(loaded, out, tokenizer_dir=tok_dir, dtype=dtype.value, force=force)
     console.print(f"wrote {escape(result['out'])}: {', '.join(result['files'])}")
-    if result["model_type"] == "llama":
-        console.print("load it with: transformers.AutoModelForCausalLM.from_pretrained("
+    if result["model_type"] != "minimind_moe":  # stock classes: llama, qwen3, qwen3_moe
+        console.print(f"{result['model_type']}: load it with transformers.AutoModelForCausalLM.from_pretrained("
                       f"{escape(repr(result['out']))})")
     else:
         console.print("MoE export (model_type minimind_moe): load it with `import minimind.hf` and then "

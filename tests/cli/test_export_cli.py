@@ -35,6 +35,9 @@ def test_export_run_to_hf_loads_in_plain_transformers_and_inspects(tmp_path, cap
     result = run_main(capsys, "export", str(run), str(out / "hf"), "--to", "hf")
     assert result.returncode == 0, result.stderr
     assert "wrote" in result.stdout and "tokenizer.json" in result.stdout and "warning" not in result.stderr
+    said = " ".join(result.stdout.split())
+    assert "llama: load it with transformers.AutoModelForCausalLM" in said
+    assert "import minimind.hf" not in said  # only for a model stock classes cannot hold
 
     plain = subprocess.run([sys.executable, "-c", PLAIN_TRANSFORMERS, str(out / "hf")], capture_output=True,
                            text=True, timeout=300, cwd=tmp_path)

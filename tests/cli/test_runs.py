@@ -202,8 +202,9 @@ def test_read_only_output_directory(tmp_path, capsys):
         locked.chmod(0o700)
 
 
-def refuse_renaming(monkeypatch, source: Path, err: int) -> None:
-    """Make ``minimind.files`` see ``os.replace(source, ...)`` fail with ``err``, as the system would."""
+def refuse_renaming(monkeypatch, source: Path, err: int, into: int | None = None) -> None:
+    """Make ``minimind.files`` see ``os.replace(source, ...)`` fail with ``err`` (and, with ``into``,
+    a rename of anything into ``source``: another filesystem), as the system would."""
     from minimind import files
 
     real_replace = os.replace
@@ -211,6 +212,8 @@ def refuse_renaming(monkeypatch, source: Path, err: int) -> None:
     def replace(src, dst):
         if Path(src) == source:
             raise OSError(err, os.strerror(err), str(src))
+        if into is not None and Path(dst).parent == source:
+            raise OSError(into, os.strerror(into), str(src), str(dst))
         return real_replace(src, dst)
 
     monkeypatch.setattr(files.os, "replace", replace)
@@ -221,12 +224,12 @@ def test_busy_mount_point_output_is_one_line_and_keeps_everything(tmp_path, caps
     tok = write_tokenizer(tmp_path / "tok")
     corpus = _jsonl(tmp_path / "corpus.jsonl")
     mount = tmp_path / "mnt"
-    mount.mkdir()  # an empty mount point: it exists, and rename(2) refuses to move it
-    refuse_renaming(monkeypatch, mount, errno.EBUSY)
+    mount.mkdir()  # an empty mount point: rename(2) refuses to move it, or anything into it from outside
+    refuse_renaming(monkeypatch, mount, errno.EBUSY, into=errno.EXDEV)
     result = run_main(capsys, "prepare", str(corpus), "-o", str(mount), "--tokenizer", str(tok))
     assert result.returncode == 2, result.stderr
     lines = _error_lines(result.stderr)
-    assert len(lines) == 1 and f"cannot write {mount}" in lines[0] and "busy" in lines[0]
+    assert len(lines) == 1 and f"cannot write {mount}" in lines[0] and "cross-device" in lines[0]
     assert "mount point" in result.stderr
     assert mount.is_dir() and list(mount.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus.jsonl", "mnt", "tok"]  # no temporary left

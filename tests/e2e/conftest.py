@@ -21,18 +21,18 @@ SMALL = ["model.hidden_size=64", "model.num_hidden_layers=2", "model.num_attenti
          "train.max_steps=16", "train.keep_last=5", "train.learning_rate=3e-3"]
 
 
-def make_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None) -> Path:
-    cfg = resolve("tiny", [*SMALL, f"data.path={dataset}", f"run.out_dir={root / 'out'}", f"run.name={name}",
-                           *(extra or [])])
+def make_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None, profile: str = "tiny") -> Path:
+    cfg = resolve(profile, [*SMALL, f"data.path={dataset}", f"run.out_dir={root / 'out'}", f"run.name={name}",
+                            *(extra or [])])
     run_dir = root / "out" / "runs" / name
     run_dir.mkdir(parents=True)
     save_config(cfg, run_dir / "config.yaml")
     return run_dir
 
 
-def finished_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None) -> Path:
+def finished_run(root: Path, dataset: Path, name: str, extra: list[str] | None = None, profile: str = "tiny") -> Path:
     """A run trained to its end in a real trainer process (it must exit 0)."""
-    run_dir = make_run(root, dataset, name, extra)
+    run_dir = make_run(root, dataset, name, extra, profile)
     code, _, err = run_to_end(run_dir)
     assert code == 0, err
     return run_dir

@@ -135,3 +135,16 @@ def test_muon_and_router_bias_resume_bitwise_after_sigkill(tmp_path, small_datas
     kill_then_resume(run_dir, after_step=7)
     assert losses_by_step(run_dir) == losses
     assert _biases_by_step(run_dir) == biases
+
+
+@pytest.mark.parametrize("profile", ["minimind3", "minimind3-moe"])
+def test_minimind3_sigkill_between_checkpoints_then_resume_is_bitwise_exact(tmp_path, small_dataset, profile):
+    """MiniMind-3's architecture (QK-norm, head_dim set on its own, top-1 experts without a shared
+    one, whole-batch aux loss) at tiny shapes, through real trainer processes."""
+    extra = ["model.head_dim=24", "train.compile=false"]
+    reference = finished_run(tmp_path, small_dataset, "reference", extra, profile)
+    run_dir = make_run(tmp_path, small_dataset, "killed", extra, profile)
+    kill_then_resume(run_dir, after_step=8)
+    assert losses_by_step(run_dir) == losses_by_step(reference)
+    started = read_events(run_dir / "events.jsonl")[0]
+    assert started["config"]["model"]["qk_norm"] and started["config"]["model"]["head_dim"] == 24

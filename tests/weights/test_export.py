@@ -45,7 +45,14 @@ def test_dense_export_round_trip_through_plain_transformers(tmp_path):
     ours = model.generate(prompt, max_new_tokens=12, eos_token_id=2)
     theirs = hf.generate(prompt, max_new_tokens=12, do_sample=False, eos_token_id=2, pad_token_id=0)
     assert theirs.tolist() == ours.tolist()
-    assert AutoTokenizer.from_pretrained(str(tmp_path / "hf")).eos_token_id == 2
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
+    assert tok.eos_token_id == 2
+    # The exported tokenizer adds bos like training did: plain transformers writes what inspect --generate does.
+    ids = tok("the quick brown", return_tensors="pt").input_ids
+    assert ids[0, 0].item() == 1
+    theirs = hf.generate(ids, max_new_tokens=10, do_sample=False, eos_token_id=2, pad_token_id=0)
+    ours = weights.generate_text(loaded, tok_dir, "the quick brown", max_new_tokens=10)
+    assert tok.decode(theirs[0, ids.shape[1]:], skip_special_tokens=True) == ours["completion"]
 
     # An exported directory reads back as the same model.
     again = weights.load_weights(tmp_path / "hf")
