@@ -6,7 +6,7 @@ its traceback. Stdlib only, so the CLI and the dashboard import it without torch
 
 Every subclass lives here too, on the ground floor: a module raises one without importing the
 module of another concern (no import cycles for an exception's sake). The CLI's ``UserError`` is
-in ``minimind_cli.errors``; ``TrainingFailed`` is still in ``minimind.training.loop``.
+in ``minimind_cli.errors``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,12 @@ class MemoryTooSmall(MinimindError):
 
 class OutOfMemoryFailure(MinimindError):
     """Out of memory with nothing left to shrink; the last good checkpoint is kept."""
+
+    exit_code = EXIT_FAILED
+
+
+class TrainingFailed(MinimindError):
+    """The run cannot go on (e.g. too many non-finite steps); the last good checkpoint is kept."""
 
     exit_code = EXIT_FAILED
 

@@ -17,7 +17,7 @@ import torch
 
 from minimind import distributed as dist_utils
 from minimind.control import ControlReader
-from minimind.errors import EXIT_FAILED, MinimindError
+from minimind.errors import TrainingFailed
 from minimind.metrics import StepTimer
 from minimind.peaks import peak_flops as device_peak_flops
 from minimind.training.build import Built
@@ -34,12 +34,6 @@ MAX_NONFINITE_IN_A_ROW = 5
 HEARTBEAT_S = 2.0  # a heartbeat event when this long passed since the last step or heartbeat event
 _CONTROL_CODES = {None: 0, "save": 1, "pause": 2, "resume": 3, "stop": 4, "sample": 5}
 _CODE_COMMANDS = {v: k for k, v in _CONTROL_CODES.items()}
-
-
-class TrainingFailed(MinimindError):
-    """The run cannot go on (e.g. too many non-finite steps); the last good checkpoint is kept."""
-
-    exit_code = EXIT_FAILED
 
 
 class Loop:
