@@ -94,7 +94,8 @@ class EventError(ValueError):
 
 
 def _nested(cls: type) -> dict[str, Any]:
-    return {"parse": lambda value: _from_dict(cls, value) if isinstance(value, dict) else value}
+    """Field metadata: parse a nested object into ``cls`` (an empty or missing one is None)."""
+    return {"parse": lambda value: _from_dict(cls, value) if isinstance(value, dict) and value else None}
 
 
 def _nested_list(cls: type) -> dict[str, Any]:
@@ -121,6 +122,7 @@ class GpuMemory:
     reserved_mib: float | None = None
     peak_mib: float | None = None
     total_mib: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Memory:
     gpu: list[GpuMemory] = field(default_factory=list, metadata=_nested_list(GpuMemory))
     total_mib: float | None = None
     safety_margin: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True)
@@ -139,6 +142,7 @@ class MoeStats:
     load: list[list[float]] = field(default_factory=list)  # fraction per expert, per layer
     imbalance: float | None = None
     router_bias: list[list[float]] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,7 @@ class Dataset:
     fingerprint: str | None = None
     tokens: int | None = None
     documents: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ class BatchSizeAuto:
     global_batch: int | None = None
     requested_global_batch: int | None = None
     note: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ class MemoryEstimate:
     available_mib: float | None = None
     device_total_mib: float | None = None
     safety_margin: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -232,7 +239,7 @@ class Step(Event):
     elapsed_s: float | None
     eta_s: float | None
     mfu: float | None
-    memory: Memory = field(metadata=_nested(Memory))
+    memory: Memory | None = field(metadata=_nested(Memory))
     batch_size: int | None = None
     accumulation_steps: int | None = None
     moe: MoeStats | None = field(default=None, metadata=_nested(MoeStats))

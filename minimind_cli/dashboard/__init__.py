@@ -55,7 +55,7 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     run_dir, process, state = app.run_dir, app.process, app.state
     watch = watch_command(run_dir)
     if result.action == "detached":
-        pid = process.pid if process is not None else (state.started or {}).get("pid")
+        pid = process.pid if process is not None else (state.started.pid if state.started is not None else None)
         where = f" (pid {pid})" if pid else ""
         if state.paused:  # detaching does not continue a paused run: say so, and how to
             echo(f"Training is paused in the background{where}; it waits until you continue it: "

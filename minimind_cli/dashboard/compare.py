@@ -50,7 +50,7 @@ class CompareTable(Static):
     differs in its config."""
 
     def show(self, states: list[RunState], names: list[str]) -> None:
-        diffs = config_differences([(s.started or {}).get("config") for s in states])
+        diffs = config_differences([s.started.config if s.started is not None else None for s in states])
         wide = (self.size.width or self.app.size.width) >= 110
         table = Table(box=None, padding=(0, 1), expand=True, header_style="dim")
         table.add_column("", no_wrap=True)
@@ -65,15 +65,15 @@ class CompareTable(Static):
             table.add_column("elapsed", no_wrap=True, justify="right")
         table.add_column("differs", overflow="fold", ratio=1, min_width=16)
         for i, (state, name) in enumerate(zip(states, names, strict=True)):
-            last = state.last_step or {}
+            last = state.last_step
             label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
             step, total = state.completed_step, state.total_steps
             cells = [Text("━●", style=PALETTE[i % len(PALETTE)]), Text(name, style="bold"),
-                     Text(label, style=style), str((state.started or {}).get("profile") or fmt.NONE),
+                     Text(label, style=style), str((state.started and state.started.profile) or fmt.NONE),
                      f"{fmt.count(step)}/{fmt.count(total)}" if step is not None else fmt.NONE,
-                     fmt.fixed(last.get("loss")), fmt.fixed(state.val_losses[-1] if state.val_losses else None)]
+                     fmt.fixed(last and last.loss), fmt.fixed(state.val_losses[-1] if state.val_losses else None)]
             if wide:
-                cells += [fmt.count(last.get("tokens_per_s")), fmt.duration(state.elapsed_at())]
+                cells += [fmt.count(last and last.tokens_per_s), fmt.duration(state.elapsed_at())]
             table.add_row(*cells, " ".join(diffs[i]) or "same config")
         self.update(table)
 

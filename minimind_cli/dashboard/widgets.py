@@ -12,6 +12,7 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from minimind.events import Memory, MemoryEstimate, RunStarted
 from minimind.run_dir import TRAINER_LOG
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
@@ -31,52 +32,56 @@ STATUS_STYLE = {
 
 class HeaderPanel(Static):
     def show(self, state: RunState) -> None:
-        started = state.started or {}
+        started = state.started
         label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
         line = Text.assemble((f" {label} ", style), " ")
-        line.append(str(started.get("run") or self.app.run_dir.name), style="bold")
+        line.append(str((started.run if started is not None else None) or self.app.run_dir.name), style="bold")
+        if started is not None:
+            self._facts(state, started, line)
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        self.update(line)
+
+    def _facts(self, state: RunState, started: RunStarted, line: Text) -> None:
         facts = []
-        if started.get("profile"):
-            facts.append(f"profile {started['profile']}")
-        total, active = started.get("params_total"), started.get("params_active")
+        if started.profile:
+            facts.append(f"profile {started.profile}")
+        total, active = started.params_total, started.params_active
         if total is not None:
             params = f"{fmt.count(total)} params"
             if state.is_moe and active is not None and active != total:
                 params += f" ({fmt.count(active)} active)"
             facts.append(params)
-        devices = started.get("devices") or []
-        if started.get("device"):
-            device = str(started["device"])
+        devices = started.devices or []
+        if started.device:
+            device = str(started.device)
             if devices and len(set(devices)) == 1 and devices[0] != device:
                 device += f" ({devices[0]})"
             facts.append(device)
-        if started.get("dtype"):
-            facts.append(str(started["dtype"]))
-        if started.get("world_size") is not None:
-            facts.append(f"world {started['world_size']}")
-        if started.get("optimizer"):
-            facts.append(str(started["optimizer"]))
+        if started.dtype:
+            facts.append(str(started.dtype))
+        if started.world_size is not None:
+            facts.append(f"world {started.world_size}")
+        if started.optimizer:
+            facts.append(str(started.optimizer))
         room = (self.size.width or self.app.size.width) - 2
         for fact in facts:
             if line.cell_len + 5 + len(fact) > room:
                 break  # whole facts only: the most important come first
             line.append("  ·  ", style="dim")
             line.append(fact)
-        dataset = started.get("dataset") or {}
-        if dataset:
+        dataset = started.dataset
+        if dataset is not None:
             line.append("\n")
             line.append("data ", style="dim")
-            line.append(str(dataset.get("path", fmt.NONE)))
+            line.append(str(dataset.path if "path" in dataset.raw else fmt.NONE))
             extra = []
-            if dataset.get("tokens") is not None:
-                extra.append(f"{fmt.count(dataset['tokens'])} tokens")
-            if dataset.get("documents") is not None:
-                extra.append(f"{fmt.count(dataset['documents'])} documents")
+            if dataset.tokens is not None:
+                extra.append(f"{fmt.count(dataset.tokens)} tokens")
+            if dataset.documents is not None:
+                extra.append(f"{fmt.count(dataset.documents)} documents")
             if extra:
                 line.append(f"  ({', '.join(extra)})", style="dim")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        self.update(line)
 
 
 class NoticeBar(Static):
@@ -96,7 +101,7 @@ class ProgressPanel(Static):
     SPARK_ROWS = 2  # grad-norm and tokens/s history, shown when the terminal is tall
 
     def show(self, state: RunState, now: float | None = None) -> None:
-        last = state.last_step or {}
+        last = state.last_step
         total = state.total_steps
         step = state.completed_step
         status = state.status
@@ -106,14 +111,14 @@ class ProgressPanel(Static):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(no_wrap=True)
         grid.add_row("step", f"{fmt.count(step) if step is not None else fmt.NONE} / {fmt.count(total)}",
-                     "epoch", fmt.count(last.get("epoch")))
-        grid.add_row("tokens", fmt.count(last.get("tokens_seen")),
-                     "tok/s", fmt.count(last.get("tokens_per_s")))
-        grid.add_row("loss", fmt.fixed(last.get("loss")), "smooth", fmt.fixed(last.get("loss_ema")))
-        val = state.last_eval or {}
-        grid.add_row("val", fmt.fixed(val.get("val_loss")), "ppl", fmt.number(val.get("perplexity")))
-        grid.add_row("lr", fmt.number(last.get("lr"), 3), "grad", fmt.number(last.get("grad_norm"), 3))
-        grid.add_row("MFU", fmt.percent(last.get("mfu")), "step", f"{fmt.fixed(last.get('step_time_s'), 2)} s")
+                     "epoch", fmt.count(last and last.epoch))
+        grid.add_row("tokens", fmt.count(last and last.tokens_seen),
+                     "tok/s", fmt.count(last and last.tokens_per_s))
+        grid.add_row("loss", fmt.fixed(last and last.loss), "smooth", fmt.fixed(last and last.loss_ema))
+        val = state.last_eval
+        grid.add_row("val", fmt.fixed(val and val.val_loss), "ppl", fmt.number(val and val.perplexity))
+        grid.add_row("lr", fmt.number(last and last.lr, 3), "grad", fmt.number(last and last.grad_norm, 3))
+        grid.add_row("MFU", fmt.percent(last and last.mfu), "step", f"{fmt.fixed(last and last.step_time_s, 2)} s")
         if status == "finished":
             eta_text = "done"
         elif status == "stopped":
@@ -121,7 +126,7 @@ class ProgressPanel(Static):
         elif status in ("failed", "interrupted", "waiting"):
             eta_text = fmt.NONE
         else:
-            eta_text = fmt.duration(last.get("eta_s"))
+            eta_text = fmt.duration(last and last.eta_s)
         grid.add_row("elapsed", fmt.duration(state.elapsed_at(now)), "ETA", eta_text)
         parts: list = [Text("")]
         if total and step is not None:
@@ -176,10 +181,10 @@ class MemoryPanel(Vertical):
         yield Sparkline([], id="memory-history")
 
     def show(self, state: RunState) -> None:
-        memory = (state.last_step or {}).get("memory") or {}
-        started = state.started or {}
-        estimate = started.get("memory_estimate") or {}
-        gpus = memory.get("gpu") or []
+        memory = (state.last_step.memory if state.last_step is not None else None) or Memory()
+        started = state.started
+        estimate = (started.memory_estimate if started is not None else None) or MemoryEstimate()
+        gpus = memory.gpu or []
         parts: list = []
         if gpus:
             table = Table.grid(padding=(0, 1))
@@ -187,19 +192,18 @@ class MemoryPanel(Vertical):
                 table.add_column(justify="right", no_wrap=True)
             table.add_row(*(Text(h, style="dim") for h in ("", "alloc", "resv", "peak", "total")))
             for i, gpu in enumerate(gpus):
-                name = str(gpu.get("device", i)).replace("cuda:", "gpu")
-                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.get("allocated_mib")),
-                              fmt.mib_short(gpu.get("reserved_mib")), fmt.mib_short(gpu.get("peak_mib")),
-                              fmt.mib_short(gpu.get("total_mib")))
+                name = str(gpu.device if "device" in gpu.raw else i).replace("cuda:", "gpu")
+                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.allocated_mib),
+                              fmt.mib_short(gpu.reserved_mib), fmt.mib_short(gpu.peak_mib),
+                              fmt.mib_short(gpu.total_mib))
             parts.append(table)
-        if memory.get("cpu_rss_mib") is not None:
-            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory["cpu_rss_mib"]), "bold")))
+        if memory.cpu_rss_mib is not None:
+            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory.cpu_rss_mib), "bold")))
         # The device against its total: device 0's reserved memory (or the RSS on a CPU), with the
         # safety margin the batch size was chosen under.
-        total = memory.get("total_mib") or (gpus[0].get("total_mib") if gpus else None) \
-            or estimate.get("device_total_mib")
-        margin = memory.get("safety_margin", estimate.get("safety_margin"))
-        used = (gpus[0].get("reserved_mib") or gpus[0].get("allocated_mib")) if gpus else memory.get("cpu_rss_mib")
+        total = memory.total_mib or (gpus[0].total_mib if gpus else None) or estimate.device_total_mib
+        margin = memory.safety_margin if "safety_margin" in memory.raw else estimate.safety_margin
+        used = (gpus[0].reserved_mib or gpus[0].allocated_mib) if gpus else memory.cpu_rss_mib
         if total and used is not None:
             width = max(6, (self.size.width or 40) - 4 - len(f" {fmt.mib_short(used)}/{fmt.mib_short(total)}"))
             line = memory_bar(float(used), float(total), margin, width)
@@ -211,14 +215,14 @@ class MemoryPanel(Vertical):
         if total and used is not None and margin:
             parts.append(Text(f"│ limit {fmt.mib(float(total) * (1 - float(margin)))} "
                               f"({fmt.percent(margin, 0)} safety margin)", style="dim"))
-        if estimate.get("total_mib") is not None:
-            available = estimate.get("available_mib")
-            parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate["total_mib"]),
+        if estimate.total_mib is not None:
+            available = estimate.available_mib
+            parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate.total_mib),
                                        (f" of {fmt.mib(available)} free" if available is not None else "", "dim")))
-        auto = started.get("batch_size_auto")
-        if isinstance(auto, dict):
-            parts.append(Text.assemble(("batch auto ", "dim"), f"{auto.get('chosen')} x {auto.get('accumulation_steps')}",
-                                       (f" = {auto.get('global_batch')}", "dim")))
+        auto = started.batch_size_auto if started is not None else None
+        if auto is not None:
+            parts.append(Text.assemble(("batch auto ", "dim"), f"{auto.chosen} x {auto.accumulation_steps}",
+                                       (f" = {auto.global_batch}", "dim")))
         if not parts:
             parts.append(Text("no memory figures yet", style="dim"))
         text = Group(*parts)
@@ -308,18 +312,19 @@ class MoeSummary(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:
         if _compact(self):
             return 1
-        return 3 if self.state is not None and (self.state.last_step or {}).get("moe", {}).get("router_bias") else 2
+        moe = self.state.last_step.moe if self.state is not None and self.state.last_step is not None else None
+        return 3 if moe is not None and moe.router_bias else 2
 
     def render(self) -> Text:
         state = self.state or RunState()
-        moe = (state.last_step or {}).get("moe") or {}
+        moe = state.last_step.moe if state.last_step is not None else None
         alerts = state.moe_alerts()
         compact = _compact(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("aux ", style="dim")
-        text.append(fmt.number(moe.get("aux_loss"), 4))
+        text.append(fmt.number(moe and moe.aux_loss, 4))
         text.append("  imb " if compact else "  imbalance ", style="dim")
-        imbalance = moe.get("imbalance")
+        imbalance = moe and moe.imbalance
         text.append(f"{fmt.fixed(imbalance, 2)}x" if imbalance is not None else fmt.NONE)
         text.append("  " if compact else "\n")
         if alerts:
@@ -329,7 +334,7 @@ class MoeSummary(Widget):
             text.append(f"⚠ {where} {first.kind} ({100 * first.share:.1f}%){more}", style="bold red")
         elif moe:
             text.append("balanced", style="green")
-        bias = moe.get("router_bias")
+        bias = moe and moe.router_bias
         if bias:
             cells = [(abs(b), layer, expert, b) for layer, row in enumerate(bias)
                      for expert, b in enumerate(row) if b is not None]
@@ -348,10 +353,10 @@ class MoePanel(Vertical):
         yield HeatMap(id="moe-heatmap")
 
     def show(self, state: RunState) -> None:
-        moe = (state.last_step or {}).get("moe") or {}
+        moe = state.last_step.moe if state.last_step is not None else None
         self.query_one(MoeSummary).show(state)
         flags = {(a.layer, a.expert): a.kind for a in state.moe_alerts()}
-        self.query_one(HeatMap).set_load(moe.get("load") or [], flags)
+        self.query_one(HeatMap).set_load((moe.load if moe is not None else None) or [], flags)
 
 
 LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "alert": "bold #d29922",
@@ -390,17 +395,17 @@ class EventLog(Widget):
 class FailurePanel(Static):
     def show(self, state: RunState) -> None:
         text = Text()
-        failed = state.failed or {}
-        code = failed.get("exit_code") if state.returncode is None else state.returncode
+        failed = state.failed
+        code = (failed.exit_code if failed is not None else None) if state.returncode is None else state.returncode
         text.append("Training failed", style="bold red")
         text.append(f" — {fmt.exit_status(code)}\n" if code is not None or state.process_gone
                     else "\n", style="red")
-        if failed:
-            text.append(str(failed.get("error", "")), style="bold")
-            if failed.get("step") is not None:
-                text.append(f"  (step {failed['step']})", style="dim")
+        if failed is not None:
+            text.append(str(failed.error), style="bold")
+            if failed.step is not None:
+                text.append(f"  (step {failed.step})", style="dim")
             text.append("\n")
-            traceback = str(failed.get("traceback") or "").rstrip()
+            traceback = str(failed.traceback or "").rstrip()
             if traceback:
                 text.append("\n".join(traceback.splitlines()[-12:]) + "\n", style="dim")
         elif state.process_gone:
