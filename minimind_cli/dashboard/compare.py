@@ -19,12 +19,13 @@ from textual.widgets import Footer, Static
 from minimind.config import differing_settings
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
-from minimind_cli.dashboard.plots import PALETTE, X_AXES, CompareLossPlot
+from minimind_cli.dashboard.palette import SERIES as PALETTE
+from minimind_cli.dashboard.palette import STATUS_STYLE, css_variables
+from minimind_cli.dashboard.plots import X_AXES, CompareLossPlot
 from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.screens import HelpScreen
 from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
-from minimind_cli.dashboard.widgets import STATUS_STYLE
 
 
 def config_differences(configs: list[dict[str, Any] | None]) -> list[list[str]]:
@@ -79,11 +80,7 @@ class CompareTable(Static):
 
 
 class CompareApp(App[int]):
-    CSS_PATH = "dashboard.tcss"  # the dialogs' style
-    CSS = """
-    #runs { height: auto; max-height: 10; padding: 0 1; background: $boost; }
-    #loss { height: 1fr; border: round $primary-darken-2; border-title-color: $text-muted; }
-    """
+    CSS_PATH = ["dashboard.tcss", "compare.tcss"]  # the dialogs' style, then the comparison's layout
     TITLE = "minimind"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
@@ -94,6 +91,9 @@ class CompareApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+c", "quit", show=False, priority=True),
     ]
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **css_variables()}  # $mm-green ... in .tcss
 
     def __init__(self, run_dirs: list[str | Path], *, poll_interval: float = POLL_INTERVAL_S):
         super().__init__()

@@ -12,16 +12,16 @@ import math
 from textual_plotext import PlotextPlot
 
 from minimind_cli.dashboard import format as fmt
+from minimind_cli.dashboard.palette import LOSS, PHASE, PLANNED, SERIES, SMOOTHED, VAL
 from minimind_cli.dashboard.state import RunState
 
 MAX_PLOT_POINTS = 1500  # plotext time grows with points; more than the plot's columns adds nothing
 X_AXES = ("step", "tokens", "time")
 X_TITLES = {"step": "step", "tokens": "tokens", "time": "wall time"}
 
-# One colour per series or run, the same in the plot and in its legend: run i of a comparison
-# always gets PALETTE[i] (the order of the command line).
-PALETTE = ("#39c5cf", "#f0883e", "#db61a2", "#3fb950", "#d29922", "#58a6ff", "#f85149", "#a371f7")
-LOSS, SMOOTHED, VAL, PHASE = "#39c5cf", "#f0883e", "#db61a2", "#8b949e"
+# One colour per series or run, the same in the plot and in its legend (``palette``): run i of a
+# comparison always gets PALETTE[i] (the order of the command line).
+PALETTE = SERIES
 
 
 def rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -177,8 +177,8 @@ class LrPlot(Plot):
         schedule = state.lr_schedule
         entries = self._entries
         if schedule:
-            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color=rgb(PALETTE[5]))
-            entries.append(("━", PALETTE[5], "planned"))
+            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color=rgb(PLANNED))
+            entries.append(("━", PLANNED, "planned"))
         changed = state.started.schedule_changed_at if state.started is not None else None
         if schedule and changed is not None:  # a resume re-planned it for a new length: mark where
             lr_there = min(schedule, key=lambda p: abs(p[0] - changed))[1]

@@ -15,19 +15,10 @@ from textual.widgets import Sparkline, Static
 from minimind.events import Memory, MemoryEstimate, RunStarted
 from minimind.run_dir import TRAINER_LOG
 from minimind_cli.dashboard import format as fmt
-from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
+from minimind_cli.dashboard import palette
+from minimind_cli.dashboard.palette import LOG_STYLES, STATUS_STYLE
+from minimind_cli.dashboard.signals import sparkline
 from minimind_cli.dashboard.state import RunState
-
-STATUS_STYLE = {
-    "waiting": ("WAITING", "black on #a0a0a0"),
-    "running": ("RUNNING", "black on #3fb950"),
-    "paused": ("PAUSED", "black on #d29922"),
-    "stopping": ("STOPPING", "black on #d29922"),
-    "finished": ("FINISHED", "black on #58a6ff"),
-    "stopped": ("STOPPED", "black on #58a6ff"),
-    "interrupted": ("INTERRUPTED", "black on #d29922"),
-    "failed": ("FAILED", "white on #da3633"),
-}
 
 
 class HeaderPanel(Static):
@@ -92,7 +83,7 @@ class NoticeBar(Static):
         notice = state.notice
         self.display = notice is not None
         if notice is not None:
-            style = "bold black on #f0883e" if notice.kind == "oom_retry" else "bold black on #d29922"
+            style = palette.OOM_NOTICE_STYLE if notice.kind == "oom_retry" else palette.NOTICE_STYLE
             text = Text(f" ⚠ {notice.text} ", style=style, no_wrap=True, overflow="ellipsis")
             self.update(text)
 
@@ -153,7 +144,7 @@ class ProgressPanel(Static):
                 for i, (label, values, plain) in enumerate(row):
                     latest = next((v for v in reversed(values) if v is not None), None)
                     line.append(("  " if i else "") + f"{label:<6}", style="dim")
-                    line.append(f"{sparkline(values, width):<{width}}", style="#58a6ff")
+                    line.append(f"{sparkline(values, width):<{width}}", style=palette.SPARKLINE)
                     line.append(f" {fmt.number(latest, 3) if plain else fmt.count(latest):<6}")
                 parts.append(line)
         self.update(Group(*parts))
@@ -165,11 +156,11 @@ def memory_bar(used: float, total: float, margin: float | None, width: int) -> T
     limit = total * (1 - margin) if margin else total
     filled = min(width, round(width * used / total)) if total > 0 else 0
     mark = min(width - 1, int(width * limit / total)) if margin and total > 0 else None
-    colour = "#3fb950" if used < 0.8 * limit else "#d29922" if used < limit else "#f85149"
+    colour = palette.GREEN if used < 0.8 * limit else palette.AMBER if used < limit else palette.RED
     bar = Text(no_wrap=True)
     for i in range(width):
         if i == mark:
-            bar.append("│", style="bold #f85149")
+            bar.append("│", style=f"bold {palette.RED}")
         else:
             bar.append("█" if i < filled else "░", style=colour if i < filled else "dim")
     return bar
@@ -232,7 +223,7 @@ class MemoryPanel(Vertical):
 
 def share_colour(share: float, fair: float) -> Color:
     """Heat colour of a token share: dark at 0, green at the fair share, red-orange at 2x or more."""
-    cold, even, hot = Color.parse("#1f2d5c"), Color.parse("#2ea043"), Color.parse("#f85149")
+    cold, even, hot = (Color.parse(c) for c in (palette.HEAT_COLD, palette.HEAT_EVEN, palette.HEAT_HOT))
     ratio = share / fair if fair > 0 else 0.0
     if ratio <= 1.0:
         return cold.blend(even, max(0.0, ratio))
@@ -359,9 +350,6 @@ class MoePanel(Vertical):
         self.query_one(HeatMap).set_load((moe.load if moe is not None else None) or [], flags)
 
 
-LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "alert": "bold #d29922",
-              "error": "bold red",
-              "control": "magenta", "info": ""}
 
 
 class EventLog(Widget):
@@ -421,62 +409,3 @@ class FailurePanel(Static):
             text.append(resume + "\n", style="bold")
         text.append("Press q to exit.", style="italic")
         self.update(text)
-
-
-KEYS_HELP = """\
-[b]Keys[/b]
-  [b]s[/b]       save a checkpoint now (at the trainer's next step)
-  [b]p[/b]       pause / continue training
-  [b]g[/b]       write samples now (at the trainer's next step)
-  [b][ ][/b]     samples of an earlier / a later step
-  [b]v[/b]       samples view: the samples take the plots' place
-  [b]x[/b]       loss plot x-axis: step / tokens / wall time
-  [b]l[/b]       loss plot: logarithmic y axis on / off
-  [b]r[/b]       write RUN/report.html: this run as one HTML page to share
-  [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
-  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
-  [b]?[/b]       this help
-
-[b]Alerts[/b]
-  A loss or grad-norm value more than {k:g} standard deviations (of the last
-  {window} logged steps) above its moving average is a spike: a line in the
-  events log and a highlighted notice. So is an out-of-memory retry.
-"""
-
-MOE_HELP = f"""
-[b]MoE heat map[/b]
-  Each cell: an expert's share of its layer's routed picks in the last
-  logging interval. Green: fair share (1/experts), dark: fewer, red: more.
-  [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
-  [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
-  router bias (bias balancing): the largest bias, and where.
-"""
-
-RUN_HELP = """
-A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
-a background run is watched with [b]minimind watch RUN_DIR[/b]."""
-
-
-COMPARE_HELP = """\
-[b]Comparing runs[/b]
-  Each run has one colour, in the order of the command line: its loss is
-  the line, its validation loss the dots. The table lists each run's
-  profile and the settings of its resolved config that differ between the
-  runs. Nothing is sent to the trainers from here.
-
-[b]Keys[/b]
-  [b]x[/b]  x-axis: step / tokens / wall time
-  [b]l[/b]  logarithmic y axis on / off
-  [b]r[/b]  write compare-report.html here: the runs as one HTML page
-  [b]q[/b]  quit (the runs go on)
-  [b]?[/b]  this help
-"""
-
-
-def help_text(moe: bool, compare: bool = False) -> str:
-    """The help screen's text: the MoE part only for a run with experts."""
-    from minimind_cli.dashboard.signals import SPIKE_K, SPIKE_WINDOW
-
-    if compare:
-        return COMPARE_HELP
-    return KEYS_HELP.format(k=SPIKE_K, window=SPIKE_WINDOW) + (MOE_HELP if moe else "") + RUN_HELP
