@@ -103,9 +103,10 @@ def _nested_list(cls: type) -> dict[str, Any]:
             if isinstance(value, list) else []}
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    """``cls`` from ``data``: absent fields take their defaults (None), unknown ones are dropped."""
-    kwargs: dict[str, Any] = {}
+def _from_dict(cls: type, data: dict[str, Any], missing: Iterable[str] = ()) -> Any:
+    """``cls`` from ``data``: absent fields take their defaults (None; ``missing``: required ones
+    that are absent, None too), unknown ones are dropped."""
+    kwargs: dict[str, Any] = dict.fromkeys(missing)
     for f in fields(cls):
         if f.name == "raw":
             kwargs["raw"] = data
@@ -190,7 +191,7 @@ class Event:
 
     @property
     def type(self) -> str:
-        return self.TYPE
+        return self.TYPE or str(self.raw.get("type"))  # a type this version does not know: as read
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -360,16 +361,20 @@ END_TYPES = ("run_finished", "run_stopped", "run_failed")
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
 
-def parse_event(raw: dict[str, Any]) -> Event | None:
-    """The typed event of a raw dict (schema version 1 or 2); None for a type this version does not
-    know (a newer trainer's). Raises EventError when it lacks one of its type's required fields."""
-    cls = EVENT_CLASSES.get(raw.get("type"))  # type: ignore[arg-type]
+def parse_event(raw: dict[str, Any], *, lenient: bool = False) -> Event | None:
+    """The typed event of a raw dict (schema version 1 or 2): None for a type this version does not
+    know (a newer trainer's), EventError when it lacks one of its type's required fields.
+
+    ``lenient``: never fails, for readers that show whatever a stream says (``minimind runs``):
+    a missing required field is None too, and an unknown type is a plain ``Event`` (its time)."""
+    type_ = raw.get("type")
+    cls = EVENT_CLASSES.get(type_) if isinstance(type_, str) else None
     if cls is None:
-        return None
+        return _from_dict(Event, raw) if lenient else None
     missing = [k for k in EVENT_FIELDS[cls.TYPE] if k not in raw]
-    if missing:
+    if missing and not lenient:
         raise EventError(f"{cls.TYPE} event lacks {', '.join(missing)}")
-    return _from_dict(cls, raw)
+    return _from_dict(cls, raw, missing)
 
 
 def make_event(type_: str, **fields: Any) -> dict[str, Any]:

@@ -183,3 +183,13 @@ def test_parse_event_both_versions_and_tolerance():
     assert parse_event({"v": 3, "type": "from_a_newer_trainer", "time": 1.0}) is None
     with pytest.raises(EventError, match="eval event lacks step"):
         parse_event({"v": 2, "type": "eval", "time": 1.0, "val_loss": 1.0, "perplexity": 2.7})
+
+
+def test_lenient_parse_never_fails():
+    from minimind.events import Eval, Event, parse_event
+
+    raw = {"v": 2, "type": "eval", "time": 1.0, "val_loss": 1.0}
+    typed = parse_event(raw, lenient=True)
+    assert isinstance(typed, Eval) and typed.step is None and typed.perplexity is None and typed.raw is raw
+    unknown = parse_event({"v": 3, "type": "from_a_newer_trainer", "time": 2.0}, lenient=True)
+    assert type(unknown) is Event and unknown.time == 2.0 and unknown.type == "from_a_newer_trainer"
