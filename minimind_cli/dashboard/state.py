@@ -16,7 +16,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from minimind.events import (
     Checkpoint,
@@ -49,6 +49,30 @@ __all__ = ["HISTORY_LIMIT", "LOG_LIMIT", "PANELS", "LogLine", "Notice", "RunStat
 PANELS = ("header", "loss", "lr", "progress", "memory", "moe", "log", "failure", "samples", "notice")
 SAMPLE_LIMIT = 2000  # sample events kept (a few prompts per eval)
 NOTICE_STEPS = 10  # a notice stays up for this many step events after it was raised
+T = TypeVar("T")
+
+
+class Part(Generic[T]):
+    """A ``RunState`` attribute that lives in one of its parts (``series``, ``life``, ``logbook``),
+    under the same name or ``name``."""
+
+    def __init__(self, part: str, name: str | None = None) -> None:
+        self.part, self.name = part, name or ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = self.name or name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Part[T]: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+    def __get__(self, obj: object | None, objtype: type | None = None) -> Part[T] | T:
+        if obj is None:
+            return self
+        return getattr(getattr(obj, self.part), self.name)
+
+    def __set__(self, obj: object, value: T) -> None:
+        setattr(getattr(obj, self.part), self.name, value)
 
 
 @dataclass
@@ -262,106 +286,31 @@ class RunState:
         self.logbook.add(wording, start, at, now)
 
     # ------------------------------------------------------------------ the parts, by name
-    @property
-    def log(self) -> list[LogLine]:
-        return self.logbook.lines
-
-    @property
-    def started(self) -> RunStarted | None:
-        return self.life.started
-
-    @property
-    def finished(self) -> RunFinished | None:
-        return self.life.finished
-
-    @property
-    def failed(self) -> RunFailed | None:
-        return self.life.failed
-
-    @property
-    def stopped(self) -> RunStopped | None:
-        return self.life.stopped
-
-    @property
-    def paused(self) -> bool:
-        return self.life.paused
-
-    @property
-    def returncode(self) -> int | None:
-        return self.life.returncode
-
-    @property
-    def process_gone(self) -> bool:
-        return self.life.process_gone
-
-    @property
-    def trainer_log_tail(self) -> str | None:
-        return self.life.trainer_log_tail
-
-    @property
-    def stopping(self) -> bool:
-        return self.life.stopping
-
-    @stopping.setter
-    def stopping(self, value: bool) -> None:
-        self.life.stopping = value
-
-    @property
-    def outcome(self) -> RunOutcome:
-        return self.life.outcome
-
-    @property
-    def status(self) -> str:
-        """waiting | running | paused | stopping | finished | stopped | interrupted | failed."""
-        return self.life.status
-
-    @property
-    def ended(self) -> bool:
-        return self.life.ended
-
-    @property
-    def steps(self) -> list[int]:
-        return self.series.steps
-
-    @property
-    def losses(self) -> list[float | None]:
-        return self.series.losses
-
-    @property
-    def loss_emas(self) -> list[float | None]:
-        return self.series.loss_emas
-
-    @property
-    def tokens(self) -> list[float | None]:
-        return self.series.tokens
-
-    @property
-    def elapsed(self) -> list[float | None]:
-        return self.series.elapsed
-
-    @property
-    def grad_norms(self) -> list[float | None]:
-        return self.series.grad_norms
-
-    @property
-    def tokens_per_s(self) -> list[float | None]:
-        return self.series.tokens_per_s
-
-    @property
-    def val_steps(self) -> list[int]:
-        return self.series.val_steps
-
-    @property
-    def val_losses(self) -> list[float]:
-        return self.series.val_losses
-
-    @property
-    def seq_lens(self) -> list[tuple[int, int]]:
-        return self.series.seq_lens
-
-    @property
-    def memory_history(self) -> list[float]:
-        return self.series.memory
+    # (so readers and tests say ``state.finished``, ``state.losses``: each lives in one part)
+    log = Part[list[LogLine]]("logbook", "lines")
+    started = Part[RunStarted | None]("life")
+    finished = Part[RunFinished | None]("life")
+    failed = Part[RunFailed | None]("life")
+    stopped = Part[RunStopped | None]("life")
+    paused = Part[bool]("life")
+    returncode = Part[int | None]("life")
+    process_gone = Part[bool]("life")
+    trainer_log_tail = Part[str | None]("life")
+    stopping = Part[bool]("life")  # set by the app when it asked the trainer to stop
+    outcome = Part[RunOutcome]("life")
+    status = Part[str]("life")  # waiting | running | paused | stopping | finished | stopped | interrupted | failed
+    ended = Part[bool]("life")
+    steps = Part[list[int]]("series")
+    losses = Part[list[float | None]]("series")
+    loss_emas = Part[list[float | None]]("series")
+    tokens = Part[list[float | None]]("series")
+    elapsed = Part[list[float | None]]("series")
+    grad_norms = Part[list[float | None]]("series")
+    tokens_per_s = Part[list[float | None]]("series")
+    val_steps = Part[list[int]]("series")
+    val_losses = Part[list[float]]("series")
+    seq_lens = Part[list[tuple[int, int]]]("series")
+    memory_history = Part[list[float]]("series", "memory")
 
     # ------------------------------------------------------------------ views
     @property
