@@ -64,6 +64,10 @@ that every command reports, so ``pretrain``, ``resume`` and ``watch`` agree.
 Version 1 (before run_stopped and info existed) marked a clean stop as a ``checkpoint`` with
 reason request/signal followed by a ``warning`` at the same step; ``run_outcome`` still reads that.
 
+In code this table is one frozen dataclass per type (``RunStarted``, ``Step``, ... below):
+``EVENT_FIELDS`` is read from them, a test checks them against the README's events table, and
+readers take ``parse_event(raw)`` (either version) and use fields.
+
 This module is stdlib only: the dashboard imports it without torch.
 """
 
@@ -81,6 +85,7 @@ from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from minimind.run_dir import EVENTS_FILE
 
 SCHEMA_VERSION = 2
+
 
 class EventError(ValueError):
     pass
