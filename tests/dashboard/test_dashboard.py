@@ -497,6 +497,36 @@ def test_moe_alert_thresholds():
     assert [a.kind for a in moe_alerts([[2, 0, 0, 0]], 1)] == ["dominant", "starved", "starved", "starved"]
 
 
+def test_colours_are_named_once_in_the_palette():
+    """The panels, plots and apps take their colours from palette.py; the comparison's layout is
+    in compare.tcss, not inline."""
+    import re
+    from pathlib import Path
+
+    from minimind_cli.dashboard import compare, palette
+
+    here = Path(palette.__file__).parent
+    for path in here.glob("*.py"):
+        if path.name != "palette.py":
+            assert not re.search(r"#[0-9a-fA-F]{6}\b", path.read_text(encoding="utf-8")), path.name
+    assert not compare.CompareApp.CSS and "compare.tcss" in compare.CompareApp.CSS_PATH
+    assert set(palette.STATUS_STYLE) >= {"waiting", "running", "paused", "finished", "stopped", "failed"}
+
+
+def test_run_state_parts():
+    """A resume rewinds the step points as one; the lifecycle and the log are parts of their own."""
+    from minimind.events import read_events
+
+    state = RunState()
+    events = read_events(FIXTURES / "dense.jsonl")
+    state.apply_all(events)
+    assert state.steps == [p.step for p in state.series.points] and state.finished is state.life.finished
+    assert state.log is state.logbook.lines
+    state.apply({**events[0], "start_step": 100, "resumed_from": "checkpoints/step_100", "time": events[-1]["time"]})
+    assert max(state.steps) == 100 and len(state.losses) == len(state.tokens) == len(state.series.points)
+    assert state.finished is None and state.status == "running"
+
+
 def test_event_types_the_dashboard_does_not_know_are_ignored():
     state = RunState()
     assert state.apply({"v": 3, "type": "from_a_newer_trainer", "time": 1.0, "step": 5}) == set()
