@@ -64,6 +64,10 @@ that every command reports, so ``pretrain``, ``resume`` and ``watch`` agree.
 Version 1 (before run_stopped and info existed) marked a clean stop as a ``checkpoint`` with
 reason request/signal followed by a ``warning`` at the same step; ``run_outcome`` still reads that.
 
+In code this table is one frozen dataclass per type (``RunStarted``, ``Step``, ... below):
+``EVENT_FIELDS`` is read from them, a test checks them against the README's events table, and
+readers take ``parse_event(raw)`` (either version) and use fields.
+
 This module is stdlib only: the dashboard imports it without torch.
 """
 
@@ -73,39 +77,309 @@ import json
 import os
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, ClassVar, TextIO
 
 from minimind.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from minimind.run_dir import EVENTS_FILE
 
 SCHEMA_VERSION = 2
 
-# Required fields per type (beyond v/type/time). Optional fields are documented above.
+
+class EventError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------- typed events
+# One frozen dataclass per event type (toolong's small typed messages): a field without a default
+# is required (``EVENT_FIELDS`` is read from these), one with a default may be null or absent.
+# ``parse_event`` builds them from a raw dict of either schema version; unknown fields are ignored
+# (``raw`` keeps the dict as read). Nested objects (memory, moe, ...) get small dataclasses too.
+
+
+def _nested(cls: type) -> dict[str, Any]:
+    """Field metadata: parse a nested object into ``cls`` (an empty or missing one is None)."""
+    return {"parse": lambda value: _from_dict(cls, value) if isinstance(value, dict) and value else None}
+
+
+def _nested_list(cls: type) -> dict[str, Any]:
+    return {"parse": lambda value: [_from_dict(cls, v) if isinstance(v, dict) else v for v in value]
+            if isinstance(value, list) else []}
+
+
+def _from_dict(cls: type, data: dict[str, Any], missing: Iterable[str] = ()) -> Any:
+    """``cls`` from ``data``: absent fields take their defaults (None; ``missing``: required ones
+    that are absent, None too), unknown ones are dropped."""
+    kwargs: dict[str, Any] = dict.fromkeys(missing)
+    for f in fields(cls):
+        if f.name == "raw":
+            kwargs["raw"] = data
+        elif f.name in data:
+            parse = f.metadata.get("parse")
+            kwargs[f.name] = parse(data[f.name]) if parse is not None else data[f.name]
+    return cls(**kwargs)
+
+
+@dataclass(frozen=True)
+class GpuMemory:
+    device: Any = None
+    allocated_mib: float | None = None
+    reserved_mib: float | None = None
+    peak_mib: float | None = None
+    total_mib: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A step's memory: the process RSS (CPU), or per-GPU figures, and the device's total."""
+
+    cpu_rss_mib: float | None = None
+    gpu: list[GpuMemory] = field(default_factory=list, metadata=_nested_list(GpuMemory))
+    total_mib: float | None = None
+    safety_margin: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True)
+class MoeStats:
+    aux_loss: float | None = None
+    load: list[list[float]] = field(default_factory=list)  # fraction per expert, per layer
+    imbalance: float | None = None
+    router_bias: list[list[float]] | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True)
+class Dataset:
+    path: str | None = None
+    fingerprint: str | None = None
+    tokens: int | None = None
+    documents: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True)
+class BatchSizeAuto:
+    chosen: int | None = None
+    accumulation_steps: int | None = None
+    global_batch: int | None = None
+    requested_global_batch: int | None = None
+    note: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    batch_size: int | None = None
+    params_mib: float | None = None
+    grads_mib: float | None = None
+    optimizer_mib: float | None = None
+    activations_mib: float | None = None
+    runtime_mib: float | None = None
+    total_mib: float | None = None
+    available_mib: float | None = None
+    device_total_mib: float | None = None
+    safety_margin: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)  # as read
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """What every event has: the schema version (1 when absent), its type, its unix time."""
+
+    TYPE: ClassVar[str] = ""
+    v: int = 1
+    time: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def type(self) -> str:
+        return self.TYPE or str(self.raw.get("type"))  # a type this version does not know: as read
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStarted(Event):
+    TYPE: ClassVar[str] = "run_started"
+    run: str
+    config: dict[str, Any] | None
+    params_total: int | None
+    params_active: int | None
+    device: str | None
+    dtype: str | None
+    world_size: int | None
+    total_steps: int | None
+    start_step: int | None
+    lr_schedule: list[list[float]] | None
+    profile: str | None = None
+    devices: list[str] | None = None
+    tokens_per_step: int | None = None
+    dataset: Dataset | None = field(default=None, metadata=_nested(Dataset))
+    schedule_changed_at: int | None = None
+    resumed_from: Any = None  # a checkpoint path, or {"path", "step"}
+    pid: int | None = None
+    batch_size: int | None = None
+    accumulation_steps: int | None = None
+    batch_size_auto: BatchSizeAuto | None = field(default=None, metadata=_nested(BatchSizeAuto))
+    memory_estimate: MemoryEstimate | None = field(default=None, metadata=_nested(MemoryEstimate))
+    optimizer: str | None = None
+    seq_len_schedule: list[list[int]] | None = None
+    peak_flops: float | None = None
+    peak_flops_source: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step(Event):
+    TYPE: ClassVar[str] = "step"
+    step: int
+    total_steps: int | None
+    epoch: int | None
+    loss: float | None
+    loss_ema: float | None
+    lr: float | None
+    grad_norm: float | None
+    tokens_seen: int | None
+    tokens_per_s: float | None
+    step_time_s: float | None
+    elapsed_s: float | None
+    eta_s: float | None
+    mfu: float | None
+    memory: Memory | None = field(metadata=_nested(Memory))
+    batch_size: int | None = None
+    accumulation_steps: int | None = None
+    moe: MoeStats | None = field(default=None, metadata=_nested(MoeStats))
+    seq_len: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Eval(Event):
+    TYPE: ClassVar[str] = "eval"
+    step: int
+    val_loss: float | None
+    perplexity: float | None
+    seconds: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Checkpoint(Event):
+    TYPE: ClassVar[str] = "checkpoint"
+    step: int
+    path: str
+    seconds: float | None
+    reason: str  # interval | final | signal | request
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sample(Event):
+    TYPE: ClassVar[str] = "sample"
+    step: int
+    prompt: str
+    text: str
+    seconds: float | None
+    new_tokens: int | None = None
+    stopped: str | None = None  # eos | max_new_tokens | time | context
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat(Event):
+    TYPE: ClassVar[str] = "heartbeat"
+    step: int
+    total_steps: int | None
+    elapsed_s: float | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Info(Event):
+    TYPE: ClassVar[str] = "info"
+    message: str
+    step: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class WarningEvent(Event):
+    TYPE: ClassVar[str] = "warning"
+    message: str
+    step: int | None = None
+    kind: str | None = None  # "oom_retry": then the new split and the memory figures below
+    batch_size: int | None = None
+    accumulation_steps: int | None = None
+    peak_mib: float | None = None
+    total_mib: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Paused(Event):
+    TYPE: ClassVar[str] = "paused"
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Resumed(Event):
+    TYPE: ClassVar[str] = "resumed"
+    step: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFinished(Event):
+    TYPE: ClassVar[str] = "run_finished"
+    step: int
+    tokens_seen: int | None
+    elapsed_s: float | None
+    final_loss: float | None = None
+    val_loss: float | None = None
+    weights_path: str | None = None
+    run_weights_path: str | None = None
+    shared_weights_path: str | None = None
+    shared_weights_run: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunStopped(Event):
+    TYPE: ClassVar[str] = "run_stopped"
+    step: int
+    reason: str  # request | signal
+    checkpoint: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunFailed(Event):
+    TYPE: ClassVar[str] = "run_failed"
+    error: str
+    traceback: str
+    exit_code: int | None
+    step: int | None = None
+    recorded_by: str | None = None  # "cli": the pretrain/resume that saw the trainer die
+
+
+EVENT_CLASSES: dict[str, type[Event]] = {cls.TYPE: cls for cls in (
+    RunStarted, Step, Eval, Checkpoint, Sample, Heartbeat, Info, WarningEvent, Paused, Resumed,
+    RunFinished, RunStopped, RunFailed)}
+_BASE_FIELDS = {f.name for f in fields(Event)}
+
+# Required fields per type (beyond v/type/time): those of the dataclasses above without a default.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
-    "run_started": ("run", "config", "params_total", "params_active", "device", "dtype", "world_size",
-                    "total_steps", "start_step", "lr_schedule"),
-    "step": ("step", "total_steps", "epoch", "loss", "loss_ema", "lr", "grad_norm", "tokens_seen",
-             "tokens_per_s", "step_time_s", "elapsed_s", "eta_s", "mfu", "memory"),
-    "eval": ("step", "val_loss", "perplexity"),
-    "checkpoint": ("step", "path", "seconds", "reason"),
-    "sample": ("step", "prompt", "text", "seconds"),
-    "heartbeat": ("step", "total_steps", "elapsed_s"),
-    "info": ("message",),
-    "warning": ("message",),
-    "paused": ("step",),
-    "resumed": ("step",),
-    "run_finished": ("step", "tokens_seen", "elapsed_s"),
-    "run_stopped": ("step", "reason", "checkpoint"),
-    "run_failed": ("error", "traceback", "exit_code"),
-}
+    type_: tuple(f.name for f in fields(cls) if f.name not in _BASE_FIELDS
+                 and f.default is MISSING and f.default_factory is MISSING)
+    for type_, cls in EVENT_CLASSES.items()}
 END_TYPES = ("run_finished", "run_stopped", "run_failed")
 EVENT_TYPES = tuple(EVENT_FIELDS)
 
 
-class EventError(ValueError):
-    pass
+def parse_event(raw: dict[str, Any], *, lenient: bool = False) -> Event | None:
+    """The typed event of a raw dict (schema version 1 or 2): None for a type this version does not
+    know (a newer trainer's), EventError when it lacks one of its type's required fields.
+
+    ``lenient``: never fails, for readers that show whatever a stream says (``minimind runs``):
+    a missing required field is None too, and an unknown type is a plain ``Event`` (its time)."""
+    type_ = raw.get("type")
+    cls = EVENT_CLASSES.get(type_) if isinstance(type_, str) else None
+    if cls is None:
+        return _from_dict(Event, raw) if lenient else None
+    missing = [k for k in EVENT_FIELDS[cls.TYPE] if k not in raw]
+    if missing and not lenient:
+        raise EventError(f"{cls.TYPE} event lacks {', '.join(missing)}")
+    return _from_dict(cls, raw, missing)
 
 
 def make_event(type_: str, **fields: Any) -> dict[str, Any]:

@@ -20,7 +20,23 @@ from typing import Any
 import yaml
 
 from minimind.checkpoint import list_checkpoints
-from minimind.events import END_TYPES, read_events, run_outcome
+from minimind.events import (
+    Checkpoint,
+    Eval,
+    Event,
+    Heartbeat,
+    Paused,
+    Resumed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    Sample,
+    Step,
+    parse_event,
+    read_events,
+    run_outcome,
+)
 from minimind.files import pid_alive
 from minimind.run_dir import (
     CONFIG_FILE,
@@ -35,7 +51,7 @@ from minimind.runlock import live_owner
 
 STATUSES = ("running", "paused", "finished", "stopped", "failed", "never started")
 # Events whose ``step`` is the run's position (info and warning notes may carry an older one).
-_PROGRESS = ("step", "heartbeat", "eval", "sample", "checkpoint", "paused", "resumed", *END_TYPES)
+_PROGRESS = (Step, Heartbeat, Eval, Sample, Checkpoint, Paused, Resumed, RunFinished, RunStopped, RunFailed)
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
@@ -60,16 +76,15 @@ def summarize_all(root: str | os.PathLike, now: float | None = None) -> list[dic
     return sorted(rows, key=lambda r: (r["started"] is None, r["started"] or 0.0, r["name"]))
 
 
-def _paused_at(events: list[dict[str, Any]]) -> int | None:
+def _paused_at(events: list[Event]) -> int | None:
     """The step a live run is paused at (its newest ``paused`` not followed by ``resumed`` in the
     current process's events), else None."""
     paused = None
     for e in events:
-        kind = e.get("type")
-        if kind in ("run_started", "resumed"):
+        if isinstance(e, (RunStarted, Resumed)):
             paused = None
-        elif kind == "paused":
-            paused = e.get("step")
+        elif isinstance(e, Paused):
+            paused = e.step
     return paused
 
 
@@ -80,8 +95,9 @@ def summarize(run_dir: str | os.PathLike, now: float | None = None,
     run_dir = Path(run_dir)
     now = time.time() if now is None else now
     events = read_events(run_dir / EVENTS_FILE) if events is None else events
-    started = [e for e in events if e.get("type") == "run_started"]
-    last_start = started[-1] if started else {}
+    typed: list[Event] = [parse_event(e, lenient=True) for e in events]  # type: ignore[misc]  # never None
+    started = [e for e in typed if isinstance(e, RunStarted)]
+    last_start = started[-1] if started else None
     alive, pid = _live_process(run_dir, last_start)
     if not events and not alive:
         status, message = "never started", "no events yet"
@@ -90,7 +106,7 @@ def summarize(run_dir: str | os.PathLike, now: float | None = None,
         status, message = outcome.status, outcome.message
         if status == "running":
             message = ("starting" if not started else "training") + (f" (pid {pid})" if pid else "")
-            paused_at = _paused_at(events)
+            paused_at = _paused_at(typed)
             if paused_at is not None:
                 status = "paused"
                 message = (f"paused at step {paused_at}" + (f" (pid {pid})" if pid else "")
@@ -98,46 +114,47 @@ def summarize(run_dir: str | os.PathLike, now: float | None = None,
     row: dict[str, Any] = {
         "name": run_dir.name, "path": str(run_dir.resolve()), "status": status, "message": message,
         "pid": pid if status in ("running", "paused") else None,
-        "profile": last_start.get("profile") or _config_profile(run_dir),
-        "params_total": last_start.get("params_total"), "params_active": last_start.get("params_active"),
-        "step": last_start.get("start_step"), "total_steps": last_start.get("total_steps"),
+        "profile": (last_start.profile if last_start else None) or _config_profile(run_dir),
+        "params_total": last_start.params_total if last_start else None,
+        "params_active": last_start.params_active if last_start else None,
+        "step": last_start.start_step if last_start else None,
+        "total_steps": last_start.total_steps if last_start else None,
         "loss": None, "val_loss": None, "tokens_seen": None, "elapsed_s": None,
-        "started": started[0].get("time") if started else (events[0].get("time") if events else None),
-        "updated": events[-1].get("time") if events else None,
+        "started": started[0].time if started else (typed[0].time if typed else None),
+        "updated": typed[-1].time if typed else None,
     }
     elapsed_at = None
-    for e in events:
-        kind = e.get("type")
-        if kind == "run_started":  # a resume goes back to its checkpoint's step
-            row["step"], row["total_steps"] = e.get("start_step"), e.get("total_steps")
-        if kind in _PROGRESS and isinstance(e.get("step"), int):
-            row["step"] = e["step"]
-        if kind in ("step", "heartbeat") and e.get("total_steps"):
-            row["total_steps"] = e["total_steps"]
-        if kind == "step" and e.get("loss") is not None:
-            row["loss"] = e["loss"]
-        if kind == "run_finished" and e.get("final_loss") is not None:
-            row["loss"] = e["final_loss"]
-        if kind == "eval":
-            row["val_loss"] = e.get("val_loss")
-        if kind in ("step", "run_finished") and e.get("tokens_seen") is not None:
-            row["tokens_seen"] = e["tokens_seen"]
-        if kind in ("step", "heartbeat", "run_finished") and e.get("elapsed_s") is not None:
-            row["elapsed_s"], elapsed_at = float(e["elapsed_s"]), e.get("time")
+    for e in typed:
+        if isinstance(e, RunStarted):  # a resume goes back to its checkpoint's step
+            row["step"], row["total_steps"] = e.start_step, e.total_steps
+        if isinstance(e, _PROGRESS) and isinstance(e.step, int):
+            row["step"] = e.step
+        if isinstance(e, (Step, Heartbeat)) and e.total_steps:
+            row["total_steps"] = e.total_steps
+        if isinstance(e, Step) and e.loss is not None:
+            row["loss"] = e.loss
+        if isinstance(e, RunFinished) and e.final_loss is not None:
+            row["loss"] = e.final_loss
+        if isinstance(e, Eval):
+            row["val_loss"] = e.val_loss
+        if isinstance(e, (Step, RunFinished)) and e.tokens_seen is not None:
+            row["tokens_seen"] = e.tokens_seen
+        if isinstance(e, (Step, Heartbeat, RunFinished)) and e.elapsed_s is not None:
+            row["elapsed_s"], elapsed_at = float(e.elapsed_s), e.time
     if status == "running" and row["elapsed_s"] is not None and elapsed_at:
         row["elapsed_s"] += max(0.0, now - float(elapsed_at))  # the clock keeps running between events
     row["checkpoint"] = _last_checkpoint(run_dir, now)
     return row
 
 
-def _live_process(run_dir: Path, run_started: dict[str, Any]) -> tuple[bool, int | None]:
+def _live_process(run_dir: Path, run_started: RunStarted | None) -> tuple[bool, int | None]:
     """Whether a process trains ``run_dir`` now, and its pid when known."""
     owner = live_owner(run_dir)
     if owner is not None:
         return True, owner.pid
     if (run_dir / LOCK_FILE).exists():
         return False, None  # a lock file nobody holds: its trainer died
-    pid = run_started.get("pid")  # runs of versions without the lock file
+    pid = run_started.pid if run_started is not None else None  # runs of versions without the lock file
     if isinstance(pid, int) and pid > 0 and pid_alive(pid) and _is_trainer(pid):
         return True, pid
     return False, None

@@ -129,3 +129,67 @@ def test_a_refused_attempt_does_not_change_how_the_run_ended():
     assert run_outcome([refused]).status == "failed"  # the attempt itself, as its own command reports it
     crashed = ev("run_failed", error="boom", traceback="", exit_code=1)
     assert run_outcome([*finished, crashed]).status == "failed"  # a failure that is not a refusal counts
+
+
+def _readme_event_fields() -> dict[str, set[str]]:
+    """The README's events table: field names per type (``?`` and notes in brackets dropped)."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    table = text[text.index("| type | fields |"):]
+    rows: dict[str, set[str]] = {}
+    for line in table.splitlines()[2:]:
+        if not line.startswith("|"):
+            break
+        types, names = line.strip("|").split("|", 1)
+        names = re.sub(r"\([^()]*\)", "", re.sub(r"\[[^\]]*\]", "", names)).split(": ")[0]  # no notes
+        found = {part.strip().rstrip("?").split(" ")[0]
+                 for part in re.split(r",| and ", names) if part.strip()}
+        for type_ in re.findall(r"`(\w+)`", types):
+            rows[type_] = found
+    return rows
+
+
+def test_typed_events_event_fields_and_readme_agree():
+    from dataclasses import MISSING, fields
+
+    from minimind.events import EVENT_CLASSES, EVENT_FIELDS, Event
+
+    base = {f.name for f in fields(Event)}
+    readme = _readme_event_fields()
+    assert set(EVENT_CLASSES) == set(EVENT_FIELDS) == set(readme)
+    for type_, cls in EVENT_CLASSES.items():
+        names = [f.name for f in fields(cls) if f.name not in base]
+        required = [f.name for f in fields(cls) if f.name not in base
+                    and f.default is MISSING and f.default_factory is MISSING]
+        assert tuple(required) == EVENT_FIELDS[type_], type_
+        assert set(names) == readme[type_], type_
+
+
+def test_parse_event_both_versions_and_tolerance():
+    from minimind.events import EventError, Info, Step, parse_event
+
+    step = make_event("step", step=3, total_steps=10, epoch=0, loss=2.5, loss_ema=2.6, lr=1e-3,
+                      grad_norm=0.5, tokens_seen=300, tokens_per_s=100.0, step_time_s=0.1, elapsed_s=1.0,
+                      eta_s=None, mfu=None, memory={"gpu": [{"device": "cuda:0", "allocated_mib": 5.0}]},
+                      moe={"aux_loss": 0.1, "load": [[0.5, 0.5]], "imbalance": 1.0}, from_the_future=1)
+    typed = parse_event(step)
+    assert isinstance(typed, Step) and typed.v == 2 and typed.loss == 2.5 and typed.raw is step
+    assert typed.memory.gpu[0].allocated_mib == 5.0 and typed.memory.cpu_rss_mib is None
+    assert typed.moe.load == [[0.5, 0.5]] and typed.moe.router_bias is None and typed.seq_len is None
+    v1 = parse_event({"type": "info", "time": 1.0, "message": "hello"})  # version 1: no v
+    assert isinstance(v1, Info) and v1.v == 1 and v1.step is None and v1.type == "info"
+    assert parse_event({"v": 3, "type": "from_a_newer_trainer", "time": 1.0}) is None
+    with pytest.raises(EventError, match="eval event lacks step"):
+        parse_event({"v": 2, "type": "eval", "time": 1.0, "val_loss": 1.0, "perplexity": 2.7})
+
+
+def test_lenient_parse_never_fails():
+    from minimind.events import Eval, Event, parse_event
+
+    raw = {"v": 2, "type": "eval", "time": 1.0, "val_loss": 1.0}
+    typed = parse_event(raw, lenient=True)
+    assert isinstance(typed, Eval) and typed.step is None and typed.perplexity is None and typed.raw is raw
+    unknown = parse_event({"v": 3, "type": "from_a_newer_trainer", "time": 2.0}, lenient=True)
+    assert type(unknown) is Event and unknown.time == 2.0 and unknown.type == "from_a_newer_trainer"

@@ -12,13 +12,29 @@ from __future__ import annotations
 import bisect
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 from minimind.config import differing_settings, flatten_config
 from minimind.errors import ReportError
-from minimind.events import read_events
+from minimind.events import (
+    Checkpoint,
+    Eval,
+    Event,
+    Info,
+    Paused,
+    Resumed,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    RunStopped,
+    Sample,
+    Step,
+    WarningEvent,
+    parse_event,
+    read_events,
+)
 from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 from minimind.run_summary import checkpoint_rows, summarize
 
@@ -55,16 +71,16 @@ class RunData:
     path: Path
     name: str
     summary: dict[str, Any]  # run_summary.summarize
-    started: dict[str, Any]  # the last run_started ({} when the run never started)
-    steps: list[dict[str, Any]] = field(default_factory=list)  # step events in step order (resumes applied)
-    evals: list[dict[str, Any]] = field(default_factory=list)
-    samples: list[dict[str, Any]] = field(default_factory=list)
+    started: RunStarted | None  # the last run_started (None when the run never started)
+    steps: list[Step] = field(default_factory=list)  # step events in step order (resumes applied)
+    evals: list[Eval] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
     markers: list[Marker] = field(default_factory=list)
     planned_lr: list[tuple[str, list[tuple[int, float]]]] = field(default_factory=list)  # (label, [(step, lr)])
     log: list[LogRow] = field(default_factory=list)
     log_dropped: int = 0
     checkpoints: list[dict[str, Any]] = field(default_factory=list)
-    end: dict[str, Any] | None = None  # run_finished / run_stopped / run_failed of the last process
+    end: RunFinished | RunStopped | RunFailed | None = None  # how the last process ended
     truncated_line: bool = False  # events.jsonl ends in a half-written line (left out)
     read_at: float = 0.0
     _known: dict[str, Any] = field(default_factory=dict, repr=False)  # x_of's (step, x) pairs per axis
@@ -72,11 +88,11 @@ class RunData:
     # ------------------------------------------------------------------ views
     @property
     def config(self) -> dict[str, Any]:
-        return self.started.get("config") or {}
+        return (self.started.config if self.started is not None else None) or {}
 
     @property
     def is_moe(self) -> bool:
-        return any(e.get("moe") for e in self.steps[-1:]) or bool((self.config.get("model") or {}).get("use_moe"))
+        return any(e.moe for e in self.steps[-1:]) or bool((self.config.get("model") or {}).get("use_moe"))
 
     @property
     def status(self) -> str:
@@ -88,17 +104,18 @@ class RunData:
         return self.status == "running"
 
     def series(self, key: str) -> tuple[list[int], list[float]]:
-        """(steps, values) of a step-event field, ``a.b`` reaching into a nested dict; None left out."""
+        """(steps, values) of a step-event field, ``a.b`` reaching into a nested one (``moe.imbalance``);
+        None left out."""
         steps, values = [], []
         for e in self.steps:
             value = _dig(e, key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                steps.append(int(e["step"]))
+                steps.append(int(e.step))
                 values.append(float(value))
         return steps, values
 
     def val_series(self) -> tuple[list[int], list[float]]:
-        pairs = [(int(e["step"]), float(e["val_loss"])) for e in self.evals if e.get("val_loss") is not None]
+        pairs = [(int(e.step), float(e.val_loss)) for e in self.evals if e.val_loss is not None]
         return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def x_of(self, axis: str, steps: list[int]) -> list[float | None]:
@@ -107,12 +124,12 @@ class RunData:
         if axis == "step":
             return [float(s) for s in steps]
         if axis not in self._known:
-            key = "tokens_seen" if axis == "tokens" else "elapsed_s"
-            pairs = [(0, 0.0)] + [(int(e["step"]), float(e[key])) for e in self.steps
-                                  if isinstance(e.get(key), (int, float)) and int(e["step"]) > 0]
+            xs = [(e, e.tokens_seen if axis == "tokens" else e.elapsed_s) for e in self.steps]
+            pairs = [(0, 0.0)] + [(int(e.step), float(x)) for e, x in xs
+                                  if isinstance(x, (int, float)) and int(e.step) > 0]
             self._known[axis] = (pairs, [k[0] for k in pairs])
         known, at = self._known[axis]
-        per_step = self.started.get("tokens_per_step") if axis == "tokens" else None
+        per_step = self.started.tokens_per_step if axis == "tokens" and self.started is not None else None
         out: list[float | None] = []
         for step in steps:
             i = bisect.bisect_left(at, step)
@@ -131,36 +148,37 @@ class RunData:
         """Memory series by label (GPU allocated/reserved/peak per device, else process RSS)."""
         out: dict[str, tuple[list[int], list[float]]] = {}
         for e in self.steps:
-            memory = e.get("memory") or {}
+            memory = e.memory
             points: list[tuple[str, Any]] = []
-            for i, gpu in enumerate(memory.get("gpu") or []):
-                device = gpu.get("device", i)
-                points += [(f"gpu {device} {k.removesuffix('_mib')}", gpu.get(k))
-                           for k in ("allocated_mib", "reserved_mib", "peak_mib")]
-            if memory.get("cpu_rss_mib") is not None:
-                points.append(("process RSS", memory["cpu_rss_mib"]))
+            for i, gpu in enumerate((memory.gpu if memory is not None else None) or []):
+                device = gpu.device if "device" in gpu.raw else i
+                points += [(f"gpu {device} allocated", gpu.allocated_mib), (f"gpu {device} reserved", gpu.reserved_mib),
+                           (f"gpu {device} peak", gpu.peak_mib)]
+            if memory is not None and memory.cpu_rss_mib is not None:
+                points.append(("process RSS", memory.cpu_rss_mib))
             for label, value in points:
                 if isinstance(value, (int, float)):
                     steps, values = out.setdefault(label, ([], []))
-                    steps.append(int(e["step"]))
+                    steps.append(int(e.step))
                     values.append(float(value))
         return out
 
     def memory_total(self) -> tuple[float | None, float | None]:
         """The device's memory (MiB, RAM on a CPU) and the fraction a run keeps free, when recorded."""
         for e in reversed(self.steps):
-            memory = e.get("memory") or {}
-            gpus = memory.get("gpu") or []
-            total = memory.get("total_mib") or (gpus[0].get("total_mib") if gpus else None)
+            memory = e.memory
+            if memory is None:
+                continue
+            gpus = memory.gpu or []
+            total = memory.total_mib or (gpus[0].total_mib if gpus else None)
             if total:
-                return float(total), memory.get("safety_margin")
-        estimate = self.started.get("memory_estimate") or {}
-        return estimate.get("device_total_mib"), estimate.get("safety_margin")
+                return float(total), memory.safety_margin
+        estimate = self.started.memory_estimate if self.started is not None else None
+        return (estimate.device_total_mib, estimate.safety_margin) if estimate is not None else (None, None)
 
     def moe_frames(self, limit: int = MOE_FRAMES) -> list[tuple[int, list[list[float]]]]:
         """(step, load[layer][expert]) snapshots over training, evenly spaced, the last one always."""
-        frames = [(int(e["step"]), e["moe"]["load"]) for e in self.steps
-                  if isinstance(e.get("moe"), dict) and e["moe"].get("load")]
+        frames = [(int(e.step), e.moe.load) for e in self.steps if e.moe is not None and e.moe.load]
         if len(frames) <= limit:
             return frames
         picks = sorted({round(i * (len(frames) - 1) / (limit - 1)) for i in range(limit)})
@@ -170,11 +188,11 @@ class RunData:
         """Per layer, the router bias's max minus min over the experts at each step (bias balancing)."""
         out: dict[str, tuple[list[int], list[float]]] = {}
         for e in self.steps:
-            bias = (e.get("moe") or {}).get("router_bias")
+            bias = e.moe.router_bias if e.moe is not None else None
             for layer, row in enumerate(bias or []):
                 if row:
                     steps, values = out.setdefault(f"layer {layer}", ([], []))
-                    steps.append(int(e["step"]))
+                    steps.append(int(e.step))
                     values.append(float(max(row) - min(row)))
         return out
 
@@ -182,45 +200,51 @@ class RunData:
         """Each prompt (in the order first seen) and its continuations by step (the newest per step)."""
         by_prompt: dict[str, dict[int, str]] = {}
         for s in self.samples:
-            by_prompt.setdefault(str(s.get("prompt", "")), {})[int(s["step"])] = str(s.get("text", ""))
+            by_prompt.setdefault(_text(s.prompt), {})[int(s.step)] = _text(s.text)
         return {p: sorted(texts.items()) for p, texts in by_prompt.items()}
 
     def header(self) -> dict[str, Any]:
         """The numbers at the top of the page, exact (never from a downsampled series)."""
-        s, st = self.summary, self.started
-        dataset = st.get("dataset") or {}
-        last = self.steps[-1] if self.steps else {}
-        end = self.end or {}
-        val = next((e.get("val_loss") for e in reversed(self.evals) if e.get("val_loss") is not None), None)
+        s, st, end = self.summary, self.started, self.end
+        dataset = st.dataset if st is not None else None
+        last = self.steps[-1] if self.steps else None
+        finished = end if isinstance(end, RunFinished) else None
+        failed = end if isinstance(end, RunFailed) else None
+        val = next((e.val_loss for e in reversed(self.evals) if e.val_loss is not None), None)
         return {
             "name": self.name, "status": s.get("status"), "message": s.get("message"),
-            "profile": s.get("profile"), "params_total": st.get("params_total"),
-            "params_active": st.get("params_active"), "device": st.get("device"),
-            "devices": st.get("devices"), "dtype": st.get("dtype"), "world_size": st.get("world_size"),
-            "optimizer": st.get("optimizer"),
-            "dataset_documents": dataset.get("documents"), "dataset_tokens": dataset.get("tokens"),
-            "dataset_fingerprint": dataset.get("fingerprint"), "dataset_path": dataset.get("path"),
+            "profile": s.get("profile"), "params_total": st and st.params_total,
+            "params_active": st and st.params_active, "device": st and st.device,
+            "devices": st and st.devices, "dtype": st and st.dtype, "world_size": st and st.world_size,
+            "optimizer": st and st.optimizer,
+            "dataset_documents": dataset and dataset.documents, "dataset_tokens": dataset and dataset.tokens,
+            "dataset_fingerprint": dataset and dataset.fingerprint, "dataset_path": dataset and dataset.path,
             "step": s.get("step"), "total_steps": s.get("total_steps"),
             "elapsed_s": s.get("elapsed_s"), "tokens_seen": s.get("tokens_seen"),
-            "final_loss": end.get("final_loss") if end.get("final_loss") is not None else last.get("loss"),
-            "loss_ema": last.get("loss_ema"),
-            "val_loss": end.get("val_loss") if end.get("val_loss") is not None else val,
-            "perplexity": next((e.get("perplexity") for e in reversed(self.evals)
-                                if e.get("perplexity") is not None), None),
-            # Bits per byte need the text's bytes: events carry them only when the trainer wrote them.
-            "bits_per_byte": end.get("bits_per_byte"),
+            "final_loss": finished.final_loss if finished and finished.final_loss is not None else last and last.loss,
+            "loss_ema": last and last.loss_ema,
+            "val_loss": finished.val_loss if finished and finished.val_loss is not None else val,
+            "perplexity": next((e.perplexity for e in reversed(self.evals) if e.perplexity is not None), None),
+            # Bits per byte need the text's bytes: events carry them only when the trainer wrote them
+            # (no field of the schema yet: read as written).
+            "bits_per_byte": end.raw.get("bits_per_byte") if end is not None else None,
             "started": s.get("started"), "updated": s.get("updated"),
-            "error": end.get("error") if end.get("type") == "run_failed" else None,
-            "traceback": end.get("traceback") if end.get("type") == "run_failed" else None,
+            "error": failed and failed.error,
+            "traceback": failed and failed.traceback,
         }
 
 
-def _dig(event: dict[str, Any], key: str) -> Any:
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _dig(event: Step, key: str) -> Any:
+    """The field ``key`` of a step event (``a.b``: field b of its field a), None where it has none."""
     value: Any = event
     for part in key.split("."):
-        if not isinstance(value, dict):
+        if not is_dataclass(value):
             return None
-        value = value.get(part)
+        value = getattr(value, part, None)
     return value
 
 
@@ -239,7 +263,7 @@ def load_run(path: str | os.PathLike, now: float | None = None) -> RunData:
     if not events:
         raise ReportError(f"{path}: {EVENTS_FILE} holds no events yet, so there is nothing to show",
                           f"wait until the trainer has started, or check {TRAINER_LOG}")
-    run = RunData(path=path, name=path.resolve().name, summary=summarize(path, now, events), started={},
+    run = RunData(path=path, name=path.resolve().name, summary=summarize(path, now, events), started=None,
                   read_at=now)
     run.truncated_line = _ends_mid_line(events_path)
     fold(run, events)
@@ -265,84 +289,91 @@ def fold(run: RunData, events: list[dict[str, Any]]) -> None:
     t0: float | None = None
     rows: list[LogRow] = []
     seq_len: int | None = None
-    for e in events:
-        kind = e.get("type")
-        try:
-            step = int(e["step"]) if isinstance(e.get("step"), (int, float)) else None
-        except (TypeError, ValueError):
-            step = None
-        if t0 is None and kind == "run_started" and isinstance(e.get("time"), (int, float)):
-            t0 = float(e["time"])
-        offset = float(e["time"]) - t0 if t0 is not None and isinstance(e.get("time"), (int, float)) else None
-        if kind == "run_started":
-            start = int(e.get("start_step") or 0)
-            if run.started:
-                run.steps = [s for s in run.steps if int(s["step"]) <= start]
-                run.evals = [v for v in run.evals if int(v["step"]) <= start]
-                run.samples = [s for s in run.samples if int(s["step"]) <= start]
+    for e in (parse_event(raw, lenient=True) for raw in events):
+        assert e is not None  # lenient: an unknown type is a plain Event
+        step = _step_of(e)
+        at = e.time if isinstance(e.time, (int, float)) else None
+        if t0 is None and isinstance(e, RunStarted) and at is not None:
+            t0 = float(at)
+        offset = float(at) - t0 if t0 is not None and at is not None else None
+        if isinstance(e, RunStarted):
+            start = int(e.start_step or 0)
+            if run.started is not None:
+                run.steps = [s for s in run.steps if int(s.step) <= start]
+                run.evals = [v for v in run.evals if int(v.step) <= start]
+                run.samples = [s for s in run.samples if int(s.step) <= start]
                 run.markers = [m for m in run.markers if m.step <= start]
                 run.markers.append(Marker("resume", start, f"resumed at step {start}"))
             run.started, run.end = e, None
-            schedule = [(int(s), float(lr)) for s, lr in e.get("lr_schedule") or []]
-            replanned = e.get("schedule_changed_at")
+            schedule = [(int(s), float(lr)) for s, lr in e.lr_schedule or []]
+            replanned = e.schedule_changed_at
             if not run.planned_lr:
                 run.planned_lr.append(("planned lr", schedule))
             elif replanned is not None:
                 run.planned_lr.append((f"re-planned at step {replanned}",
                                        [p for p in schedule if p[0] >= int(replanned)]))
                 run.markers.append(Marker("replan", int(replanned), f"lr re-planned at step {replanned} "
-                                                                     f"for {e.get('total_steps')} steps"))
-            for phase_step, length in (e.get("seq_len_schedule") or [])[1:]:
+                                                                     f"for {e.total_steps} steps"))
+            for phase_step, length in (e.seq_len_schedule or [])[1:]:
                 marker = Marker("phase", int(phase_step), f"sequence length {length} after step {phase_step}")
                 if marker not in run.markers:
                     run.markers.append(marker)
-            text = (f"resumed at step {start}" if e.get("resumed_from") else
-                    f"run started: {e.get('total_steps')} steps on {e.get('device')}")
+            text = (f"resumed at step {start}" if e.resumed_from else
+                    f"run started: {e.total_steps} steps on {e.device}")
             rows.append(LogRow(offset, start, "info", text))
             continue
-        if kind == "step" and step is not None:
+        if isinstance(e, Step) and step is not None:
             run.steps.append(e)
-            new_len = e.get("seq_len")
-            planned = bool(run.started.get("seq_len_schedule"))
+            new_len = e.seq_len
+            planned = bool(run.started is not None and run.started.seq_len_schedule)
             if new_len is not None and seq_len is not None and new_len != seq_len and not planned:
                 run.markers.append(Marker("phase", step, f"sequence length {seq_len} -> {new_len} at step {step}"))
             seq_len = new_len if new_len is not None else seq_len
-        elif kind == "eval" and step is not None:
+        elif isinstance(e, Eval) and step is not None:
             run.evals.append(e)
-        elif kind == "sample" and step is not None:
+        elif isinstance(e, Sample) and step is not None:
             run.samples.append(e)
-        elif kind == "warning" and e.get("kind") == "oom_retry" and step is not None:
+        elif isinstance(e, WarningEvent) and e.kind == "oom_retry" and step is not None:
             run.markers.append(Marker("oom", step, f"out of memory at step {step}: retried with micro-batch "
-                                                   f"{e.get('batch_size')} x {e.get('accumulation_steps')}"))
-        if kind in ("run_finished", "run_stopped", "run_failed"):
+                                                   f"{e.batch_size} x {e.accumulation_steps}"))
+        if isinstance(e, (RunFinished, RunStopped, RunFailed)):
             run.end = e
-        if kind not in _NOT_LOGGED:
+        if e.type not in _NOT_LOGGED:
             rows.append(LogRow(offset, step, *_log_text(e)))
     run.log_dropped = max(0, len(rows) - LOG_LIMIT)
     run.log = rows[-LOG_LIMIT:]
 
 
-def _log_text(e: dict[str, Any]) -> tuple[str, str]:
+def _step_of(e: Event) -> int | None:
+    """The step an event names (info and warning notes may name none), as an int."""
+    # Every known type but run_started has a step field; one this version does not know: as written.
+    value = e.raw.get("step") if type(e) is Event else getattr(e, "step", None)
+    try:
+        return int(value) if isinstance(value, (int, float)) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _log_text(e: Event) -> tuple[str, str]:
     """(kind, text) of an event's line in the events log."""
-    kind = e.get("type")
-    if kind == "eval":
-        return "eval", f"eval: val loss {_num(e.get('val_loss'))}, perplexity {_num(e.get('perplexity'), 2)}"
-    if kind == "checkpoint":
-        return "checkpoint", f"checkpoint ({e.get('reason')}): {e.get('path')}"
-    if kind == "warning":
-        return "warning", str(e.get("message", ""))
-    if kind == "info":
-        return "info", str(e.get("message", ""))
-    if kind in ("paused", "resumed"):
-        return "control", kind
-    if kind == "run_finished":
-        return "info", (f"run finished: loss {_num(e.get('final_loss'))}" +
-                        (f", weights {e['weights_path']}" if e.get("weights_path") else ""))
-    if kind == "run_stopped":
-        return "control", f"stopped ({e.get('reason')}) after saving {e.get('checkpoint')}"
-    if kind == "run_failed":
-        return "error", f"run failed (exit code {e.get('exit_code')}): {e.get('error')}"
-    return "info", f"{kind}"
+    if isinstance(e, Eval):
+        return "eval", f"eval: val loss {_num(e.val_loss)}, perplexity {_num(e.perplexity, 2)}"
+    if isinstance(e, Checkpoint):
+        return "checkpoint", f"checkpoint ({e.reason}): {e.path}"
+    if isinstance(e, WarningEvent):
+        return "warning", _text(e.message)
+    if isinstance(e, Info):
+        return "info", _text(e.message)
+    if isinstance(e, (Paused, Resumed)):
+        return "control", e.type
+    if isinstance(e, RunFinished):
+        return "info", (f"run finished: loss {_num(e.final_loss)}" +
+                        (f", weights {e.weights_path}" if e.weights_path else ""))
+    if isinstance(e, RunStopped):
+        return "control", f"stopped ({e.reason}) after saving {e.checkpoint}"
+    if isinstance(e, RunFailed):
+        return "error", f"run failed (exit code {e.exit_code}): {e.error}"
+    return "info", f"{e.type}"
 
 
 def _num(value: Any, digits: int = 4) -> str:

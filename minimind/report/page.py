@@ -202,7 +202,7 @@ def _memory_fig(run: RunData) -> dict[str, Any]:
             limit = total * (1 - float(margin))
             shapes.append(_hline(limit, "#b08800", "dash"))
             notes.append(_hnote(limit, f"limit ({float(margin):.0%} kept free)"))
-    estimate = (run.started.get("memory_estimate") or {}).get("total_mib")
+    estimate = run.started.memory_estimate.total_mib if run.started and run.started.memory_estimate else None
     if estimate:
         shapes.append(_hline(float(estimate), "#6e7781", "dot"))
         notes.append(_hnote(float(estimate), "estimate before start"))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from minimind.errors import EXIT_INTERRUPTED
-from minimind.events import read_events, run_outcome
+from minimind.events import RunFailed, RunStarted, parse_event, read_events, run_outcome
 from minimind.files import pid_alive
 from minimind.run_dir import EVENTS_FILE, TRAINER_LOG
 
@@ -55,7 +55,7 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     run_dir, process, state = app.run_dir, app.process, app.state
     watch = watch_command(run_dir)
     if result.action == "detached":
-        pid = process.pid if process is not None else (state.started or {}).get("pid")
+        pid = process.pid if process is not None else (state.started.pid if state.started is not None else None)
         where = f" (pid {pid})" if pid else ""
         if state.paused:  # detaching does not continue a paused run: say so, and how to
             echo(f"Training is paused in the background{where}; it waits until you continue it: "
@@ -73,7 +73,8 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
         return outcome.exit_code
     outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
     if outcome.status == "failed":
-        error = (outcome.event or {}).get("error") or outcome.message
+        failed = parse_event(outcome.event, lenient=True) if outcome.event is not None else None
+        error = (failed.error if isinstance(failed, RunFailed) else None) or outcome.message
         words = _status_words(outcome.exit_code) if outcome.event is not None else f"exit code {outcome.exit_code}"
         echo(f"Training failed ({words}){f': {error}' if error else ''}. Log: {run_dir / TRAINER_LOG}")
     return outcome.exit_code
@@ -138,5 +139,6 @@ def _wait_until_gone(run_dir: Path, timeout: float) -> bool:
 def run_is_live(run_dir: Path) -> bool:
     """True when the run's latest ``run_started`` pid is alive and no end event followed it."""
     events = read_events(Path(run_dir) / EVENTS_FILE)
-    pid = next((e.get("pid") for e in reversed(events) if e.get("type") == "run_started"), None)
+    typed = [parse_event(e, lenient=True) for e in events]
+    pid = next((e.pid for e in reversed(typed) if isinstance(e, RunStarted)), None)
     return bool(pid) and run_outcome(events, process_gone=False).status == "running" and pid_alive(int(pid))

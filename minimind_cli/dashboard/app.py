@@ -15,6 +15,7 @@ from textual.widgets import Footer
 
 from minimind.control import COMMANDS, send_command
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
+from minimind_cli.dashboard.palette import css_variables
 from minimind_cli.dashboard.plots import X_AXES, X_TITLES, LossPlot, LrPlot
 from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.samples import SamplesPanel
@@ -65,6 +66,9 @@ class DashboardApp(App[DashboardResult]):
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **css_variables()}  # $mm-green ... in .tcss
 
     def __init__(self, run_dir: str | Path, process: subprocess.Popen | None = None, *,
                  stop_timeout: float = STOP_TIMEOUT_S, poll_interval: float = POLL_INTERVAL_S):

@@ -19,12 +19,13 @@ from textual.widgets import Footer, Static
 from minimind.config import differing_settings
 from minimind_cli.dashboard import format as fmt
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
-from minimind_cli.dashboard.plots import PALETTE, X_AXES, CompareLossPlot
+from minimind_cli.dashboard.palette import SERIES as PALETTE
+from minimind_cli.dashboard.palette import STATUS_STYLE, css_variables
+from minimind_cli.dashboard.plots import X_AXES, CompareLossPlot
 from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.screens import HelpScreen
 from minimind_cli.dashboard.state import RunState
 from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
-from minimind_cli.dashboard.widgets import STATUS_STYLE
 
 
 def config_differences(configs: list[dict[str, Any] | None]) -> list[list[str]]:
@@ -50,7 +51,7 @@ class CompareTable(Static):
     differs in its config."""
 
     def show(self, states: list[RunState], names: list[str]) -> None:
-        diffs = config_differences([(s.started or {}).get("config") for s in states])
+        diffs = config_differences([s.started.config if s.started is not None else None for s in states])
         wide = (self.size.width or self.app.size.width) >= 110
         table = Table(box=None, padding=(0, 1), expand=True, header_style="dim")
         table.add_column("", no_wrap=True)
@@ -65,25 +66,21 @@ class CompareTable(Static):
             table.add_column("elapsed", no_wrap=True, justify="right")
         table.add_column("differs", overflow="fold", ratio=1, min_width=16)
         for i, (state, name) in enumerate(zip(states, names, strict=True)):
-            last = state.last_step or {}
+            last = state.last_step
             label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
             step, total = state.completed_step, state.total_steps
             cells = [Text("━●", style=PALETTE[i % len(PALETTE)]), Text(name, style="bold"),
-                     Text(label, style=style), str((state.started or {}).get("profile") or fmt.NONE),
+                     Text(label, style=style), str((state.started and state.started.profile) or fmt.NONE),
                      f"{fmt.count(step)}/{fmt.count(total)}" if step is not None else fmt.NONE,
-                     fmt.fixed(last.get("loss")), fmt.fixed(state.val_losses[-1] if state.val_losses else None)]
+                     fmt.fixed(last and last.loss), fmt.fixed(state.val_losses[-1] if state.val_losses else None)]
             if wide:
-                cells += [fmt.count(last.get("tokens_per_s")), fmt.duration(state.elapsed_at())]
+                cells += [fmt.count(last and last.tokens_per_s), fmt.duration(state.elapsed_at())]
             table.add_row(*cells, " ".join(diffs[i]) or "same config")
         self.update(table)
 
 
 class CompareApp(App[int]):
-    CSS_PATH = "dashboard.tcss"  # the dialogs' style
-    CSS = """
-    #runs { height: auto; max-height: 10; padding: 0 1; background: $boost; }
-    #loss { height: 1fr; border: round $primary-darken-2; border-title-color: $text-muted; }
-    """
+    CSS_PATH = ["dashboard.tcss", "compare.tcss"]  # the dialogs' style, then the comparison's layout
     TITLE = "minimind"
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
@@ -94,6 +91,9 @@ class CompareApp(App[int]):
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("ctrl+c", "quit", show=False, priority=True),
     ]
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return {**super().get_theme_variable_defaults(), **css_variables()}  # $mm-green ... in .tcss
 
     def __init__(self, run_dirs: list[str | Path], *, poll_interval: float = POLL_INTERVAL_S):
         super().__init__()

@@ -12,16 +12,16 @@ import math
 from textual_plotext import PlotextPlot
 
 from minimind_cli.dashboard import format as fmt
+from minimind_cli.dashboard.palette import LOSS, PHASE, PLANNED, SERIES, SMOOTHED, VAL
 from minimind_cli.dashboard.state import RunState
 
 MAX_PLOT_POINTS = 1500  # plotext time grows with points; more than the plot's columns adds nothing
 X_AXES = ("step", "tokens", "time")
 X_TITLES = {"step": "step", "tokens": "tokens", "time": "wall time"}
 
-# One colour per series or run, the same in the plot and in its legend: run i of a comparison
-# always gets PALETTE[i] (the order of the command line).
-PALETTE = ("#39c5cf", "#f0883e", "#db61a2", "#3fb950", "#d29922", "#58a6ff", "#f85149", "#a371f7")
-LOSS, SMOOTHED, VAL, PHASE = "#39c5cf", "#f0883e", "#db61a2", "#8b949e"
+# One colour per series or run, the same in the plot and in its legend (``palette``): run i of a
+# comparison always gets PALETTE[i] (the order of the command line).
+PALETTE = SERIES
 
 
 def rgb(hex_colour: str) -> tuple[int, int, int]:
@@ -119,18 +119,16 @@ def x_end(state: RunState, axis: str) -> float | None:
         end = state.x_of("tokens", total) if total else None
         return end if end is not None else max((t for t in state.tokens if t is not None), default=None)
     seen = max((t for t in state.elapsed if t is not None), default=None)
-    if state.status == "running" and seen is not None and (state.last_step or {}).get("eta_s") is not None:
-        return seen + float(state.last_step["eta_s"])
+    last = state.last_step
+    if state.status == "running" and seen is not None and last is not None and last.eta_s is not None:
+        return seen + float(last.eta_s)
     return seen
 
 
 def xs_of(state: RunState, axis: str, steps: list[int]) -> list[float | None]:
+    """The x of each of ``steps`` (e.g. the validation steps) on ``axis``."""
     if axis == "step":
         return list(steps)
-    if axis == "tokens" and len(steps) == len(state.tokens) and steps is state.steps:
-        return list(state.tokens)
-    if axis == "time" and len(steps) == len(state.elapsed) and steps is state.steps:
-        return list(state.elapsed)
     return [state.x_of(axis, s) for s in steps]
 
 
@@ -144,7 +142,7 @@ class LossPlot(Plot):
         title = "loss" + (" (log y)" if self.log_y else "") + ("" if axis == "step" else f" vs {X_TITLES[axis]}")
         plt.title(title)
         plt.yscale("log" if self.log_y else "linear")
-        xs = xs_of(state, axis, state.steps)
+        xs = state.series.column(axis)  # the step points' own x
         shown: list[float] = []
         entries = self._entries
         x, y = thin(xs, state.losses)
@@ -179,17 +177,17 @@ class LrPlot(Plot):
         schedule = state.lr_schedule
         entries = self._entries
         if schedule:
-            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color=rgb(PALETTE[5]))
-            entries.append(("━", PALETTE[5], "planned"))
-        changed = (state.started or {}).get("schedule_changed_at")
+            plt.plot([s for s, _ in schedule], [lr for _, lr in schedule], marker="braille", color=rgb(PLANNED))
+            entries.append(("━", PLANNED, "planned"))
+        changed = state.started.schedule_changed_at if state.started is not None else None
         if schedule and changed is not None:  # a resume re-planned it for a new length: mark where
             lr_there = min(schedule, key=lambda p: abs(p[0] - changed))[1]
             plt.scatter([changed], [lr_there], marker="▼", color=rgb(VAL))
             entries.append(("▼", VAL, "re-planned"))
         current = state.last_step
-        if current is not None and current.get("lr") is not None:
-            plt.vertical_line(current["step"], color="gray")
-            plt.scatter([current["step"]], [current["lr"]], marker="◆", color=rgb(SMOOTHED))
+        if current is not None and current.lr is not None:
+            plt.vertical_line(current.step, color="gray")
+            plt.scatter([current.step], [current.lr], marker="◆", color=rgb(SMOOTHED))
             entries.append(("◆", SMOOTHED, "now"))
         total = state.total_steps
         x_axis(plt, "step", float(total) if total else None)
@@ -220,7 +218,7 @@ class CompareLossPlot(Plot):
         entries = self._entries
         for i, (run, name) in enumerate(zip(self.states, self.names, strict=True)):
             colour = PALETTE[i % len(PALETTE)]
-            x, y = thin(xs_of(run, axis, run.steps), run.losses)
+            x, y = thin(run.series.column(axis), run.losses)
             if x:
                 plt.plot(x, y, marker="braille", color=rgb(colour))
                 shown += y

@@ -7,6 +7,7 @@ from textual.widget import Widget
 
 from minimind.metrics import visible_whitespace
 from minimind_cli.dashboard import format as fmt
+from minimind_cli.dashboard import palette
 from minimind_cli.dashboard.state import RunState
 
 
@@ -60,9 +61,9 @@ class SamplesPanel(Widget):
                 text.append(f"  ({where}; [ ] earlier/later, g sample now)", style="dim")
             for sample in state.samples_at(shown):
                 text.append("\n")
-                text.append(visible_whitespace(str(sample.get("prompt", ""))), style="italic #8b949e")
+                text.append(visible_whitespace(str(sample.prompt)), style=palette.PROMPT)
                 text.append(" → ", style="dim")
-                text.append(visible_whitespace(str(sample.get("text", ""))), style="bold" if n == 0 else "")
-                if sample.get("seconds") is not None:
-                    text.append(f"  {fmt.fixed(sample['seconds'], 1)} s", style="dim")
+                text.append(visible_whitespace(str(sample.text)), style="bold" if n == 0 else "")
+                if sample.seconds is not None:
+                    text.append(f"  {fmt.fixed(sample.seconds, 1)} s", style="dim")
         return text

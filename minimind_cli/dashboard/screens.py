@@ -1,4 +1,4 @@
-"""Modal screens: the quit choice and the help."""
+"""Modal screens: the quit choice and the help (its texts are here, with the screen that shows them)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,68 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
-from minimind_cli.dashboard.widgets import help_text
+from minimind_cli.dashboard.signals import (
+    DOMINANT_FRACTION_OF_MAX,
+    SPIKE_K,
+    SPIKE_WINDOW,
+    STARVED_FRACTION_OF_FAIR,
+)
+
+KEYS_HELP = """\
+[b]Keys[/b]
+  [b]s[/b]       save a checkpoint now (at the trainer's next step)
+  [b]p[/b]       pause / continue training
+  [b]g[/b]       write samples now (at the trainer's next step)
+  [b][ ][/b]     samples of an earlier / a later step
+  [b]v[/b]       samples view: the samples take the plots' place
+  [b]x[/b]       loss plot x-axis: step / tokens / wall time
+  [b]l[/b]       loss plot: logarithmic y axis on / off
+  [b]r[/b]       write RUN/report.html: this run as one HTML page to share
+  [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
+  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
+  [b]?[/b]       this help
+
+[b]Alerts[/b]
+  A loss or grad-norm value more than {k:g} standard deviations (of the last
+  {window} logged steps) above its moving average is a spike: a line in the
+  events log and a highlighted notice. So is an out-of-memory retry.
+"""
+
+MOE_HELP = f"""
+[b]MoE heat map[/b]
+  Each cell: an expert's share of its layer's routed picks in the last
+  logging interval. Green: fair share (1/experts), dark: fewer, red: more.
+  [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
+  [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
+  router bias (bias balancing): the largest bias, and where.
+"""
+
+RUN_HELP = """
+A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
+a background run is watched with [b]minimind watch RUN_DIR[/b]."""
+
+
+COMPARE_HELP = """\
+[b]Comparing runs[/b]
+  Each run has one colour, in the order of the command line: its loss is
+  the line, its validation loss the dots. The table lists each run's
+  profile and the settings of its resolved config that differ between the
+  runs. Nothing is sent to the trainers from here.
+
+[b]Keys[/b]
+  [b]x[/b]  x-axis: step / tokens / wall time
+  [b]l[/b]  logarithmic y axis on / off
+  [b]r[/b]  write compare-report.html here: the runs as one HTML page
+  [b]q[/b]  quit (the runs go on)
+  [b]?[/b]  this help
+"""
+
+
+def help_text(moe: bool, compare: bool = False) -> str:
+    """The help screen's text: the MoE part only for a run with experts."""
+    if compare:
+        return COMPARE_HELP
+    return KEYS_HELP.format(k=SPIKE_K, window=SPIKE_WINDOW) + (MOE_HELP if moe else "") + RUN_HELP
 
 
 class QuitScreen(ModalScreen[str]):

@@ -9,11 +9,12 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 from textual.message_pump import MessagePump
 
-from minimind.events import EventTail
+from minimind.events import EventTail, RunFailed, RunFinished, RunStarted, parse_event
 from minimind.files import pid_alive
 from minimind.run_dir import EVENTS_FILE
 from minimind_cli.dashboard.messages import EventsRead, TrainerExited
@@ -63,12 +64,11 @@ class Tailer(threading.Thread):
 
     def _read(self) -> None:
         events = list(self._tail.read_new())
-        for event in events:
-            kind = event.get("type")
-            if kind == "run_started":
-                self._pid = event.get("pid")
+        for event in map(partial(parse_event, lenient=True), events):
+            if isinstance(event, RunStarted):
+                self._pid = event.pid
                 self._ended_by_event = False
-            elif kind in ("run_finished", "run_failed"):
+            elif isinstance(event, (RunFinished, RunFailed)):
                 self._ended_by_event = True
             # After run_stopped the trainer exits at once: its pid vanishing tells the app it is gone.
         if events:

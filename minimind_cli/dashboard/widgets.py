@@ -12,71 +12,67 @@ from textual.containers import Vertical
 from textual.widget import Widget
 from textual.widgets import Sparkline, Static
 
+from minimind.events import Memory, MemoryEstimate, RunStarted
 from minimind.run_dir import TRAINER_LOG
 from minimind_cli.dashboard import format as fmt
-from minimind_cli.dashboard.signals import DOMINANT_FRACTION_OF_MAX, STARVED_FRACTION_OF_FAIR, sparkline
+from minimind_cli.dashboard import palette
+from minimind_cli.dashboard.palette import LOG_STYLES, STATUS_STYLE
+from minimind_cli.dashboard.signals import sparkline
 from minimind_cli.dashboard.state import RunState
-
-STATUS_STYLE = {
-    "waiting": ("WAITING", "black on #a0a0a0"),
-    "running": ("RUNNING", "black on #3fb950"),
-    "paused": ("PAUSED", "black on #d29922"),
-    "stopping": ("STOPPING", "black on #d29922"),
-    "finished": ("FINISHED", "black on #58a6ff"),
-    "stopped": ("STOPPED", "black on #58a6ff"),
-    "interrupted": ("INTERRUPTED", "black on #d29922"),
-    "failed": ("FAILED", "white on #da3633"),
-}
 
 
 class HeaderPanel(Static):
     def show(self, state: RunState) -> None:
-        started = state.started or {}
+        started = state.started
         label, style = STATUS_STYLE.get(state.status, (state.status.upper(), "reverse"))
         line = Text.assemble((f" {label} ", style), " ")
-        line.append(str(started.get("run") or self.app.run_dir.name), style="bold")
+        line.append(str((started.run if started is not None else None) or self.app.run_dir.name), style="bold")
+        if started is not None:
+            self._facts(state, started, line)
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        self.update(line)
+
+    def _facts(self, state: RunState, started: RunStarted, line: Text) -> None:
         facts = []
-        if started.get("profile"):
-            facts.append(f"profile {started['profile']}")
-        total, active = started.get("params_total"), started.get("params_active")
+        if started.profile:
+            facts.append(f"profile {started.profile}")
+        total, active = started.params_total, started.params_active
         if total is not None:
             params = f"{fmt.count(total)} params"
             if state.is_moe and active is not None and active != total:
                 params += f" ({fmt.count(active)} active)"
             facts.append(params)
-        devices = started.get("devices") or []
-        if started.get("device"):
-            device = str(started["device"])
+        devices = started.devices or []
+        if started.device:
+            device = str(started.device)
             if devices and len(set(devices)) == 1 and devices[0] != device:
                 device += f" ({devices[0]})"
             facts.append(device)
-        if started.get("dtype"):
-            facts.append(str(started["dtype"]))
-        if started.get("world_size") is not None:
-            facts.append(f"world {started['world_size']}")
-        if started.get("optimizer"):
-            facts.append(str(started["optimizer"]))
+        if started.dtype:
+            facts.append(str(started.dtype))
+        if started.world_size is not None:
+            facts.append(f"world {started.world_size}")
+        if started.optimizer:
+            facts.append(str(started.optimizer))
         room = (self.size.width or self.app.size.width) - 2
         for fact in facts:
             if line.cell_len + 5 + len(fact) > room:
                 break  # whole facts only: the most important come first
             line.append("  ·  ", style="dim")
             line.append(fact)
-        dataset = started.get("dataset") or {}
-        if dataset:
+        dataset = started.dataset
+        if dataset is not None:
             line.append("\n")
             line.append("data ", style="dim")
-            line.append(str(dataset.get("path", fmt.NONE)))
+            line.append(str(dataset.path if "path" in dataset.raw else fmt.NONE))
             extra = []
-            if dataset.get("tokens") is not None:
-                extra.append(f"{fmt.count(dataset['tokens'])} tokens")
-            if dataset.get("documents") is not None:
-                extra.append(f"{fmt.count(dataset['documents'])} documents")
+            if dataset.tokens is not None:
+                extra.append(f"{fmt.count(dataset.tokens)} tokens")
+            if dataset.documents is not None:
+                extra.append(f"{fmt.count(dataset.documents)} documents")
             if extra:
                 line.append(f"  ({', '.join(extra)})", style="dim")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        self.update(line)
 
 
 class NoticeBar(Static):
@@ -87,7 +83,7 @@ class NoticeBar(Static):
         notice = state.notice
         self.display = notice is not None
         if notice is not None:
-            style = "bold black on #f0883e" if notice.kind == "oom_retry" else "bold black on #d29922"
+            style = palette.OOM_NOTICE_STYLE if notice.kind == "oom_retry" else palette.NOTICE_STYLE
             text = Text(f" ⚠ {notice.text} ", style=style, no_wrap=True, overflow="ellipsis")
             self.update(text)
 
@@ -96,7 +92,7 @@ class ProgressPanel(Static):
     SPARK_ROWS = 2  # grad-norm and tokens/s history, shown when the terminal is tall
 
     def show(self, state: RunState, now: float | None = None) -> None:
-        last = state.last_step or {}
+        last = state.last_step
         total = state.total_steps
         step = state.completed_step
         status = state.status
@@ -106,14 +102,14 @@ class ProgressPanel(Static):
         grid.add_column(style="dim", no_wrap=True)
         grid.add_column(no_wrap=True)
         grid.add_row("step", f"{fmt.count(step) if step is not None else fmt.NONE} / {fmt.count(total)}",
-                     "epoch", fmt.count(last.get("epoch")))
-        grid.add_row("tokens", fmt.count(last.get("tokens_seen")),
-                     "tok/s", fmt.count(last.get("tokens_per_s")))
-        grid.add_row("loss", fmt.fixed(last.get("loss")), "smooth", fmt.fixed(last.get("loss_ema")))
-        val = state.last_eval or {}
-        grid.add_row("val", fmt.fixed(val.get("val_loss")), "ppl", fmt.number(val.get("perplexity")))
-        grid.add_row("lr", fmt.number(last.get("lr"), 3), "grad", fmt.number(last.get("grad_norm"), 3))
-        grid.add_row("MFU", fmt.percent(last.get("mfu")), "step", f"{fmt.fixed(last.get('step_time_s'), 2)} s")
+                     "epoch", fmt.count(last and last.epoch))
+        grid.add_row("tokens", fmt.count(last and last.tokens_seen),
+                     "tok/s", fmt.count(last and last.tokens_per_s))
+        grid.add_row("loss", fmt.fixed(last and last.loss), "smooth", fmt.fixed(last and last.loss_ema))
+        val = state.last_eval
+        grid.add_row("val", fmt.fixed(val and val.val_loss), "ppl", fmt.number(val and val.perplexity))
+        grid.add_row("lr", fmt.number(last and last.lr, 3), "grad", fmt.number(last and last.grad_norm, 3))
+        grid.add_row("MFU", fmt.percent(last and last.mfu), "step", f"{fmt.fixed(last and last.step_time_s, 2)} s")
         if status == "finished":
             eta_text = "done"
         elif status == "stopped":
@@ -121,7 +117,7 @@ class ProgressPanel(Static):
         elif status in ("failed", "interrupted", "waiting"):
             eta_text = fmt.NONE
         else:
-            eta_text = fmt.duration(last.get("eta_s"))
+            eta_text = fmt.duration(last and last.eta_s)
         grid.add_row("elapsed", fmt.duration(state.elapsed_at(now)), "ETA", eta_text)
         parts: list = [Text("")]
         if total and step is not None:
@@ -148,7 +144,7 @@ class ProgressPanel(Static):
                 for i, (label, values, plain) in enumerate(row):
                     latest = next((v for v in reversed(values) if v is not None), None)
                     line.append(("  " if i else "") + f"{label:<6}", style="dim")
-                    line.append(f"{sparkline(values, width):<{width}}", style="#58a6ff")
+                    line.append(f"{sparkline(values, width):<{width}}", style=palette.SPARKLINE)
                     line.append(f" {fmt.number(latest, 3) if plain else fmt.count(latest):<6}")
                 parts.append(line)
         self.update(Group(*parts))
@@ -160,11 +156,11 @@ def memory_bar(used: float, total: float, margin: float | None, width: int) -> T
     limit = total * (1 - margin) if margin else total
     filled = min(width, round(width * used / total)) if total > 0 else 0
     mark = min(width - 1, int(width * limit / total)) if margin and total > 0 else None
-    colour = "#3fb950" if used < 0.8 * limit else "#d29922" if used < limit else "#f85149"
+    colour = palette.GREEN if used < 0.8 * limit else palette.AMBER if used < limit else palette.RED
     bar = Text(no_wrap=True)
     for i in range(width):
         if i == mark:
-            bar.append("│", style="bold #f85149")
+            bar.append("│", style=f"bold {palette.RED}")
         else:
             bar.append("█" if i < filled else "░", style=colour if i < filled else "dim")
     return bar
@@ -176,10 +172,10 @@ class MemoryPanel(Vertical):
         yield Sparkline([], id="memory-history")
 
     def show(self, state: RunState) -> None:
-        memory = (state.last_step or {}).get("memory") or {}
-        started = state.started or {}
-        estimate = started.get("memory_estimate") or {}
-        gpus = memory.get("gpu") or []
+        memory = (state.last_step.memory if state.last_step is not None else None) or Memory()
+        started = state.started
+        estimate = (started.memory_estimate if started is not None else None) or MemoryEstimate()
+        gpus = memory.gpu or []
         parts: list = []
         if gpus:
             table = Table.grid(padding=(0, 1))
@@ -187,19 +183,18 @@ class MemoryPanel(Vertical):
                 table.add_column(justify="right", no_wrap=True)
             table.add_row(*(Text(h, style="dim") for h in ("", "alloc", "resv", "peak", "total")))
             for i, gpu in enumerate(gpus):
-                name = str(gpu.get("device", i)).replace("cuda:", "gpu")
-                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.get("allocated_mib")),
-                              fmt.mib_short(gpu.get("reserved_mib")), fmt.mib_short(gpu.get("peak_mib")),
-                              fmt.mib_short(gpu.get("total_mib")))
+                name = str(gpu.device if "device" in gpu.raw else i).replace("cuda:", "gpu")
+                table.add_row(Text(name, style="bold"), fmt.mib_short(gpu.allocated_mib),
+                              fmt.mib_short(gpu.reserved_mib), fmt.mib_short(gpu.peak_mib),
+                              fmt.mib_short(gpu.total_mib))
             parts.append(table)
-        if memory.get("cpu_rss_mib") is not None:
-            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory["cpu_rss_mib"]), "bold")))
+        if memory.cpu_rss_mib is not None:
+            parts.append(Text.assemble(("process RSS ", "dim"), (fmt.mib(memory.cpu_rss_mib), "bold")))
         # The device against its total: device 0's reserved memory (or the RSS on a CPU), with the
         # safety margin the batch size was chosen under.
-        total = memory.get("total_mib") or (gpus[0].get("total_mib") if gpus else None) \
-            or estimate.get("device_total_mib")
-        margin = memory.get("safety_margin", estimate.get("safety_margin"))
-        used = (gpus[0].get("reserved_mib") or gpus[0].get("allocated_mib")) if gpus else memory.get("cpu_rss_mib")
+        total = memory.total_mib or (gpus[0].total_mib if gpus else None) or estimate.device_total_mib
+        margin = memory.safety_margin if "safety_margin" in memory.raw else estimate.safety_margin
+        used = (gpus[0].reserved_mib or gpus[0].allocated_mib) if gpus else memory.cpu_rss_mib
         if total and used is not None:
             width = max(6, (self.size.width or 40) - 4 - len(f" {fmt.mib_short(used)}/{fmt.mib_short(total)}"))
             line = memory_bar(float(used), float(total), margin, width)
@@ -211,14 +206,14 @@ class MemoryPanel(Vertical):
         if total and used is not None and margin:
             parts.append(Text(f"│ limit {fmt.mib(float(total) * (1 - float(margin)))} "
                               f"({fmt.percent(margin, 0)} safety margin)", style="dim"))
-        if estimate.get("total_mib") is not None:
-            available = estimate.get("available_mib")
-            parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate["total_mib"]),
+        if estimate.total_mib is not None:
+            available = estimate.available_mib
+            parts.append(Text.assemble(("estimate ", "dim"), fmt.mib(estimate.total_mib),
                                        (f" of {fmt.mib(available)} free" if available is not None else "", "dim")))
-        auto = started.get("batch_size_auto")
-        if isinstance(auto, dict):
-            parts.append(Text.assemble(("batch auto ", "dim"), f"{auto.get('chosen')} x {auto.get('accumulation_steps')}",
-                                       (f" = {auto.get('global_batch')}", "dim")))
+        auto = started.batch_size_auto if started is not None else None
+        if auto is not None:
+            parts.append(Text.assemble(("batch auto ", "dim"), f"{auto.chosen} x {auto.accumulation_steps}",
+                                       (f" = {auto.global_batch}", "dim")))
         if not parts:
             parts.append(Text("no memory figures yet", style="dim"))
         text = Group(*parts)
@@ -228,7 +223,7 @@ class MemoryPanel(Vertical):
 
 def share_colour(share: float, fair: float) -> Color:
     """Heat colour of a token share: dark at 0, green at the fair share, red-orange at 2x or more."""
-    cold, even, hot = Color.parse("#1f2d5c"), Color.parse("#2ea043"), Color.parse("#f85149")
+    cold, even, hot = (Color.parse(c) for c in (palette.HEAT_COLD, palette.HEAT_EVEN, palette.HEAT_HOT))
     ratio = share / fair if fair > 0 else 0.0
     if ratio <= 1.0:
         return cold.blend(even, max(0.0, ratio))
@@ -308,18 +303,19 @@ class MoeSummary(Widget):
     def get_content_height(self, container, viewport, width: int) -> int:
         if _compact(self):
             return 1
-        return 3 if self.state is not None and (self.state.last_step or {}).get("moe", {}).get("router_bias") else 2
+        moe = self.state.last_step.moe if self.state is not None and self.state.last_step is not None else None
+        return 3 if moe is not None and moe.router_bias else 2
 
     def render(self) -> Text:
         state = self.state or RunState()
-        moe = (state.last_step or {}).get("moe") or {}
+        moe = state.last_step.moe if state.last_step is not None else None
         alerts = state.moe_alerts()
         compact = _compact(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("aux ", style="dim")
-        text.append(fmt.number(moe.get("aux_loss"), 4))
+        text.append(fmt.number(moe and moe.aux_loss, 4))
         text.append("  imb " if compact else "  imbalance ", style="dim")
-        imbalance = moe.get("imbalance")
+        imbalance = moe and moe.imbalance
         text.append(f"{fmt.fixed(imbalance, 2)}x" if imbalance is not None else fmt.NONE)
         text.append("  " if compact else "\n")
         if alerts:
@@ -329,7 +325,7 @@ class MoeSummary(Widget):
             text.append(f"⚠ {where} {first.kind} ({100 * first.share:.1f}%){more}", style="bold red")
         elif moe:
             text.append("balanced", style="green")
-        bias = moe.get("router_bias")
+        bias = moe and moe.router_bias
         if bias:
             cells = [(abs(b), layer, expert, b) for layer, row in enumerate(bias)
                      for expert, b in enumerate(row) if b is not None]
@@ -348,15 +344,12 @@ class MoePanel(Vertical):
         yield HeatMap(id="moe-heatmap")
 
     def show(self, state: RunState) -> None:
-        moe = (state.last_step or {}).get("moe") or {}
+        moe = state.last_step.moe if state.last_step is not None else None
         self.query_one(MoeSummary).show(state)
         flags = {(a.layer, a.expert): a.kind for a in state.moe_alerts()}
-        self.query_one(HeatMap).set_load(moe.get("load") or [], flags)
+        self.query_one(HeatMap).set_load((moe.load if moe is not None else None) or [], flags)
 
 
-LOG_STYLES = {"checkpoint": "green", "eval": "cyan", "warning": "yellow", "alert": "bold #d29922",
-              "error": "bold red",
-              "control": "magenta", "info": ""}
 
 
 class EventLog(Widget):
@@ -390,17 +383,17 @@ class EventLog(Widget):
 class FailurePanel(Static):
     def show(self, state: RunState) -> None:
         text = Text()
-        failed = state.failed or {}
-        code = failed.get("exit_code") if state.returncode is None else state.returncode
+        failed = state.failed
+        code = (failed.exit_code if failed is not None else None) if state.returncode is None else state.returncode
         text.append("Training failed", style="bold red")
         text.append(f" — {fmt.exit_status(code)}\n" if code is not None or state.process_gone
                     else "\n", style="red")
-        if failed:
-            text.append(str(failed.get("error", "")), style="bold")
-            if failed.get("step") is not None:
-                text.append(f"  (step {failed['step']})", style="dim")
+        if failed is not None:
+            text.append(str(failed.error), style="bold")
+            if failed.step is not None:
+                text.append(f"  (step {failed.step})", style="dim")
             text.append("\n")
-            traceback = str(failed.get("traceback") or "").rstrip()
+            traceback = str(failed.traceback or "").rstrip()
             if traceback:
                 text.append("\n".join(traceback.splitlines()[-12:]) + "\n", style="dim")
         elif state.process_gone:
@@ -416,62 +409,3 @@ class FailurePanel(Static):
             text.append(resume + "\n", style="bold")
         text.append("Press q to exit.", style="italic")
         self.update(text)
-
-
-KEYS_HELP = """\
-[b]Keys[/b]
-  [b]s[/b]       save a checkpoint now (at the trainer's next step)
-  [b]p[/b]       pause / continue training
-  [b]g[/b]       write samples now (at the trainer's next step)
-  [b][ ][/b]     samples of an earlier / a later step
-  [b]v[/b]       samples view: the samples take the plots' place
-  [b]x[/b]       loss plot x-axis: step / tokens / wall time
-  [b]l[/b]       loss plot: logarithmic y axis on / off
-  [b]r[/b]       write RUN/report.html: this run as one HTML page to share
-  [b]q[/b]       quit: stop (save, end the run) / detach (it trains on) / cancel
-  [b]ctrl+c[/b]  stop at once: the trainer saves a checkpoint and exits
-  [b]?[/b]       this help
-
-[b]Alerts[/b]
-  A loss or grad-norm value more than {k:g} standard deviations (of the last
-  {window} logged steps) above its moving average is a spike: a line in the
-  events log and a highlighted notice. So is an out-of-memory retry.
-"""
-
-MOE_HELP = f"""
-[b]MoE heat map[/b]
-  Each cell: an expert's share of its layer's routed picks in the last
-  logging interval. Green: fair share (1/experts), dark: fewer, red: more.
-  [b]![/b] starved: under {STARVED_FRACTION_OF_FAIR:.0%} of the fair share.
-  [b]![/b] dominant: over {DOMINANT_FRACTION_OF_MAX:.0%} of the most it can take (1 / top-k).
-  router bias (bias balancing): the largest bias, and where.
-"""
-
-RUN_HELP = """
-A stopped or detached run continues with [b]minimind resume RUN_DIR[/b];
-a background run is watched with [b]minimind watch RUN_DIR[/b]."""
-
-
-COMPARE_HELP = """\
-[b]Comparing runs[/b]
-  Each run has one colour, in the order of the command line: its loss is
-  the line, its validation loss the dots. The table lists each run's
-  profile and the settings of its resolved config that differ between the
-  runs. Nothing is sent to the trainers from here.
-
-[b]Keys[/b]
-  [b]x[/b]  x-axis: step / tokens / wall time
-  [b]l[/b]  logarithmic y axis on / off
-  [b]r[/b]  write compare-report.html here: the runs as one HTML page
-  [b]q[/b]  quit (the runs go on)
-  [b]?[/b]  this help
-"""
-
-
-def help_text(moe: bool, compare: bool = False) -> str:
-    """The help screen's text: the MoE part only for a run with experts."""
-    from minimind_cli.dashboard.signals import SPIKE_K, SPIKE_WINDOW
-
-    if compare:
-        return COMPARE_HELP
-    return KEYS_HELP.format(k=SPIKE_K, window=SPIKE_WINDOW) + (MOE_HELP if moe else "") + RUN_HELP

@@ -147,6 +147,6 @@ def test_headless_progress_shows_info_and_stop(tmp_path):
     console = Console(record=True, width=200, file=open(os.devnull, "w"))  # noqa: SIM115
     code, seen = follow_headless(run_dir, Exited(), console, skip_existing=False, poll_s=0)
     text = console.export_text()
-    assert code == 0 and seen.stopped["step"] == 20 and seen.last_checkpoint["reason"] == "request"
+    assert code == 0 and seen.stopped.step == 20 and seen.last_checkpoint.reason == "request"
     assert "initialised weights from w.pth" in text and "warning" not in text
     assert "sample step 20: The cat →  sat\\non the mat" in text  # one line, whitespace visible

@@ -115,7 +115,7 @@ async def test_replay_of_real_recordings_stopped_on_request(tmp_path, name, moe)
         assert "(request" in log and "stopped at step" in log
         assert app.query_one("#moe").display is moe
         if moe:
-            assert len(text_of(app.query_one(HeatMap)).splitlines()) == 1 + len(app.state.last_step["moe"]["load"])
+            assert len(text_of(app.query_one(HeatMap)).splitlines()) == 1 + len(app.state.last_step.moe.load)
         await pilot.press("q")
     assert exit_code_for(app.return_value, app, lambda _: None) == 130  # the run's outcome: stopped
 
@@ -126,7 +126,7 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.state.process_gone)
         await pilot.pause()
-        assert app.state.status == "stopped" and app.state.stopped["step"] == 64
+        assert app.state.status == "stopped" and app.state.stopped.step == 64
         stop_line = app.state.log[-1]
         assert stop_line.kind == "control"
         assert "stopped at step 64 (request)" in stop_line.full
@@ -250,14 +250,14 @@ async def test_live_tail_updates_and_keys_write_control_requests(tmp_path):
             await pilot.pause()
             step = app.state.last_step
             progress = text_of(app.query_one(ProgressPanel))
-            assert f"{step['step']} / 300" in progress
-            assert "ETA    0:00:" in progress and f"0:00:{step['eta_s']:02.0f}" in progress
+            assert f"{step.step} / 300" in progress
+            assert "ETA    0:00:" in progress and f"0:00:{step.eta_s:02.0f}" in progress
             assert "RUNNING" in text_of(app.query_one(HeaderPanel))
             with open(run_dir / "events.jsonl", "a") as f:
                 f.writelines(lines[16:26])
-            await wait_for(pilot, lambda: app.state.last_step["step"] > step["step"])
+            await wait_for(pilot, lambda: app.state.last_step.step > step.step)
             await pilot.pause()
-            assert f"{app.state.last_step['step']} / 300" in text_of(app.query_one(ProgressPanel))
+            assert f"{app.state.last_step.step} / 300" in text_of(app.query_one(ProgressPanel))
 
             await pilot.press("s")
             assert read_control(run_dir)["command"] == "save"
@@ -301,9 +301,9 @@ async def test_quit_stop_waits_for_the_trainer_to_save_and_exit(tmp_path, fake_t
     proc = fake_trainer(run_dir, "dense", 20)
     app = DashboardApp(run_dir, proc)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.state.last_step is not None and app.state.last_step["step"] == 160)
+        await wait_for(pilot, lambda: app.state.last_step is not None and app.state.last_step.step == 160)
         await pilot.press("s")
-        await wait_for(pilot, lambda: app.state.last_checkpoint["reason"] == "request")
+        await wait_for(pilot, lambda: app.state.last_checkpoint.reason == "request")
         await pilot.press("q")
         assert isinstance(app.screen, QuitScreen)
         await pilot.press("s")
@@ -356,10 +356,10 @@ async def test_watch_mode_follows_a_background_run_until_its_pid_dies(tmp_path, 
     app = DashboardApp(run_dir)  # watch mode: only the pid in run_started
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.state.last_step is not None)
-        assert app.state.started["pid"] == proc.pid and app.live
+        assert app.state.started.pid == proc.pid and app.live
         await pilot.press("s")
         await wait_for(pilot, lambda: app.state.last_checkpoint is not None
-                       and app.state.last_checkpoint["reason"] == "request")
+                       and app.state.last_checkpoint.reason == "request")
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()  # reaped, as the shell that started it would
         await wait_for(pilot, lambda: app.state.process_gone, timeout=5)
@@ -495,6 +495,36 @@ def test_moe_alert_thresholds():
     assert [(a.expert, a.kind) for a in alerts] == [(0, "dominant")]
     assert moe_alerts([[0.45, 0.2, 0.2, 0.15]], 1) == []  # top-1: dominant means over 80%
     assert [a.kind for a in moe_alerts([[2, 0, 0, 0]], 1)] == ["dominant", "starved", "starved", "starved"]
+
+
+def test_colours_are_named_once_in_the_palette():
+    """The panels, plots and apps take their colours from palette.py; the comparison's layout is
+    in compare.tcss, not inline."""
+    import re
+    from pathlib import Path
+
+    from minimind_cli.dashboard import compare, palette
+
+    here = Path(palette.__file__).parent
+    for path in here.glob("*.py"):
+        if path.name != "palette.py":
+            assert not re.search(r"#[0-9a-fA-F]{6}\b", path.read_text(encoding="utf-8")), path.name
+    assert not compare.CompareApp.CSS and "compare.tcss" in compare.CompareApp.CSS_PATH
+    assert set(palette.STATUS_STYLE) >= {"waiting", "running", "paused", "finished", "stopped", "failed"}
+
+
+def test_run_state_parts():
+    """A resume rewinds the step points as one; the lifecycle and the log are parts of their own."""
+    from minimind.events import read_events
+
+    state = RunState()
+    events = read_events(FIXTURES / "dense.jsonl")
+    state.apply_all(events)
+    assert state.steps == [p.step for p in state.series.points] and state.finished is state.life.finished
+    assert state.log is state.logbook.lines
+    state.apply({**events[0], "start_step": 100, "resumed_from": "checkpoints/step_100", "time": events[-1]["time"]})
+    assert max(state.steps) == 100 and len(state.losses) == len(state.tokens) == len(state.series.points)
+    assert state.finished is None and state.status == "running"
 
 
 def test_event_types_the_dashboard_does_not_know_are_ignored():

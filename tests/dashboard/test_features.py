@@ -162,10 +162,10 @@ async def test_heartbeats_and_the_local_clock_keep_progress_moving(tmp_path, sle
 def test_elapsed_does_not_tick_on_a_replay_or_an_old_recording():
     state = RunState()
     state.apply_all(read_events(FIXTURES / "dense.jsonl"))
-    assert state.elapsed_at(time.time()) == state.finished["elapsed_s"]  # finished: the final figure
+    assert state.elapsed_at(time.time()) == state.finished.elapsed_s  # finished: the final figure
     running = RunState()
     running.apply_all([e for e in read_events(FIXTURES / "dense.jsonl") if e["type"] != "run_finished"])
-    last = running.last_step["elapsed_s"]
+    last = running.last_step.elapsed_s
     assert last <= running.elapsed_at(time.time()) < last + 5  # recorded long ago: its age is not counted
 
 
@@ -189,7 +189,7 @@ async def test_spike_alerts_in_the_log_and_as_a_notice(tmp_path, sleeper):
     run_dir = copy_run(tmp_path, "signals", lines=spike_at)
     app = DashboardApp(run_dir, sleeper)
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.state.last_step is not None and app.state.last_step["step"] == 220)
+        await wait_for(pilot, lambda: app.state.last_step is not None and app.state.last_step.step == 220)
         await pilot.pause()
         assert [n.kind for n in app.state.alerts] == ["oom_retry"]  # no spike before step 230
         with open(run_dir / "events.jsonl", "a") as f:
@@ -205,7 +205,7 @@ async def test_spike_alerts_in_the_log_and_as_a_notice(tmp_path, sleeper):
                 if event["type"] == "step" and event["step"] >= 260:
                     break
                 f.write(line)
-        await wait_for(pilot, lambda: app.state.last_step["step"] == 250)
+        await wait_for(pilot, lambda: app.state.last_step.step == 250)
         await pilot.pause()
         assert app.state.notice is None or app.state.notice.age <= NOTICE_STEPS
         assert not any("grad-norm spike" in line.text for line in app.state.log)
@@ -246,7 +246,7 @@ async def test_moe_router_bias_and_moe_only_help(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.state.finished is not None)
         await pilot.pause()
-        bias = app.state.last_step["moe"]["router_bias"]
+        bias = app.state.last_step.moe.router_bias
         layer, expert = max(((lay, e) for lay, row in enumerate(bias) for e in range(len(row))),
                             key=lambda p: abs(bias[p[0]][p[1]]))
         summary = text_of(app.query_one(MoeSummary))

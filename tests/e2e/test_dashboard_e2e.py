@@ -45,8 +45,8 @@ def test_save_then_quit_stop_ends_cleanly_and_resumes(tmp_path, small_dataset):
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.state.last_step is not None, timeout=120)
             await pilot.press("s")
-            await wait_for(pilot, lambda: (app.state.last_checkpoint or {}).get("reason") == "request", timeout=60)
-            saved = Path(app.state.last_checkpoint["path"])
+            await wait_for(pilot, lambda: app.state.last_checkpoint is not None and app.state.last_checkpoint.reason == "request", timeout=60)
+            saved = Path(app.state.last_checkpoint.path)
             assert saved.is_dir() and any(saved.iterdir())
             await pilot.press("q")
             assert isinstance(app.screen, QuitScreen)

@@ -20,7 +20,7 @@ def test_dense_series_and_header(run_factory):
     head = run.header()
     assert head["status"] == "finished" and head["profile"] == "tiny"
     assert head["params_total"] == 1_332_096 and head["dataset_documents"] == 3_412
-    assert head["final_loss"] == run.end["final_loss"]  # exact, from the end event
+    assert head["final_loss"] == run.end.final_loss  # exact, from the end event
     assert head["tokens_seen"] == 300 * 2048 and head["dtype"] == "float32" and head["world_size"] == 1
     assert not run.is_moe and not run.is_snapshot and not run.truncated_line
 
@@ -46,7 +46,7 @@ def test_x_axes_follow_the_step_events(run_factory):
     run = load_run(run_factory("dense"), NOW)
     assert run.x_of("tokens", [10, 15, 300]) == [20480.0, 30720.0, 614400.0]
     times = run.x_of("time", [0, 10, 20])
-    assert times[0] == 0.0 and times[1] == run.steps[0]["elapsed_s"] and times[2] == run.steps[1]["elapsed_s"]
+    assert times[0] == 0.0 and times[1] == run.steps[0].elapsed_s and times[2] == run.steps[1].elapsed_s
     assert run.x_of("tokens", [310])[0] == 614400.0 + 10 * 2048  # past the last step: tokens_per_step
 
 
@@ -96,7 +96,7 @@ def test_resume_drops_what_came_after_its_checkpoint(run_factory):
                "total_steps": 400, "schedule_changed_at": 100, "time": started["time"] + 500}
     run_dir = run_factory("resumed", "dense", tail=json.dumps(resumed) + "\n")
     run = load_run(run_dir, NOW)
-    assert run.series("loss")[0][-1] == 100 and [e["step"] for e in run.evals] == [100]
+    assert run.series("loss")[0][-1] == 100 and [e.step for e in run.evals] == [100]
     assert {("resume", 100), ("replan", 100)} <= {(m.kind, m.step) for m in run.markers}
     assert [label for label, _ in run.planned_lr] == ["planned lr", "re-planned at step 100"]
 
