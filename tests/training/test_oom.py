@@ -28,7 +28,8 @@ class Recorded(Reporter):
 def losses(cfg, steps: int, oom_at: str = "") -> tuple[list[float], Recorded, object]:
     built = build(cfg)
     report = Recorded()
-    runner = OOMRecovery(built, report, Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": oom_at}).oom_hook())
+    built.callbacks = Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": oom_at}).callbacks()
+    runner = OOMRecovery(built, report)
     state, out = TrainState(), []
     for _ in range(steps):
         result = runner.step(state)
@@ -53,7 +54,8 @@ def test_an_oom_retries_the_same_step_on_the_same_samples_with_half_the_micro_ba
 
 def test_oom_at_micro_batch_one_fails_with_the_numbers_and_the_knobs(make_config):
     built = build(make_config("train.batch_size=1", "train.accumulation_steps=2"))
-    runner = OOMRecovery(built, Recorded(), Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).oom_hook())
+    built.callbacks = Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).callbacks()
+    runner = OOMRecovery(built, Recorded())
     with pytest.raises(OutOfMemoryFailure) as err:
         runner.step(TrainState())
     assert err.value.exit_code == 1
