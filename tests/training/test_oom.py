@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -78,3 +80,23 @@ def test_cpu_allocation_failures_count_as_out_of_memory():
         assert is_out_of_memory(exc)
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_fault_callbacks_are_registered_only_when_asked_and_count_attempts():
+    from minimind.training.callbacks import NO_CALLBACKS
+    from minimind.training.faults import FaultCallbacks
+
+    assert Faults.from_env({}).callbacks() is NO_CALLBACKS  # normal use: the do-nothing callbacks
+    faults = Faults.from_env({"MINIMIND_FAULT_NAN_STEPS": "2", "MINIMIND_FAULT_OOM_MICRO_STEPS": "3"})
+    callbacks = faults.callbacks()
+    assert isinstance(callbacks, FaultCallbacks)
+    loss = torch.tensor(2.0)
+    for attempt, nan in ((1, False), (2, True), (3, False)):
+        callbacks.step_started(TrainState(attempts=attempt))
+        assert math.isnan(callbacks.micro_step_loss(loss)) is nan
+    callbacks.micro_step_started()
+    callbacks.micro_step_started()
+    with pytest.raises(Exception) as err:  # noqa: PT011 - torch's out-of-memory error class
+        callbacks.micro_step_started()
+    assert is_out_of_memory(err.value) and "micro-step attempt 3" in str(err.value)
+    callbacks.micro_step_started()  # only the chosen attempts fail
