@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -51,10 +51,11 @@ CHECKPOINT_FORMAT = 1
 
 def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_state: dict,
                     loop_state: dict, config_yaml: str, meta: dict[str, Any], keep_last: int,
-                    slow_save_s: float = 0.0) -> Path:
+                    after_file: Callable[[str], None] | None = None) -> Path:
     """Write a complete checkpoint for ``step`` atomically; returns its directory.
 
-    ``slow_save_s`` sleeps between files (fault-injection tests kill a process mid-save with it).
+    ``after_file(name)`` runs after each file is durable, before the next (``meta.json``, written
+    last, excepted): the trainer's ``Callbacks.checkpoint_file_written``.
     """
     import torch
 
@@ -75,8 +76,8 @@ def save_checkpoint(run_dir: Path, step: int, *, model_state: dict, optimizer_st
     for name, write in files.items():
         write_durably(tmp / name, write)
         digests[name] = sha256_file(tmp / name)
-        if slow_save_s:
-            time.sleep(slow_save_s)
+        if after_file is not None:
+            after_file(name)
     full_meta = {"format_version": CHECKPOINT_FORMAT, "step": step, "time": time.time(), **meta, "files": digests}
     write_durably(tmp / META_FILE, lambda f: f.write(json.dumps(full_meta, indent=2).encode("utf-8")))
     fsync_dir(tmp)

@@ -29,7 +29,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from minimind import distributed
     from minimind.events import EventWriter
-    from minimind.training.faults import Faults
     from minimind.training.report import Reporter
 
     dist = distributed.from_env()
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         reporter.emit("info", message=stale, step=0)
     try:
         return train(run_dir, dist=dist, reporter=reporter, resume_from=args.resume_from,
-                     init_from=args.init_from, force=args.force, faults=Faults.from_env(), progress=progress)
+                     init_from=args.init_from, force=args.force, progress=progress)
     except MinimindError as exc:
         return fail(exc.message, exc.exit_code, hint=exc.hint)
     except KeyboardInterrupt:
@@ -99,11 +98,13 @@ def _print_error(message: str, hint: str | None = None) -> None:
 
 
 def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, init_from: Path | None = None,
-          force: bool = False, faults=None, progress: dict | None = None) -> int:
-    """Build the run of ``RUN_DIR/config.yaml``, restore a checkpoint if asked, and loop."""
+          force: bool = False, callbacks=None, progress: dict | None = None) -> int:
+    """Build the run of ``RUN_DIR/config.yaml``, restore a checkpoint if asked, and loop.
+    ``callbacks`` (``training/callbacks.py``): registered on ``Built``; by default the fault
+    injection that ``MINIMIND_FAULT_*`` asks for (nothing in normal use)."""
     from minimind.config import load_config
     from minimind.training.build import build
-    from minimind.training.faults import NO_FAULTS
+    from minimind.training.faults import Faults
     from minimind.training.loop import Loop
     from minimind.training.state import TrainState, restore
 
@@ -120,6 +121,7 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
         info, skipped = find_verified(resume_from)  # the CLI passes the one its plan chose
         split, split_note = saved_split(cfg, info.meta, dist.world_size)
     built = build(cfg, dist, init_from=init_from if resume_from is None else None, split=split)
+    built.callbacks = callbacks if callbacks is not None else Faults.from_env().callbacks()
     if built.init_note:
         reporter.emit("info", message=built.init_note, step=0)
     state, resumed_from = TrainState(), None
@@ -131,7 +133,7 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
             reporter.emit("warning", message=note, step=state.step)
         resumed_from = {"path": str(info.path), "step": state.step}
     try:
-        return Loop(built, state, run_dir, reporter, faults or NO_FAULTS).run(resumed_from)
+        return Loop(built, state, run_dir, reporter).run(resumed_from)
     finally:
         if progress is not None:
             progress["step"] = state.step

@@ -63,6 +63,19 @@ def test_keep_last_prunes_old_checkpoints_and_leftovers_of_other_processes(tmp_p
     assert sorted(p.name for p in root.iterdir()) == ["step_00000004", "step_00000005"]
 
 
+def test_after_file_runs_between_the_files_before_meta_json(tmp_path):
+    seen = []
+
+    def after_file(name):  # a kill here leaves no meta.json: the checkpoint is never picked up
+        seen.append(name)
+        assert not (tmp_path / "checkpoints" / "step_00000002").exists()
+        assert ckpt.list_checkpoints(tmp_path) == []
+
+    _save(tmp_path, 2, after_file=after_file)
+    assert seen == ["model.pt", "optimizer.pt", "state.pt", "config.yaml"]
+    assert ckpt.find_checkpoint(tmp_path).step == 2
+
+
 def test_resaving_a_step_replaces_it_whole(tmp_path):
     _save(tmp_path, 7)
     path = ckpt.save_checkpoint(tmp_path, 7, model_state={"w": torch.zeros(1)}, optimizer_state={},

@@ -16,7 +16,8 @@ SYNCING = ("bincount", "nonzero", "_local_scalar_dense", "unique", "masked_selec
 
 def _model(balance: str) -> MiniMindLM:
     torch.manual_seed(0)
-    cfg = ModelConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+    # One layer: every op of a block (attention, router, experts) is traced once; more layers repeat them.
+    cfg = ModelConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
                       vocab_size=97, max_position_embeddings=64, use_moe=True, router_balance=balance)
     return MiniMindLM(cfg).train()
 

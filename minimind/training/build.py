@@ -18,6 +18,7 @@ from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
 from minimind.training import memory, policy
+from minimind.training.callbacks import NO_CALLBACKS, Callbacks
 from minimind.training.curriculum import Curriculum
 from minimind.training.optim import make_optimizer
 from minimind.training.state import seed_everything
@@ -86,6 +87,7 @@ class Built:
     memory_estimate: memory.MemoryEstimate | None = None  # at the micro-batch the run starts with
     auto_split: memory.Split | None = None  # what batch_size auto chose
     curriculum: Curriculum | None = None  # data.seq_len_schedule placed on this run's steps
+    callbacks: Callbacks = NO_CALLBACKS  # training/callbacks.py: the entry point registers fault injection here
 
     @property
     def amp_dtype(self) -> torch.dtype:

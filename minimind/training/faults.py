@@ -1,6 +1,7 @@
-"""Fault injection for tests, handed to the loop by the entry point (never read anywhere else).
+"""Fault injection for tests: ``Faults`` (what to inject) and ``FaultCallbacks`` (the trainer
+callbacks that inject it, ``training/callbacks.py``), registered by the entry point only.
 
-``python -m minimind.train`` builds it from environment variables, which are never set in
+``python -m minimind.train`` builds them from environment variables, which are never set in
 normal use:
 
   MINIMIND_FAULT_NAN_STEPS   optimizer-step attempts of this process (1-based, "3,5-9") whose loss
@@ -15,8 +16,17 @@ normal use:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from minimind.training.callbacks import NO_CALLBACKS, Callbacks
+
+if TYPE_CHECKING:
+    import torch
+
+    from minimind.training.state import TrainState
 
 
 @dataclass(frozen=True)
@@ -26,23 +36,9 @@ class Faults:
     step_sleep_s: float = 0.0
     oom_micro_steps: frozenset[int] = field(default_factory=frozenset)
 
-    def oom_hook(self) -> Callable[[], None] | None:
-        """A function the step calls before every micro-step's forward pass; it raises
-        ``torch.OutOfMemoryError`` at the chosen micro-step attempts (None without OOM faults)."""
-        if not self.oom_micro_steps:
-            return None
-        import torch
-
-        error = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-        count = [0]
-
-        def hook() -> None:
-            count[0] += 1
-            if count[0] in self.oom_micro_steps:
-                raise error(f"injected out of memory at micro-step attempt {count[0]} "
-                            f"(MINIMIND_FAULT_OOM_MICRO_STEPS)")
-
-        return hook
+    def callbacks(self) -> Callbacks:
+        """The trainer callbacks that inject these faults (``NO_CALLBACKS`` when there are none)."""
+        return FaultCallbacks(self) if self != NO_FAULTS else NO_CALLBACKS
 
     def nan_at(self, attempt: int) -> bool:
         """Whether optimizer-step attempt number ``attempt`` (1-based) gets a NaN loss."""
@@ -58,6 +54,40 @@ class Faults:
 
 
 NO_FAULTS = Faults()
+
+
+class FaultCallbacks(Callbacks):
+    """``Faults`` at the trainer's callback points: a NaN loss on the chosen optimizer-step attempts,
+    a real ``torch.OutOfMemoryError`` before the chosen micro-step attempts' forward pass, a sleep
+    after every optimizer step and between checkpoint files."""
+
+    def __init__(self, faults: Faults):
+        self.faults = faults
+        self.nan_now = False  # this optimizer-step attempt gets a NaN loss
+        self.micro_steps = 0  # micro-step attempts of this process, retried ones counted again
+
+    def step_started(self, state: TrainState) -> None:
+        self.nan_now = self.faults.nan_at(state.attempts)
+
+    def micro_step_started(self) -> None:
+        self.micro_steps += 1
+        if self.micro_steps in self.faults.oom_micro_steps:
+            import torch
+
+            error = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+            raise error(f"injected out of memory at micro-step attempt {self.micro_steps} "
+                        f"(MINIMIND_FAULT_OOM_MICRO_STEPS)")
+
+    def micro_step_loss(self, loss: torch.Tensor) -> torch.Tensor:
+        return loss * float("nan") if self.nan_now else loss
+
+    def step_finished(self, state: TrainState) -> None:
+        if self.faults.step_sleep_s:
+            time.sleep(self.faults.step_sleep_s)
+
+    def checkpoint_file_written(self, name: str) -> None:
+        if self.faults.slow_save_s:
+            time.sleep(self.faults.slow_save_s)
 
 
 def parse_steps(spec: str) -> set[int]:

@@ -22,7 +22,6 @@ from minimind.metrics import StepTimer
 from minimind.peaks import peak_flops as device_peak_flops
 from minimind.training.build import Built
 from minimind.training.curriculum import PhaseTimer
-from minimind.training.faults import NO_FAULTS, Faults
 from minimind.training.oom import OOMRecovery
 from minimind.training.report import Reporter
 from minimind.training.samples import Sampler
@@ -37,19 +36,17 @@ _CODE_COMMANDS = {v: k for k, v in _CONTROL_CODES.items()}
 
 
 class Loop:
-    def __init__(self, built: Built, state: TrainState, run_dir: Path, reporter: Reporter,
-                 faults: Faults = NO_FAULTS):
+    def __init__(self, built: Built, state: TrainState, run_dir: Path, reporter: Reporter):
         self.built = built
         self.state = state
         self.run_dir = Path(run_dir)
         self.report = reporter
-        self.faults = faults
         self.control = ControlReader(self.run_dir) if built.dist.is_main else None
         self.signal_name: str | None = None
         self.t_start = time.time()
         self.warned_no_val = False
         self.announced_at = -1
-        self.steps = OOMRecovery(built, reporter, faults.oom_hook())
+        self.steps = OOMRecovery(built, reporter)
         self.sampler = Sampler(built) if built.dist.is_main else None
 
     def elapsed(self) -> float:
@@ -79,7 +76,8 @@ class Loop:
 
             state.attempts += 1
             self._announce_phase()
-            result = self.steps.step(state, inject_nan=self.faults.nan_at(state.attempts))
+            built.callbacks.step_started(state)
+            result = self.steps.step(state)
             timer.add(result.seconds)
             interval_tokens += result.tokens
             interval_s += result.seconds
@@ -87,8 +85,7 @@ class Loop:
                 self._skip(result)
                 continue
             ema = state.advance(result.loss, result.tokens)
-            if self.faults.step_sleep_s:
-                time.sleep(self.faults.step_sleep_s)
+            built.callbacks.step_finished(state)
 
             last = state.step == built.total_steps
             if state.step % t.log_interval == 0 or last or state.step == start_step + 1:
@@ -177,8 +174,7 @@ class Loop:
         path = None
         if self.built.dist.is_main:
             t0 = time.perf_counter()
-            path = save_checkpoint(self.built, self.state, self.run_dir, reason, self.elapsed(),
-                                   slow_save_s=self.faults.slow_save_s)
+            path = save_checkpoint(self.built, self.state, self.run_dir, reason, self.elapsed())
             self.report.checkpoint(self.state.step, path, time.perf_counter() - t0, reason)
         dist_utils.barrier(self.built.dist)
         return path

@@ -23,7 +23,6 @@ out-of-memory error ends the run with the same message.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from minimind.errors import OutOfMemoryFailure
@@ -77,16 +76,15 @@ def free_memory(built: Built) -> None:
 class OOMRecovery:
     """Runs optimizer steps through ``train_step`` and recovers from out-of-memory errors."""
 
-    def __init__(self, built: Built, report: Reporter, before_micro: Callable[[], None] | None = None):
+    def __init__(self, built: Built, report: Reporter):
         self.built = built
         self.report = report
-        self.before_micro = before_micro
 
-    def step(self, state: TrainState, inject_nan: bool = False) -> StepResult:
+    def step(self, state: TrainState) -> StepResult:
         position = self.built.loader.state_dict()
         while True:
             try:
-                return train_step(self.built, state, inject_nan=inject_nan, before_micro=self.before_micro)
+                return train_step(self.built, state)
             except Exception as exc:  # noqa: BLE001 - only out-of-memory errors are handled
                 if not is_out_of_memory(exc):
                     raise

@@ -119,9 +119,9 @@ def checkpoint_meta(built: Built, state: TrainState, run_dir: Path, reason: str,
     }
 
 
-def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s: float,
-         slow_save_s: float = 0.0) -> Path:
-    """Write a complete checkpoint of ``state`` (rank 0 only), then refresh the weights-only file."""
+def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s: float) -> Path:
+    """Write a complete checkpoint of ``state`` (rank 0 only), then refresh the weights-only file.
+    ``built.callbacks.checkpoint_file_written`` runs between the checkpoint's files."""
     import yaml
 
     from minimind import checkpoint as ckpt
@@ -132,7 +132,7 @@ def save(built: Built, state: TrainState, run_dir: Path, reason: str, elapsed_s:
                                     built.scaler.state_dict() if built.scaler.is_enabled() else None, elapsed_s)},
         config_yaml=yaml.safe_dump(built.cfg.to_dict(), sort_keys=False),
         meta=checkpoint_meta(built, state, run_dir, reason, elapsed_s), keep_last=built.cfg.train.keep_last,
-        slow_save_s=slow_save_s)
+        after_file=built.callbacks.checkpoint_file_written)
     ckpt.publish_weights(weights_file(built.cfg), run_dir, built.model.state_dict(), built.cfg.model)
     return path
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -71,10 +70,10 @@ class StepResult:
         return math.isfinite(self.loss) and (math.isfinite(self.grad_norm) or self.scaler_overflow)
 
 
-def train_step(built: Built, state: TrainState, inject_nan: bool = False,
-               before_micro: Callable[[], None] | None = None, phases: PhaseClock | None = None) -> StepResult:
+def train_step(built: Built, state: TrainState, phases: PhaseClock | None = None) -> StepResult:
     """One optimizer step over ``built.split.accumulation_steps`` micro-batches from ``built.loader``.
-    ``before_micro`` runs before each micro-step (fault injection: ``oom.OOMRecovery``).
+    ``built.callbacks`` (``training/callbacks.py``) is called before each micro-step and with each
+    micro-step's loss (the trainer's fault injection registers itself there).
     ``phases`` (``minimind.bench``) is told where the step's phases end: data, forward + backward,
     synchronisation, optimizer; without it the step does no extra work.
 
@@ -101,16 +100,16 @@ def train_step(built: Built, state: TrainState, inject_nan: bool = False,
     batches = [next(built.loader) for _ in range(split.accumulation_steps)]
     step_tokens = step_token_count(sum(b.trained_tokens for b in batches), cfg.data.packing, built.dist)
     clock.mark("data")
+    callbacks = built.callbacks
     for micro, batch in enumerate(batches):
-        if before_micro is not None:
-            before_micro()
+        callbacks.micro_step_started()
         last = micro == split.accumulation_steps - 1
         sync = contextlib.nullcontext() if (last or not built.dist.enabled) else built.ddp_model.no_sync()
         with sync:
             with built.autocast():
                 args = batch_tensors(batch, built.device, with_mask=not cfg.data.packing)
                 out = built.forward_model(args.pop("input_ids"), **args, reduction="sum")
-            loss = out.loss * float("nan") if inject_nan else out.loss
+            loss = callbacks.micro_step_loss(out.loss)
             built.scaler.scale(loss * (world / step_tokens) + out.aux_loss / split.accumulation_steps).backward()
         ce_sum += loss.detach()
         aux_sum += out.aux_loss.detach()

@@ -135,7 +135,7 @@ def big_corpus(tmp_path_factory):
 
 
 def interrupt_prepare(cwd: Path, args: list[str], ready) -> tuple[subprocess.CompletedProcess, float, list]:
-    """Start `minimind prepare ARGS` in ``cwd``, wait until ``ready(tmp_dir)``, send SIGINT (what Ctrl-C
+    """Start `minimind prepare ARGS` in ``cwd``, wait until ``ready(tmp_dir, pid)``, send SIGINT (what Ctrl-C
     sends); the finished process, the seconds it took to exit after the signal, its child processes."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "NO_COLOR": "1", "COLUMNS": "120"}
     proc = subprocess.Popen([sys.executable, "-m", "minimind_cli", "prepare", *args], cwd=cwd, env=env,
@@ -147,7 +147,7 @@ def interrupt_prepare(cwd: Path, args: list[str], ready) -> tuple[subprocess.Com
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "prepare never got to the point to interrupt"
             tmp = [p for p in cwd.iterdir() if ".tmp-" in p.name]
-            if tmp and ready(tmp[0]):
+            if tmp and ready(tmp[0], proc.pid):
                 break
             time.sleep(0.05)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -183,12 +183,17 @@ def assert_interrupted_cleanly(proc, seconds: float, children: list, cwd: Path) 
 @pytest.mark.slow  # 40 MB corpus, a real prepare interrupted while it trains the tokenizer
 def test_ctrl_c_while_training_the_tokenizer_stops_at_once(tmp_path, big_corpus):
     src, _ = big_corpus
-    started = []
 
-    def training_for_a_while(tmp: Path) -> bool:
-        # Past reading the sample (a couple of seconds), into the Rust trainer, and not yet done.
-        started.append(time.monotonic())
-        return time.monotonic() - started[0] > 6 and not (tmp / "tokenizer" / "tokenizer.json").exists()
+    def training_for_a_while(tmp: Path, pid: int) -> bool:
+        # The tokenizer's child process has worked a while (reading the sample, then the Rust trainer)
+        # and is not done. Its CPU time, not the wall clock: on an idle machine the whole prepare
+        # can finish within a fixed number of seconds, on a loaded one the child may not have started.
+        if (tmp / "tokenizer" / "tokenizer.json").exists():
+            return False
+        try:
+            return any(sum(c.cpu_times()[:2]) > 1.0 for c in psutil.Process(pid).children(recursive=True))
+        except psutil.Error:
+            return False
 
     proc, seconds, children = interrupt_prepare(tmp_path, [str(src), "-o", "out"], training_for_a_while)
     assert_interrupted_cleanly(proc, seconds, children, tmp_path)
@@ -198,7 +203,7 @@ def test_ctrl_c_while_training_the_tokenizer_stops_at_once(tmp_path, big_corpus)
 def test_ctrl_c_while_tokenizing_stops_at_once(tmp_path, big_corpus):
     src, tok = big_corpus
 
-    def tokens_written(tmp: Path) -> bool:
+    def tokens_written(tmp: Path, pid: int) -> bool:
         tokens = tmp / "tokens.bin"
         return tokens.is_file() and tokens.stat().st_size > 0
 

@@ -102,6 +102,7 @@ def test_windows_change_at_the_right_steps_with_constant_tokens_per_step(make_co
     assert tokens == [4 * 2 * 32] * 10 and state.tokens_seen == 10 * 256
 
 
+@pytest.mark.slow  # two builds, fourteen real steps and a checkpoint
 def test_resume_in_the_middle_of_a_phase_is_bitwise_exact(make_config, tmp_path):
     """fp32: a checkpoint at step 4 (inside the 16-token phase) continues through the next phase
     change exactly as the uninterrupted run does: same losses, same weights."""

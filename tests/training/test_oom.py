@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -28,7 +30,8 @@ class Recorded(Reporter):
 def losses(cfg, steps: int, oom_at: str = "") -> tuple[list[float], Recorded, object]:
     built = build(cfg)
     report = Recorded()
-    runner = OOMRecovery(built, report, Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": oom_at}).oom_hook())
+    built.callbacks = Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": oom_at}).callbacks()
+    runner = OOMRecovery(built, report)
     state, out = TrainState(), []
     for _ in range(steps):
         result = runner.step(state)
@@ -53,7 +56,8 @@ def test_an_oom_retries_the_same_step_on_the_same_samples_with_half_the_micro_ba
 
 def test_oom_at_micro_batch_one_fails_with_the_numbers_and_the_knobs(make_config):
     built = build(make_config("train.batch_size=1", "train.accumulation_steps=2"))
-    runner = OOMRecovery(built, Recorded(), Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).oom_hook())
+    built.callbacks = Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).callbacks()
+    runner = OOMRecovery(built, Recorded())
     with pytest.raises(OutOfMemoryFailure) as err:
         runner.step(TrainState())
     assert err.value.exit_code == 1
@@ -76,3 +80,23 @@ def test_cpu_allocation_failures_count_as_out_of_memory():
         assert is_out_of_memory(exc)
     assert is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
     assert not is_out_of_memory(RuntimeError("shape mismatch"))
+
+
+def test_fault_callbacks_are_registered_only_when_asked_and_count_attempts():
+    from minimind.training.callbacks import NO_CALLBACKS
+    from minimind.training.faults import FaultCallbacks
+
+    assert Faults.from_env({}).callbacks() is NO_CALLBACKS  # normal use: the do-nothing callbacks
+    faults = Faults.from_env({"MINIMIND_FAULT_NAN_STEPS": "2", "MINIMIND_FAULT_OOM_MICRO_STEPS": "3"})
+    callbacks = faults.callbacks()
+    assert isinstance(callbacks, FaultCallbacks)
+    loss = torch.tensor(2.0)
+    for attempt, nan in ((1, False), (2, True), (3, False)):
+        callbacks.step_started(TrainState(attempts=attempt))
+        assert math.isnan(callbacks.micro_step_loss(loss)) is nan
+    callbacks.micro_step_started()
+    callbacks.micro_step_started()
+    with pytest.raises(Exception) as err:  # noqa: PT011 - torch's out-of-memory error class
+        callbacks.micro_step_started()
+    assert is_out_of_memory(err.value) and "micro-step attempt 3" in str(err.value)
+    callbacks.micro_step_started()  # only the chosen attempts fail

@@ -32,6 +32,7 @@ def test_muon_takes_the_block_matrices_and_adamw_the_rest(make_config):
             "model.layers.0.input_layernorm.weight"} <= adamw
 
 
+@pytest.mark.slow  # a dozen real optimizer steps
 def test_muon_lowers_the_loss_with_one_schedule_scaled_for_both(make_config):
     built = build(make_config(*MUON, "train.max_steps=12"))
     state = TrainState()
@@ -47,6 +48,7 @@ def test_muon_lowers_the_loss_with_one_schedule_scaled_for_both(make_config):
     assert result.loss < first - 0.5
 
 
+@pytest.mark.slow  # three builds, seven real steps and a checkpoint
 def test_both_optimizer_states_are_checkpointed_exactly(make_config, tmp_path):
     cfg = make_config(*MUON)
     built = build(cfg)

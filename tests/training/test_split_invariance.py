@@ -37,7 +37,8 @@ def test_the_validation_loss_of_the_same_weights_is_the_same_at_any_micro_batch_
     # A real out-of-memory retry re-splits the run; with the weights put back, validation is unchanged.
     built.resplit(Split.fixed(4, 2), position)
     before = _weights(built)
-    OOMRecovery(built, Recorded(), Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).oom_hook()).step(state)
+    built.callbacks = Faults.from_env({"MINIMIND_FAULT_OOM_MICRO_STEPS": "1"}).callbacks()
+    OOMRecovery(built, Recorded()).step(state)
     assert built.split.batch_size == 2
     built.model.load_state_dict(before)
     assert evaluate(built) == pytest.approx(reference, rel=1e-6, abs=0)

@@ -9,6 +9,7 @@ import torch
 
 from minimind.checkpoint import find_checkpoint
 from minimind.training.build import build
+from minimind.training.faults import Faults
 from minimind.training.state import TrainState, restore, save
 from minimind.training.step import StepResult, evaluate, train_step
 
@@ -56,11 +57,16 @@ def test_a_checkpointed_state_gives_the_same_next_loss(make_config, tmp_path):
 def test_a_nan_step_is_not_finite_and_leaves_the_weights_alone(make_config):
     built = build(make_config())
     before = _params(built)
-    result = train_step(built, TrainState(), inject_nan=True)
+    built.callbacks = Faults(nan_attempts=frozenset({1})).callbacks()
+    state = TrainState(attempts=1)
+    built.callbacks.step_started(state)  # what the loop does before each attempt
+    result = train_step(built, state)
     assert not result.finite and math.isnan(result.loss)
     assert all(torch.equal(a, b) for a, b in zip(before, _params(built)))
     assert all(p.grad is None for p in built.model.parameters())  # nothing leaks into the next step
-    assert train_step(built, TrainState()).finite
+    state.attempts += 1
+    built.callbacks.step_started(state)
+    assert train_step(built, state).finite
 
 
 @pytest.mark.parametrize("loss, grad, overflow, finite", [
