@@ -418,7 +418,7 @@ def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes:
     for mode in modes:
         report = progress(mode) if progress else None
         if mode == VAL_MODE:
-            run_amp = run_precision(loaded, dev, amp)
+            run_amp = run_precision(loaded, amp)
             results.append(validation_set_result(model, cfg, text, batch_size=batch_size, device=dev,
                                                  autocast_dtype=run_amp, progress=report))
         else:
@@ -427,7 +427,7 @@ def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes:
     return results
 
 
-def run_precision(loaded, device: torch.device, default: torch.dtype | None) -> torch.dtype | None:
+def run_precision(loaded, default: torch.dtype | None) -> torch.dtype | None:
     """The autocast dtype the run validated in (its checkpoint's ``dtype``), so ``val`` mode gives
     the run's own number; ``default`` when it is not recorded."""
     from minimind.training.build import DTYPES

@@ -6,7 +6,6 @@ compiled forward, optimizer and loss scaler, returned as one ``Built`` value.
 
 from __future__ import annotations
 
-import contextlib
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from minimind import distributed as dist_utils
 from minimind.config import Config, ConfigError
 from minimind.data.dataset import BatchLoader, PretrainDataset, optimizer_steps
 from minimind.model import MiniMindLM
+from minimind.scoring import autocast
 from minimind.training import memory, policy
 from minimind.training.callbacks import NO_CALLBACKS, Callbacks
 from minimind.training.curriculum import Curriculum
@@ -94,9 +94,7 @@ class Built:
         return DTYPES[self.dtype_name]
 
     def autocast(self):
-        if self.dtype_name == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     @property
     def tokens_per_step(self) -> int:

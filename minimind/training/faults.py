@@ -72,10 +72,9 @@ class FaultCallbacks(Callbacks):
     def micro_step_started(self) -> None:
         self.micro_steps += 1
         if self.micro_steps in self.faults.oom_micro_steps:
-            import torch
+            from minimind.training.memory import out_of_memory_error
 
-            error = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-            raise error(f"injected out of memory at micro-step attempt {self.micro_steps} "
+            raise out_of_memory_error()(f"injected out of memory at micro-step attempt {self.micro_steps} "
                         f"(MINIMIND_FAULT_OOM_MICRO_STEPS)")
 
     def micro_step_loss(self, loss: torch.Tensor) -> torch.Tensor:

@@ -358,12 +358,17 @@ def choose_split(cfg: Config, model: torch.nn.Module, dtype_name: str, device: t
     return split_for(fit, requested)
 
 
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA or CPU allocation failure as torch reports it (CPU: a RuntimeError from the allocator)."""
+def out_of_memory_error() -> type[Exception]:
+    """torch's out-of-memory error class (``torch.cuda.OutOfMemoryError`` on a torch that has no
+    ``torch.OutOfMemoryError``)."""
     import torch
 
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    if isinstance(exc, (oom, MemoryError)):
+    return getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA or CPU allocation failure as torch reports it (CPU: a RuntimeError from the allocator)."""
+    if isinstance(exc, (out_of_memory_error(), MemoryError)):
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "not enough memory" in text

@@ -151,8 +151,7 @@ def evaluate(built: Built) -> float | None:
     same function as ``minimind eval``; None when the split holds no sample."""
     batches = validation_batches(built.val_data, built.cfg.train.eval_samples, built.split.batch_size,
                                  built.dist.rank, built.dist.world_size)
-    amp = None if built.dtype_name == "fp32" else built.amp_dtype
-    sums = score_batches(built.model, batches, built.device, amp)
+    sums = score_batches(built.model, batches, built.device, built.amp_dtype)
     dist_utils.all_reduce_sum(sums, built.dist)
     total, count = sums.tolist()
     if count == 0:
