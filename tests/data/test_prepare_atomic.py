@@ -76,6 +76,24 @@ def test_interrupt_removes_the_temporary_directory(tmp_path, corpus, sig):
 
 
 @pytest.mark.slow  # kills real prepare processes
+def test_a_killed_worker_stops_prepare_with_a_clear_error(tmp_path, corpus):
+    """An encode worker killed from outside (the OOM killer) ends prepare with an explanation and
+    no dataset: it neither hangs waiting for the lost block nor writes a corpus with a hole."""
+    src, tok = corpus
+    out = tmp_path / "data"
+    proc, children = start_and_wait_for_output(src, out, tok)
+    workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+    assert len(workers) == 2, [c.cmdline() for c in children]
+    workers[0].kill()
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "finished" not in stdout
+    assert "an encode worker process died (killed by signal 9" in stderr
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert wait_gone(children) == []
+
+
+@pytest.mark.slow  # kills real prepare processes
 def test_sigkill_leftovers_are_cleaned_by_the_next_run(tmp_path, corpus):
     src, tok = corpus
     out = tmp_path / "data"

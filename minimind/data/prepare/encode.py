@@ -2,8 +2,12 @@
 
 Workers decode, validate and tokenize a whole block and send back one flat token array, so the
 main process only reads, splits and writes. Processes, not threads or ``encode_batch``: on a
-2-core machine the Rust batch encoder gains nothing, while independent processes scale. At most
-``2 * workers`` blocks are in flight, so memory stays flat whatever the input size.
+2-core machine the Rust batch encoder gains nothing, while independent processes scale. One block
+is in flight per worker, so memory stays flat whatever the input size.
+
+The workers are plain processes with one pipe each, not a ``ProcessPoolExecutor``: on Ctrl-C they
+are killed at once, and the executor's helper threads would then wait forever on the half-written
+result of a killed worker (seen as a hang on exit). Here nothing reads a pipe after an abort.
 """
 
 from __future__ import annotations
@@ -13,16 +17,16 @@ import os
 import signal
 import threading
 import time
+import traceback
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from minimind.data.prepare.dedup import TextHasher, text_hash
 from minimind.data.prepare.parse import EMPTY, SURROGATE, HugeLine, Parsed, huge_document, parse
+from minimind.errors import PrepareError
 
 
 @dataclass
@@ -115,9 +119,6 @@ def encode_huge(tok, dtype: str, huge: HugeLine, line: int, text_key: str, stric
     return Encoded(tokens, np.array([tokens.size], dtype=np.int64), parsed.skipped, None, hashes)
 
 
-_WORKER: dict[str, Any] = {}
-
-
 def serve_parent(ppid: int, poll_s: float = 0.5) -> None:
     """Set up a child process of prepare (an encode worker, the tokenizer trainer). Ctrl-C reaches
     the whole process group, and the parent decides what happens (it terminates its children), so
@@ -132,7 +133,8 @@ def serve_parent(ppid: int, poll_s: float = 0.5) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int, dedup: bool) -> None:
+def _worker_main(conn, tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid: int, dedup: bool) -> None:
+    """An encode worker: answer each block sent on ``conn`` with ("ok", Encoded) until told to stop (None)."""
     from tokenizers import Tokenizer
 
     from minimind.data.tokenizer import make_batch_encoder, make_encoder
@@ -142,18 +144,101 @@ def _worker_init(tokenizer_file: str, bos: int, eos: int, dtype: str, parent_pid
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     tok = Tokenizer.from_file(tokenizer_file)
     encode = make_encoder(tok)
-    _WORKER.update(encode=encode, encode_many=make_batch_encoder(tok, encode), bos=bos, eos=eos, dtype=dtype,
-                   dedup=dedup)
+    encode_many = make_batch_encoder(tok, encode)
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        if task is None:
+            return
+        kind, chunk, line0, text_key, strict = task
+        try:
+            reply = ("ok", encode_chunk(encode, bos, eos, dtype, kind, chunk, line0, text_key, strict,
+                                        encode_many, dedup))
+        except BaseException:  # noqa: BLE001 - a bug: its traceback goes to the parent
+            reply = ("crash", traceback.format_exc())
+        conn.send(reply)
 
 
-def _worker_encode(kind: str, chunk, line0: int, text_key: str, strict: bool) -> Encoded:
-    w = _WORKER
-    return encode_chunk(w["encode"], w["bos"], w["eos"], w["dtype"], kind, chunk, line0, text_key, strict,
-                        w["encode_many"], w["dedup"])
+def stop_process(proc, grace_s: float = 5.0) -> None:
+    """Stop a child process now: SIGTERM, then SIGKILL if it is still there after ``grace_s``."""
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(grace_s)
+    if proc.is_alive():
+        proc.kill()
+    proc.join()
+
+
+class _Workers:
+    """Worker processes that encode blocks. Block ``i`` goes to worker ``i % n``, and its result is
+    taken before that worker gets another block, so neither side can block the other on a full pipe."""
+
+    def __init__(self, n: int, tokenizer_file: str, bos: int, eos: int, dtype: str, dedup: bool):
+        # spawn, not fork: the parent may hold rayon threads (tokenizer training) or a progress
+        # bar's refresh thread, and a forked child would inherit them half-alive.
+        ctx = multiprocessing.get_context("spawn")
+        self.procs, self.conns = [], []
+        self.outstanding = 0  # blocks sent whose result has not been taken
+        try:
+            for _ in range(n):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_worker_main, name="minimind-encode", daemon=True,
+                                   args=(child, tokenizer_file, bos, eos, dtype, os.getpid(), dedup))
+                proc.start()
+                child.close()
+                self.procs.append(proc)
+                self.conns.append(parent)
+        except BaseException:
+            self.close(abort=True)
+            raise
+
+    def _died(self, k: int) -> PrepareError:
+        self.procs[k].join(5)
+        code = self.procs[k].exitcode
+        why = f"killed by signal {-code}, e.g. out of memory" if code is not None and code < 0 else f"exit code {code}"
+        return PrepareError(f"an encode worker process died ({why}); nothing was written. "
+                            "Run prepare again, with fewer --workers if memory is short.")
+
+    def send(self, i: int, task: tuple) -> None:
+        k = i % len(self.conns)
+        try:
+            self.conns[k].send(task)
+        except OSError:  # broken pipe: the worker is gone
+            raise self._died(k) from None
+        self.outstanding += 1
+
+    def result(self, i: int) -> Encoded:
+        k = i % len(self.conns)
+        try:
+            status, value = self.conns[k].recv()
+        except EOFError:
+            raise self._died(k) from None
+        self.outstanding -= 1
+        if status == "crash":
+            raise RuntimeError(f"encoding a block failed in a worker:\n{value}")
+        return value
+
+    def close(self, abort: bool) -> None:
+        """Let idle workers exit or, on ``abort`` or with blocks still out (a limit was reached), kill
+        them whatever they are doing."""
+        if not abort and not self.outstanding:
+            for conn in self.conns:
+                try:
+                    conn.send(None)
+                except OSError:  # that worker is already gone
+                    pass
+            for proc in self.procs:
+                proc.join(5)
+        for proc in self.procs:
+            stop_process(proc)
+        for conn in self.conns:
+            conn.close()
 
 
 class BlockEncoder:
-    """Tokenizes the blocks of input files in order; a context manager that owns the worker pool.
+    """Tokenizes the blocks of input files in order; a context manager that owns the worker processes.
 
     ``tok`` is a loaded tokenizer (encode/encode_many/bos_id/eos_id), ``tokenizer_file`` its
     ``tokenizer.json`` for the workers to load. With one worker everything runs in this process.
@@ -163,25 +248,18 @@ class BlockEncoder:
                  dedup: bool = False):
         self.tok, self.dtype, self.text_key, self.strict, self.workers = tok, dtype, text_key, strict, workers
         self.dedup = dedup
-        self.pool: ProcessPoolExecutor | None = None
-        if workers > 1:
-            # spawn, not fork: the parent may hold rayon threads (tokenizer training) or a progress
-            # bar's refresh thread, and a forked child would inherit them half-alive.
-            self.pool = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init,
-                initargs=(tokenizer_file, tok.bos_id, tok.eos_id, dtype, os.getpid(), dedup))
+        self.pool = (_Workers(workers, tokenizer_file, tok.bos_id, tok.eos_id, dtype, dedup)
+                     if workers > 1 else None)
+        self.sent = 0  # blocks sent to the workers so far: the index of the next one
 
     def __enter__(self) -> BlockEncoder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if self.pool is not None:
-            if exc_type is not None:
-                # On failure or Ctrl-C nothing more is wanted from the workers: stop them now rather
-                # than let each finish its block (seconds), which would hold up the exit.
-                for proc in list((getattr(self.pool, "_processes", None) or {}).values()):
-                    proc.terminate()
-            self.pool.shutdown(wait=True, cancel_futures=exc_type is not None)
+            # On failure or Ctrl-C nothing more is wanted from the workers: stop them now rather
+            # than let each finish its block (seconds), which would hold up the exit.
+            self.pool.close(abort=exc_type is not None)
             self.pool = None
         return False
 
@@ -200,20 +278,25 @@ class BlockEncoder:
                 yield (encode_chunk(tok.encode, tok.bos_id, tok.eos_id, self.dtype, reader.kind, chunk, line0,
                                     self.text_key, self.strict, tok.encode_many, self.dedup), reader.position())
             return
-        pending: deque = deque()
+        pending: deque = deque()  # (block index, file position after it), oldest first
+
+        def oldest() -> tuple[Encoded, int]:
+            i, pos = pending.popleft()
+            return self.pool.result(i), pos
+
         for line0, chunk in reader.chunks():
             if isinstance(chunk, HugeLine):  # encoded here, in order, as it is read
                 while pending:
-                    fut, pos = pending.popleft()
-                    yield fut.result(), pos
+                    yield oldest()
                 yield self._huge(chunk, line0), reader.position()
                 continue
-            pending.append((self.pool.submit(_worker_encode, reader.kind, chunk, line0, self.text_key, self.strict),
-                            reader.position()))
-            # A bounded queue keeps memory flat: reading never runs far ahead of encoding.
-            while len(pending) > 2 * self.workers:
-                fut, pos = pending.popleft()
-                yield fut.result(), pos
+            # All busy: the worker this block goes to answers first, and gets the block before the
+            # answer is handed on, so it encodes while the caller writes.
+            done = oldest() if len(pending) == self.workers else None
+            self.pool.send(self.sent, (reader.kind, chunk, line0, self.text_key, self.strict))
+            pending.append((self.sent, reader.position()))
+            self.sent += 1
+            if done is not None:
+                yield done
         while pending:
-            fut, pos = pending.popleft()
-            yield fut.result(), pos
+            yield oldest()
