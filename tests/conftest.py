@@ -26,6 +26,15 @@ def run_cli(*args: str, cwd: str | os.PathLike | None = None, timeout: float = 6
                           capture_output=True, text=True, timeout=timeout, input=input)
 
 
+@pytest.fixture(autouse=True)
+def _fast_dashboard_polling(monkeypatch):
+    """A dashboard built in a test follows its run every 0.05 s instead of every 0.5 s: the same code,
+    ten times the pace, so tests wait for events a tenth as long."""
+    from minimind_cli.dashboard import tailer
+
+    monkeypatch.setattr(tailer, "POLL_INTERVAL_S", 0.05)
+
+
 @pytest.fixture
 def cli():
     return run_cli

@@ -21,7 +21,7 @@ from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.samples import SamplesPanel
 from minimind_cli.dashboard.screens import HelpScreen, QuitScreen
 from minimind_cli.dashboard.state import PANELS, RunState
-from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
+from minimind_cli.dashboard.tailer import Tailer
 from minimind_cli.dashboard.widgets import (
     EventLog,
     FailurePanel,
@@ -71,7 +71,7 @@ class DashboardApp(App[DashboardResult]):
         return {**super().get_theme_variable_defaults(), **css_variables()}  # $mm-green ... in .tcss
 
     def __init__(self, run_dir: str | Path, process: subprocess.Popen | None = None, *,
-                 stop_timeout: float = STOP_TIMEOUT_S, poll_interval: float = POLL_INTERVAL_S):
+                 stop_timeout: float = STOP_TIMEOUT_S, poll_interval: float | None = None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.process = process

@@ -25,7 +25,7 @@ from minimind_cli.dashboard.plots import X_AXES, CompareLossPlot
 from minimind_cli.dashboard.report import write_report_in_background
 from minimind_cli.dashboard.screens import HelpScreen
 from minimind_cli.dashboard.state import RunState
-from minimind_cli.dashboard.tailer import POLL_INTERVAL_S, Tailer
+from minimind_cli.dashboard.tailer import Tailer
 
 
 def config_differences(configs: list[dict[str, Any] | None]) -> list[list[str]]:
@@ -95,7 +95,7 @@ class CompareApp(App[int]):
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return {**super().get_theme_variable_defaults(), **css_variables()}  # $mm-green ... in .tcss
 
-    def __init__(self, run_dirs: list[str | Path], *, poll_interval: float = POLL_INTERVAL_S):
+    def __init__(self, run_dirs: list[str | Path], *, poll_interval: float | None = None):
         super().__init__()
         self.run_dirs = [Path(d) for d in run_dirs]
         self.names = unique_names(self.run_dirs)

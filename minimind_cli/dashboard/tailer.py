@@ -28,12 +28,12 @@ class Tailer(threading.Thread):
     ``pid`` of the latest ``run_started`` event and stops once the run has ended."""
 
     def __init__(self, target: MessagePump, run_dir: Path, process: subprocess.Popen | None = None,
-                 interval: float = POLL_INTERVAL_S, key: int = 0):
+                 interval: float | None = None, key: int = 0):
         super().__init__(name="minimind-dashboard-tailer", daemon=True)
         self.target = target
         self.run_dir = Path(run_dir)
         self.process = process
-        self.interval = interval
+        self.interval = POLL_INTERVAL_S if interval is None else interval  # read now, not at import
         self.key = key  # passed back in every message: which run of a comparison
         self._seen_alive = process is not None  # a process of ours was alive when we started
         self._stop_event = threading.Event()

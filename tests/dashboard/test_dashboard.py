@@ -588,8 +588,10 @@ async def test_a_schedule_replanned_on_resume_is_drawn_marked_and_logged(tmp_pat
     events = read_events(run_dir / "events.jsonl")
     first = events[0]
     plan = [[s, 2e-3 if s < 200 else 2e-3 - (s - 200) * 1e-5] for s in range(0, 400, 10)]
+    # The resumed trainer is alive (this process's pid): with the recorded, long-gone pid the watch would
+    # soon call the run failed and fold the lr panel away, before or after it was drawn (a race).
     resumed = {**first, "start_step": 200, "total_steps": 400, "resumed_from": {"path": "c/step_200", "step": 200},
-               "lr_schedule": plan, "schedule_changed_at": 200, "time": events[-1]["time"] + 1}
+               "lr_schedule": plan, "schedule_changed_at": 200, "time": events[-1]["time"] + 1, "pid": os.getpid()}
     with open(run_dir / "events.jsonl", "a") as f:
         f.write(json.dumps(resumed) + "\n")
     app = DashboardApp(run_dir)

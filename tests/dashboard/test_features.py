@@ -279,7 +279,9 @@ async def test_failure_panel_gives_the_resume_command(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.state.failed is not None)
         await pilot.pause()
-        assert f"Resume from step 100: minimind resume {run_dir}" in text_of(app.query_one(FailurePanel))
+        # A long path wraps at the panel's edge: read the text as one line.
+        shown = text_of(app.query_one(FailurePanel)).replace("\n", "")
+        assert f"Resume from step 100: minimind resume {run_dir}" in shown
 
 
 async def test_a_dead_run_is_stamped_with_its_last_event_not_the_watch(tmp_path):
