@@ -162,8 +162,9 @@ def _worker_main(conn, tokenizer_file: str, bos: int, eos: int, dtype: str, pare
 
 
 def stop_process(proc, grace_s: float = 5.0) -> None:
-    """Stop a child process now: SIGTERM, then SIGKILL if it is still there after ``grace_s``."""
-    if proc.is_alive():
+    """Stop a child process now: SIGTERM, then SIGKILL if it is still there after ``grace_s``
+    (``grace_s=0``: SIGKILL at once, for a child that may be deep in native code)."""
+    if proc.is_alive() and grace_s > 0:
         proc.terminate()
         proc.join(grace_s)
     if proc.is_alive():

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from minimind.data.prepare.encode import serve_parent
+from minimind.data.prepare.encode import serve_parent, stop_process
 from minimind.data.prepare.readers import leading_texts
 from minimind.errors import PrepareError
 
@@ -112,7 +112,5 @@ def train_for_prepare(job: TrainJob, on_progress: Callable[[int, int], None]) ->
             else:
                 raise RuntimeError(f"training the tokenizer failed:\n{message[1]}")
     finally:
-        if proc.is_alive():
-            proc.kill()  # it may be deep in Rust: only SIGKILL stops it now
-        proc.join()
+        stop_process(proc, grace_s=0)  # it may be deep in Rust: only SIGKILL stops it now
         parent.close()
