@@ -381,6 +381,9 @@ class EventLog(Widget):
 
 
 class FailurePanel(Static):
+    """Why the run failed, what to do next (resume, q) and then the traceback or log tail: the action
+    lines come before the long part, so a small panel cuts the traceback, never them."""
+
     def show(self, state: RunState) -> None:
         text = Text()
         failed = state.failed
@@ -388,6 +391,7 @@ class FailurePanel(Static):
         text.append("Training failed", style="bold red")
         text.append(f" — {fmt.exit_status(code)}\n" if code is not None or state.process_gone
                     else "\n", style="red")
+        details = Text()
         if failed is not None:
             text.append(str(failed.error), style="bold")
             if failed.step is not None:
@@ -395,17 +399,20 @@ class FailurePanel(Static):
             text.append("\n")
             traceback = str(failed.traceback or "").rstrip()
             if traceback:
-                text.append("\n".join(traceback.splitlines()[-12:]) + "\n", style="dim")
+                details.append("\n".join(traceback.splitlines()[-12:]), style="dim")
         elif state.process_gone:
             if state.returncode is None:
                 text.append("The trainer process is gone and wrote no run_finished or run_failed event.\n")
             else:
                 text.append("The trainer exited without a run_failed event.\n")
             if state.trainer_log_tail:
-                text.append(f"{TRAINER_LOG} (last lines):\n", style="bold")
-                text.append(state.trainer_log_tail.rstrip() + "\n", style="dim")
+                details.append(f"{TRAINER_LOG} (last lines):\n", style="bold")
+                details.append(state.trainer_log_tail.rstrip(), style="dim")
         resume = state.resume_hint()
         if resume:
             text.append(resume + "\n", style="bold")
         text.append("Press q to exit.", style="italic")
+        if details:
+            text.append("\n")
+            text.append_text(details)
         self.update(text)

@@ -284,6 +284,30 @@ async def test_failure_panel_gives_the_resume_command(tmp_path):
         assert f"Resume from step 100: minimind resume {run_dir}" in shown
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_the_resume_line_stays_in_view_under_a_long_traceback(tmp_path, size):
+    """The panel has a maximum height: what is cut is the end of the traceback, never the action lines."""
+    run_dir = tmp_path / "failed"
+    run_dir.mkdir()
+    lines = []
+    for line in fixture_lines("failed"):
+        event = json.loads(line)
+        if event["type"] == "run_failed":
+            event["error"] = "a long error message that names the file, the step and what to try " * 2
+            event["traceback"] = "".join(f"  File \"minimind/deep_{i}.py\", line {i}, in f{i}\n" for i in range(40))
+        lines.append(json.dumps(event) + "\n")
+    (run_dir / "events.jsonl").write_text("".join(lines))
+    app = DashboardApp(run_dir)
+    async with app.run_test(size=size) as pilot:
+        await wait_for(pilot, lambda: app.state.failed is not None)
+        await pilot.pause()
+        panel = app.query_one(FailurePanel)
+        shown = text_of(panel).splitlines()[:panel.content_size.height]  # the rows the panel has room for
+        assert any("Resume from step 100" in row for row in shown), shown
+        assert any("Press q to exit." in row for row in shown), shown
+        assert not any("deep_39" in row for row in shown)  # the traceback is what got cut
+
+
 async def test_a_dead_run_is_stamped_with_its_last_event_not_the_watch(tmp_path):
     """A run whose trainer vanished without an end event, watched later: the line about it carries
     the time of the run's last event."""
