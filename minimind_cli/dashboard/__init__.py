@@ -50,7 +50,7 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
     the run ended, by the rule every command uses (``minimind.events.run_outcome``), so a Stop
     gives 130 under ``pretrain``, ``resume`` and ``watch`` alike: 0 finished, 130 stopped after
     saving, the recorded code of a failure, 128+N killed by signal N, 1 gone without a word.
-    Under ``watch`` a failure is also printed (``pretrain``/``resume`` report the end themselves).
+    Under ``watch`` a stop or a failure is also printed (``pretrain``/``resume`` report the end themselves).
     """
     run_dir, process, state = app.run_dir, app.process, app.state
     watch = watch_command(run_dir)
@@ -72,6 +72,10 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
         outcome = run_outcome(read_events(run_dir / EVENTS_FILE), returncode, process_gone=returncode is not None)
         return outcome.exit_code
     outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
+    if outcome.status == "stopped":  # exit 130 says stopped; this says where, and how to go on
+        step = outcome.event.get("step") if outcome.event is not None else None
+        at = f" at step {step}" if step is not None else ""
+        echo(f"Training stopped after saving a checkpoint{at}. Resume with: minimind resume {shlex.quote(str(run_dir))}")
     if outcome.status == "failed":
         failed = parse_event(outcome.event, lenient=True) if outcome.event is not None else None
         error = (failed.error if isinstance(failed, RunFailed) else None) or outcome.message
