@@ -200,8 +200,9 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
                           f"{'the weights of run ' + holder if holder else 'weights from outside this run'}",
                           markup=False)
         elif shared:
-            console.print(f"{shared} now comes from this run ({run_dir.name}); its own copy: "
-                          f"{end.get('run_weights_path')}", markup=False)
+            own = Path(str(end.get("run_weights_path") or "")).name  # in the run directory, named next
+            console.print(f"{shared} now comes from this run ({run_dir.name}); the run keeps its own copy"
+                          f"{f', {own}' if own else ''}", markup=False)
         console.print(f"run: {run_dir}")
         return outcome.exit_code
     if outcome.status == "stopped":

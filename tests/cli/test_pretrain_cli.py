@@ -168,6 +168,8 @@ def test_a_second_run_of_the_same_width_says_whose_weights_the_shared_file_holds
                        "--max-steps", "2", "--set", f"train.learning_rate={lr}", cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
     assert f"{out / 'pretrain_64.pth'} now comes from this run (r2)" in proc.stdout
+    summary = proc.stdout[proc.stdout.index("done:"):]
+    assert summary.count(str(out / "runs" / "r2")) == 1  # the closing lines name the run directory once
     events = read_events(out / "runs" / "r2" / "events.jsonl")
     warning = next(e for e in events if e["type"] == "warning")
     assert "holds the weights of run r1" in warning["message"]
