@@ -104,10 +104,10 @@ def print_summary(result, console=None) -> None:
                   else "dataset prepared", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("documents", f"{docs:,}")
-    table.add_row("tokens", f"{tokens:,}")
+    # The totals, then the split as meta.json counts it ("documents"/"tokens" there are the train split).
+    table.add_row("documents", f"{docs:,} ({meta['documents']:,} train + {meta['val_documents']:,} validation)")
+    table.add_row("tokens", f"{tokens:,} ({meta['tokens']:,} train + {meta['val_tokens']:,} validation)")
     table.add_row("tokens/document", f"{tokens / docs:,.1f}" if docs else "-")
-    table.add_row("validation", f"{meta['val_documents']:,} documents, {meta['val_tokens']:,} tokens")
     skipped = meta.get("skipped") or {}
     table.add_row("skipped", ", ".join(f"{n:,} {reason}" for reason, n in skipped.items()) or "none")
     if "duplicates_removed" in meta:

@@ -29,7 +29,10 @@ def test_prepare_prints_a_summary_then_reuses(tmp_path):
     assert "dataset prepared" in out
     for row in ("documents", "tokens/document", "validation", "skipped", "1 empty text", "out/data", "time"):
         assert row in out
-    assert (tmp_path / "out" / "data" / "meta.json").is_file()
+    # the split is shown as meta.json counts it: there "documents" and "tokens" are the train split
+    meta = json.loads((tmp_path / "out" / "data" / "meta.json").read_text())
+    assert f"({meta['documents']:,} train + {meta['val_documents']:,} validation)" in out
+    assert f"({meta['tokens']:,} train + {meta['val_tokens']:,} validation)" in out
     again = run_cli("prepare", "data.jsonl", "--vocab-size", "300", cwd=tmp_path)
     assert again.returncode == 0 and "reused" in again.stdout
     forced = run_cli("prepare", "data.jsonl", "--vocab-size", "300", "--force", "-o", "out/data", cwd=tmp_path)
