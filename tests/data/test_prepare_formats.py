@@ -352,3 +352,13 @@ def test_max_documents_and_max_tokens_take_a_prefix(tmp_path, tok_dir):
         prep(path, tmp_path / "none", max_documents=0)
     with pytest.raises(PrepareError, match="dedup 'fuzzy' is not known"):
         prep(path, tmp_path / "none", dedup="fuzzy")
+
+
+def test_max_documents_trains_the_tokenizer_on_the_kept_documents_only(tmp_path):
+    texts = [f"document {i} " + t for i, t in enumerate(topics_text(60_000))]
+    path = write_jsonl(tmp_path / "a.jsonl", texts)
+    res = prep(path, tmp_path / "docs", vocab_size=300, val_fraction=0, max_documents=25)
+    assert res.meta["tokenizer"]["source"] == "trained"
+    assert res.meta["tokenizer"]["trained_on_chars"] == sum(len(t) for t in texts[:25])
+    whole = prep(path, tmp_path / "all", vocab_size=300, val_fraction=0)
+    assert whole.meta["tokenizer"]["trained_on_chars"] == sum(len(t) for t in texts)

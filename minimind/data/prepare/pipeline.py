@@ -202,7 +202,8 @@ def _make_tokenizer(job: _Job, tok_dir: Path) -> tuple[dict[str, Any], float]:
         job.report("tokenizer", done, limit, documents)
 
     chars = train_for_prepare(
-        TrainJob(job.files, job.text_key, job.strict, limit, job.chunk_bytes, job.vocab_size, tok_dir), on_progress)
+        TrainJob(job.files, job.text_key, job.strict, limit, job.chunk_bytes, job.vocab_size, tok_dir,
+                 job.max_documents), on_progress)
     job.report("tokenizer", limit, limit, docs[0])
     seconds = time.perf_counter() - t0
     return {"source": "trained", "trained_on_chars": chars, "seconds": round(seconds, 3)}, seconds

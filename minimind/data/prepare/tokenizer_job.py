@@ -33,6 +33,7 @@ class TrainJob:
     chunk_bytes: int
     vocab_size: int
     out_dir: Path
+    max_documents: int | None = None  # --max-documents: train on the documents that will be kept, no more
 
 
 def _train(job: TrainJob, on_progress: Callable[[int, int], None]) -> int:
@@ -48,6 +49,8 @@ def _train(job: TrainJob, on_progress: Callable[[int, int], None]) -> int:
 
     def counted(texts: Iterator[str]) -> Iterator[str]:
         for text in texts:
+            if job.max_documents is not None and seen["docs"] >= job.max_documents:
+                return
             try:
                 text.encode("utf-8")
             except UnicodeEncodeError:  # lone surrogate: reported by the main pass
