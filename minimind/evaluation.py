@@ -276,11 +276,27 @@ def run_config(loaded):
     return None
 
 
-def default_seq_len(loaded) -> int:
-    """The window the weights were trained with (their run's ``data.max_seq_len``), else 512
-    capped at the model's context."""
+def default_seq_len(loaded) -> tuple[int, str | None]:
+    """The window the weights were trained with, and a note on where it was read when that is not
+    their own run directory: their run's ``data.max_seq_len`` (a run or checkpoint, or the run a
+    .pth's sidecar names), else 512 capped at the model's context."""
+    from minimind.checkpoint import weights_run
+    from minimind.config import load_config
+    from minimind.run_dir import CONFIG_FILE
+
     cfg = run_config(loaded)
-    return int(cfg.data.max_seq_len) if cfg is not None else min(512, loaded.config.max_position_embeddings)
+    if cfg is not None:
+        return int(cfg.data.max_seq_len), None
+    run = weights_run(loaded.weights_file) if loaded.source_kind == "pth" else None
+    if run is not None and (Path(run) / CONFIG_FILE).is_file():
+        try:
+            n = int(load_config(Path(run) / CONFIG_FILE).data.max_seq_len)
+        except MinimindError:
+            pass
+        else:
+            return n, f"window {n} tokens: data.max_seq_len of {run}, the run its sidecar names"
+    n = min(512, loaded.config.max_position_embeddings)
+    return n, f"window {n} tokens: the run of these weights is not recorded or not found (--seq-len sets another)"
 
 
 def default_data(loaded) -> Path | None:
@@ -411,7 +427,10 @@ def evaluate_weights(path: str | Path, data: str | Path | None = None, *, modes:
     text = load_eval_text(loaded, data, split=split, tokenizer=tokenizer, text_key=text_key, max_docs=max_docs,
                           force=force)
     text.notes[:0] = loaded.notes
-    seq_len = seq_len or default_seq_len(loaded)
+    if seq_len is None:
+        seq_len, where = default_seq_len(loaded)
+        if where is not None:
+            text.notes.append(where)
     dev, amp = pick_eval_device(device)
     model = build_model(loaded).to(dev)
     results = []

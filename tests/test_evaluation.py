@@ -119,6 +119,30 @@ def test_minimind_pth_scores_through_the_same_code(tmp_path, layout):
     assert res.bits_per_byte == pytest.approx(want.bits_per_byte, rel=1e-6)
 
 
+def test_a_bare_pth_is_scored_with_the_window_of_the_run_its_sidecar_names(tmp_path):
+    """out/pretrain_<h>.pth of a run trained on 24-token rows is scored on 24-token rows, and eval says why."""
+    import shutil
+
+    from minimind.checkpoint import save_weights
+    from minimind.config import save_config
+    from minimind.run_dir import CONFIG_FILE
+    from tests.training.conftest import small_config
+
+    data = write_dataset(tmp_path / "ds", random_docs(200, seed=0), random_docs(8, seed=1))
+    run = tmp_path / "out" / "runs" / "r"
+    run.mkdir(parents=True)
+    save_config(small_config(data, tmp_path / "out", "data.max_seq_len=24"), run / CONFIG_FILE)
+    model = tiny_model(seed=7)
+    pth = save_weights(tmp_path / "out" / "pretrain_64.pth", model.state_dict(), model.config, run_dir=run)
+    [res] = evaluation.evaluate_weights(pth, data, device="cpu")
+    assert res.mode == "packed" and res.seq_len == 24
+    assert any("window 24 tokens" in n and "the run its sidecar names" in n for n in res.notes)
+    shutil.rmtree(run)  # the run is gone: the default window, and a note that says so
+    [res] = evaluation.evaluate_weights(pth, data, device="cpu")
+    assert res.seq_len == min(512, model.config.max_position_embeddings)
+    assert any("not recorded or not found" in n for n in res.notes)
+
+
 def test_bad_inputs_are_one_line_errors(tmp_path):
     model = tiny_model(seed=6)
     run = write_run(tmp_path / "run", model, incomplete_step=None)

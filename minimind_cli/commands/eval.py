@@ -62,7 +62,7 @@ def eval_command(
     split: Annotated[SplitName, typer.Option("--split", help="Which split of a dataset to score.")]
     = SplitName.val,
     seq_len: Annotated[int | None, typer.Option(
-        "--seq-len", min=1, help="Tokens per row (default: the run's data.max_seq_len, else 512).")] = None,
+        "--seq-len", min=1, help="Tokens per row (default: the run's data.max_seq_len; for a .pth, that of the run its sidecar names; else 512).")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Rows per forward pass.")] = 8,
     max_docs: Annotated[int | None, typer.Option(
         "--max-docs", min=1, help="Score only the first N documents.")] = None,
