@@ -60,6 +60,17 @@ def wait_gone(processes: list[psutil.Process], timeout: float = 10) -> list[psut
     return alive
 
 
+def ended_leaving_nothing(proc: subprocess.Popen, out_dir: Path, children: list[psutil.Process]) -> str:
+    """Wait for a prepare that was made to fail; check that it failed, wrote nothing (no dataset, no
+    temporary directory beside it) and left no child process; its stderr."""
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "finished" not in stdout
+    assert not out_dir.exists()
+    assert list(out_dir.parent.iterdir()) == []
+    assert wait_gone(children) == []
+    return stderr
+
+
 @pytest.mark.slow  # kills real prepare processes
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_removes_the_temporary_directory(tmp_path, corpus, sig):
@@ -67,12 +78,7 @@ def test_interrupt_removes_the_temporary_directory(tmp_path, corpus, sig):
     out = tmp_path / "data"
     proc, workers = start_and_wait_for_output(src, out, tok)
     proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "finished" not in stdout
-    assert "KeyboardInterrupt" in stderr
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
-    assert wait_gone(workers) == []
+    assert "KeyboardInterrupt" in ended_leaving_nothing(proc, out, workers)
 
 
 @pytest.mark.slow  # kills real prepare processes
@@ -85,12 +91,7 @@ def test_a_killed_worker_stops_prepare_with_a_clear_error(tmp_path, corpus):
     workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
     assert len(workers) == 2, [c.cmdline() for c in children]
     workers[0].kill()
-    stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "finished" not in stdout
-    assert "an encode worker process died (killed by signal 9" in stderr
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == []
-    assert wait_gone(children) == []
+    assert "an encode worker process died (killed by signal 9" in ended_leaving_nothing(proc, out, children)
 
 
 @pytest.mark.slow  # kills real prepare processes
