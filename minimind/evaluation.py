@@ -263,17 +263,23 @@ def file_text(path: Path, tokenizer_dir: Path, text_key: str = "text", max_docs:
 
 # ------------------------------------------------------------------------------ any weights
 
-def run_config(loaded):
-    """The resolved config of the run the weights come from (its ``config.yaml``), or None."""
+def _readable_config(path: str | Path):
+    """The resolved config in the file ``path`` (a run's ``config.yaml``), or None when it is
+    missing or cannot be read: what the weights' run recorded helps, but is never required."""
     from minimind.config import load_config
 
+    if not Path(path).is_file():
+        return None
+    try:
+        return load_config(Path(path))
+    except MinimindError:
+        return None
+
+
+def run_config(loaded):
+    """The resolved config of the run the weights come from (its ``config.yaml``), or None."""
     src = loaded.config_source
-    if src and src.endswith((".yaml", ".yml")) and Path(src).is_file():
-        try:
-            return load_config(src)
-        except MinimindError:
-            return None
-    return None
+    return _readable_config(src) if src and src.endswith((".yaml", ".yml")) else None
 
 
 def default_seq_len(loaded) -> tuple[int, str | None]:
@@ -281,20 +287,16 @@ def default_seq_len(loaded) -> tuple[int, str | None]:
     their own run directory: their run's ``data.max_seq_len`` (a run or checkpoint, or the run a
     .pth's sidecar names), else 512 capped at the model's context."""
     from minimind.checkpoint import weights_run
-    from minimind.config import load_config
     from minimind.run_dir import CONFIG_FILE
 
     cfg = run_config(loaded)
     if cfg is not None:
         return int(cfg.data.max_seq_len), None
     run = weights_run(loaded.weights_file) if loaded.source_kind == "pth" else None
-    if run is not None and (Path(run) / CONFIG_FILE).is_file():
-        try:
-            n = int(load_config(Path(run) / CONFIG_FILE).data.max_seq_len)
-        except MinimindError:
-            pass
-        else:
-            return n, f"window {n} tokens: data.max_seq_len of {run}, the run its sidecar names"
+    cfg = _readable_config(Path(run) / CONFIG_FILE) if run is not None else None
+    if cfg is not None:
+        n = int(cfg.data.max_seq_len)
+        return n, f"window {n} tokens: data.max_seq_len of {run}, the run its sidecar names"
     n = min(512, loaded.config.max_position_embeddings)
     return n, f"window {n} tokens: the run of these weights is not recorded or not found (--seq-len sets another)"
 
