@@ -206,8 +206,9 @@ def _conclude(run_dir: Path, code: int | None, events_before: int, *, show: bool
         console.print(f"run: {run_dir}")
         return outcome.exit_code
     if outcome.status == "stopped":
-        err.print(f"stopped after saving a checkpoint at step {end.get('step')}. Resume with:\n"
-                  f"  minimind resume {run_dir}")
+        from minimind_cli.dashboard import stopped_message  # the wording `watch` uses too
+
+        err.print(stopped_message(run_dir, end.get("step")), markup=False)
         return outcome.exit_code
     if end and end.get("recorded_by") != "cli":  # run_failed: the trainer said what went wrong
         err.print(f"[bold red]error:[/] {end.get('error')}")

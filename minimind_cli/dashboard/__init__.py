@@ -73,9 +73,7 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
         return outcome.exit_code
     outcome = run_outcome(read_events(run_dir / EVENTS_FILE), state.returncode, process_gone=state.process_gone)
     if outcome.status == "stopped":  # exit 130 says stopped; this says where, and how to go on
-        step = outcome.event.get("step") if outcome.event is not None else None
-        at = f" at step {step}" if step is not None else ""
-        echo(f"Training stopped after saving a checkpoint{at}. Resume with: minimind resume {shlex.quote(str(run_dir))}")
+        echo(stopped_message(run_dir, outcome.event.get("step") if outcome.event is not None else None))
     if outcome.status == "failed":
         failed = parse_event(outcome.event, lenient=True) if outcome.event is not None else None
         error = (failed.error if isinstance(failed, RunFailed) else None) or outcome.message
@@ -86,6 +84,12 @@ def exit_code_for(result: DashboardResult, app: DashboardApp, echo: Callable[[st
 
 def watch_command(run_dir: Path) -> str:
     return f"minimind watch {shlex.quote(str(run_dir))}"
+
+
+def stopped_message(run_dir: Path, step: int | None) -> str:
+    """What every command says after a run stopped on request (exit 130): where, and how to go on."""
+    at = f" at step {step}" if step is not None else ""
+    return f"stopped after saving a checkpoint{at}. Resume with:\n  minimind resume {shlex.quote(str(run_dir))}"
 
 
 def _status_words(code: int) -> str:

@@ -140,7 +140,7 @@ async def test_v2_stop_replay_names_the_checkpoint_and_the_resume_command(tmp_pa
         await pilot.press("q")
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130
-    assert messages == [f"Training stopped after saving a checkpoint at step 64. Resume with: minimind resume {run_dir}"]
+    assert messages == [f"stopped after saving a checkpoint at step 64. Resume with:\n  minimind resume {run_dir}"]
 
 
 async def test_gpu_memory_per_device(tmp_path):
@@ -387,7 +387,7 @@ async def test_watch_mode_stop_ends_the_background_run_cleanly(tmp_path, fake_tr
     assert app.state.status == "stopped"
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130
-    assert messages == [f"Training stopped after saving a checkpoint at step 100. Resume with: minimind resume {run_dir}"]
+    assert messages == [f"stopped after saving a checkpoint at step 100. Resume with:\n  minimind resume {run_dir}"]
 
 
 @pytest.mark.parametrize("watching", [False, True], ids=["pretrain", "watch"])
@@ -411,7 +411,7 @@ async def test_stop_exits_130_attached_or_watching(tmp_path, fake_trainer, watch
     messages = []
     assert exit_code_for(app.return_value, app, messages.append) == 130
     # pretrain/resume print the end themselves; watch says it here, with the way on
-    assert messages == ([f"Training stopped after saving a checkpoint at step 100. Resume with: minimind resume {run_dir}"]
+    assert messages == ([f"stopped after saving a checkpoint at step 100. Resume with:\n  minimind resume {run_dir}"]
                         if watching else [])
 
 
