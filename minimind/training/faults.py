@@ -74,8 +74,8 @@ class FaultCallbacks(Callbacks):
         if self.micro_steps in self.faults.oom_micro_steps:
             from minimind.training.memory import out_of_memory_error
 
-            raise out_of_memory_error()(f"injected out of memory at micro-step attempt {self.micro_steps} "
-                        f"(MINIMIND_FAULT_OOM_MICRO_STEPS)")
+            oom = out_of_memory_error()
+            raise oom(f"injected out of memory at micro-step attempt {self.micro_steps} (MINIMIND_FAULT_OOM_MICRO_STEPS)")
 
     def micro_step_loss(self, loss: torch.Tensor) -> torch.Tensor:
         return loss * float("nan") if self.nan_now else loss
