@@ -86,6 +86,7 @@ class BenchResult:
     dtype: str
     dtype_reason: str
     compile: bool
+    optimizer: str  # a bench step includes the optimizer update: Muon's Newton-Schulz is part of its time
     params_total: int
     params_active: int
     batch_size: int  # micro-batch of the bench
@@ -128,7 +129,7 @@ class BenchResult:
         bf16 = "" if d.native_bf16 is None else (", native bf16" if d.native_bf16 else ", no native bf16")
         out = [f"device         {d.device_name} ({d.device}, {d.threads} threads{bf16})",
                f"config         profile {d.profile}: {d.params_total:,} parameters ({d.params_active:,} active), "
-               f"{d.dtype} ({d.dtype_reason}), compile {'on' if d.compile else 'off'}",
+               f"{d.dtype} ({d.dtype_reason}), compile {'on' if d.compile else 'off'}, {d.optimizer}",
                f"bench step     micro-batch {d.batch_size} x {d.seq_len} tokens, accumulation 1; {d.steps} steps "
                f"timed after {d.warmup} warm-up" + (f" ({d.steps_requested} asked; the time budget ran out)"
                                                     if d.steps < d.steps_requested else ""),
@@ -244,6 +245,7 @@ def run_bench(cfg: Config, steps: int, warmup: int, batch_size: int | None = Non
     out = BenchResult(
         profile=cfg.run.profile or "", device=str(built.device), device_name=name, threads=torch.get_num_threads(),
         native_bf16=native, dtype=built.dtype_name, dtype_reason=built.dtype_reason, compile=cfg.train.compile,
+        optimizer=cfg.train.optimizer,
         params_total=built.params["total"], params_active=built.params["active"], batch_size=built.split.batch_size,
         seq_len=built.loader.seq_len, max_seq_len=cfg.data.max_seq_len, warmup=warmup, steps=steps,
         steps_requested=requested,
@@ -259,7 +261,7 @@ def run_bench(cfg: Config, steps: int, warmup: int, batch_size: int | None = Non
 
 def matches(ref: Reference, r: BenchResult) -> bool:
     return (re.search(ref.device, r.device_name) is not None and ref.profile == r.profile and ref.dtype == r.dtype
-            and ref.compile == r.compile and ref.batch_size == r.batch_size and ref.seq_len == r.seq_len
+            and ref.compile == r.compile and ref.optimizer == r.optimizer and ref.batch_size == r.batch_size and ref.seq_len == r.seq_len
             and ref.params == r.params_total and (ref.threads is None or ref.threads == r.threads)
             and (ref.native_bf16 is None or ref.native_bf16 == r.native_bf16))
 
@@ -273,7 +275,7 @@ def compare(r: BenchResult, references: tuple[Reference, ...] = REFERENCES) -> N
             known = sorted({ref.label for ref in references})
             r.verdict = f"no reference for this device ({r.device_name}); references exist for {', '.join(known)}"
             return
-        rows = sorted({f"{ref.profile} {ref.dtype} compile {'on' if ref.compile else 'off'} micro-batch "
+        rows = sorted({f"{ref.profile} {ref.dtype} compile {'on' if ref.compile else 'off'} {ref.optimizer} micro-batch "
                        f"{ref.batch_size} x {ref.seq_len}" + (f", {ref.threads} threads" if ref.threads else "")
                        for ref in here})
         r.verdict = (f"no reference for this configuration on this device; measured here: {'; '.join(rows)}")

@@ -2,7 +2,7 @@
 
 Every row comes from ``benchmarks/RESULTS.md`` (its ``source`` names the section and the line).
 A row matches a bench result when the device name matches ``device`` (a regular expression), and
-the profile, dtype, compile, micro-batch, window and parameter count are the same; a CPU row also
+the profile, dtype, compile, optimizer, micro-batch, window and parameter count are the same; a CPU row also
 needs the same number of torch threads and the same native-bf16 support. Pure data: no torch.
 """
 
@@ -29,6 +29,7 @@ class Reference:
     threads: int | None = None  # CPU: torch threads
     native_bf16: bool | None = None  # CPU: AVX512-BF16 or AMX
     note: str = ""
+    optimizer: str = "adamw"  # every row before the profiles switched to Muon (2026-12-05) is AdamW
 
     def to_dict(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}

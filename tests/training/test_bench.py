@@ -48,7 +48,7 @@ def test_run_bench_times_real_steps_and_its_table_shows_the_json_numbers(make_co
 
 def _result(**kw) -> BenchResult:
     base = dict(profile="default", device="cpu", device_name="AMD EPYC 9999", threads=2, native_bf16=True, dtype="bf16",
-                dtype_reason="auto", compile=True, params_total=100, params_active=100, batch_size=4, seq_len=512,
+                dtype_reason="auto", compile=True, optimizer="adamw", params_total=100, params_active=100, batch_size=4, seq_len=512,
                 max_seq_len=512, warmup=2, steps=8, steps_requested=8, tokens_per_step=2048, tokens_per_s=1000.0, step_s=2.0,
                 first_step_s=40.0, compile_s=38.0, phases_s=dict.fromkeys(PHASES, 0.5), mfu=0.1, peak_flops=1e12,
                 peak_flops_source="measured", peak_memory_mib=1000.0, peak_memory_kind="rss", run_batch_size=32,
@@ -74,7 +74,7 @@ def test_no_reference_says_whether_the_device_or_the_configuration_is_unknown():
     compare(other, (REF,))
     assert other.verdict.startswith("no reference for this device (Some ARM chip)") and "AMD EPYC" in other.verdict
     for changed in (dict(dtype="fp32"), dict(compile=False), dict(batch_size=8), dict(threads=4), dict(params_total=7),
-                    dict(native_bf16=False), dict(profile="moe")):
+                    dict(native_bf16=False), dict(profile="moe"), dict(optimizer="muon")):
         r = _result(**changed)
         compare(r, (REF,))
         assert r.verdict.startswith("no reference for this configuration on this device"), changed
