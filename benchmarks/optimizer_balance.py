@@ -25,7 +25,7 @@ from _common import ensure_data, use_repo  # this directory is first on sys.path
 use_repo()
 
 
-OPTIMIZERS = {"adamw": [], "muon": ["train.optimizer=muon"]}
+OPTIMIZERS = {"adamw": ["train.optimizer=adamw"], "muon": ["train.optimizer=muon"]}
 BALANCES = {name: ["model.use_moe=true", f"model.router_balance={name}"] for name in ("aux_loss", "bias", "both")}
 
 

@@ -153,7 +153,8 @@ class DataConfig:
     packing: bool = _f(True, "pack documents into full windows (no padding); false = MiniMind's padded rows")
     doc_mask: bool = _f(False, "document-aware packing: attention stays inside each document and RoPE positions "
                                "restart at 0 at each document start (a window's first, partial document counts "
-                               "from the window start); needs packing")
+                               "from the window start); with packing=false it changes nothing (each padded row "
+                               "is one document from position 0 already)")
     num_workers: int = _f(0, "data-loading worker processes (0 = in the trainer process)")
     seq_len_schedule: list | None = _f(None, "sequence-length curriculum: [[fraction of the run, seq_len], ...], "
                                              "e.g. [[0, 128], [0.3, 256], [0.6, 512]]; each seq_len divides "
@@ -164,9 +165,6 @@ class DataConfig:
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers={self.num_workers} must be >= 0")
         check_schedule(self.seq_len_schedule, self.max_seq_len, self.packing)
-        if self.doc_mask and not self.packing:
-            raise ConfigError("data.doc_mask=true needs packed samples: with data.packing=false every row already "
-                              "holds one document", "set data.packing=true or data.doc_mask=false")
 
 
 SCHEDULES = ("minimind", "cosine", "constant")

@@ -28,19 +28,29 @@ def muon_params(model: nn.Module) -> list[nn.Parameter]:
     return [m.weight for m in layers.modules() if isinstance(m, nn.Linear) and m.weight.requires_grad]
 
 
+def check_optimizer(cfg: Config, resuming: bool = False) -> None:
+    """Refuse ``train.optimizer=muon`` on a torch without ``torch.optim.Muon``, saying how to train
+    with AdamW instead (what every profile trained with before Muon became their default). A resume
+    cannot switch optimizers, so its hint is another torch or a new run from the weights."""
+    if cfg.train.optimizer == "muon" and getattr(torch.optim, "Muon", None) is None:
+        hint = ("upgrade torch (pip install -U torch); a run trained with Muon resumes only with Muon, or "
+                "start a new AdamW run from its weights: minimind pretrain --init-from RUN --set train.optimizer=adamw"
+                if resuming else
+                "upgrade torch (pip install -U torch), or train with AdamW: --set train.optimizer=adamw")
+        raise ConfigError(f"train.optimizer=muon (every profile's default) needs torch.optim.Muon, torch >= 2.9; "
+                          f"this is torch {torch.__version__}", hint)
+
+
 def make_optimizer(model: nn.Module, cfg: Config):
     """``torch.optim.AdamW`` for ``train.optimizer=adamw``; ``MuonWithAdamW`` for ``muon``."""
     t = cfg.train
     params = [p for p in model.parameters() if p.requires_grad]
     if t.optimizer != "muon":
         return _adamw(params, cfg)
-    muon_cls = getattr(torch.optim, "Muon", None)
-    if muon_cls is None:
-        raise ConfigError(f"train.optimizer=muon needs torch.optim.Muon (torch >= 2.9); this is torch "
-                          f"{torch.__version__}", "upgrade torch, or use --set train.optimizer=adamw")
+    check_optimizer(cfg)
     matrices = muon_params(model)
     chosen = {id(p) for p in matrices}
-    muon = muon_cls([{"params": matrices, "lr_scale": t.muon_lr / t.learning_rate}], lr=t.muon_lr,
+    muon = torch.optim.Muon([{"params": matrices, "lr_scale": t.muon_lr / t.learning_rate}], lr=t.muon_lr,
                     weight_decay=t.muon_weight_decay, momentum=t.muon_momentum, nesterov=True)
     return MuonWithAdamW(muon, _adamw([p for p in params if id(p) not in chosen], cfg))
 

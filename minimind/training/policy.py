@@ -253,6 +253,9 @@ def plan_resume(target: Any, overrides: list[str] | None = None, world: int = 1,
     per_epoch = check_dataset_fits(cfg, world)
     saved_cfg = Config.from_dict(saved, source=str(config_file))
     check_fixed_keys(saved_cfg, cfg, run_of(info.path))
+    from minimind.training.optim import check_optimizer
+
+    check_optimizer(cfg, resuming=True)
     _, note = schedule_after_resume(SchedulePlan.from_dict(info.meta.get("schedule")), info.step,
                                     run_length(saved_cfg.train, per_epoch), run_length(cfg.train, per_epoch), cfg.train)
     if note:

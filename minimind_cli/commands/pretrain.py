@@ -88,6 +88,9 @@ def pretrain(
 
     check_available(cfg)
     from minimind.training.build import pick_device
+    from minimind.training.optim import check_optimizer
+
+    check_optimizer(cfg)
 
     device = pick_device(cfg.train.device)  # a device this machine lacks fails here, before any directory exists
 

@@ -40,6 +40,25 @@ def test_bad_config_is_one_line_and_starts_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_torch_without_muon_is_told_how_to_train_with_adamw_before_anything_starts(tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Every profile trains with Muon (torch >= 2.9); an older torch gets one line and the way back
+    to AdamW, from pretrain itself, not from a trainer that already made a run directory."""
+    import torch
+
+    from tests.cli.cli_helpers import run_main
+
+    monkeypatch.delattr(torch.optim, "Muon")
+    proc = run_main(capsys, "pretrain", "--profile", "tiny", "--out", str(tmp_path / "out"), "--no-tui")
+    assert proc.returncode == 2
+    assert "train.optimizer=muon (every profile's default) needs torch.optim.Muon, torch >= 2.9" in proc.stderr
+    assert "--set train.optimizer=adamw" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+    proc = run_main(capsys, "pretrain", "--profile", "tiny", "--set", "train.optimizer=adamw", "--dry-run",
+                    "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.slow  # CLI subprocesses that prepare the sample corpus
 def test_missing_data_is_one_line(tmp_path):
     proc = run_cli("pretrain", "--data", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "out"), cwd=tmp_path)

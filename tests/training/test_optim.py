@@ -67,15 +67,17 @@ def test_both_optimizer_states_are_checkpointed_exactly(make_config, tmp_path):
     restored, _ = restore(fresh, find_checkpoint(run_dir))
     assert [train_step(fresh, restored).loss for _ in range(2)] == expected
 
-    other = build(make_config())  # a resume with the other optimizer cannot use that state
+    other = build(make_config("train.optimizer=adamw"))  # a resume with the other optimizer cannot use that state
     with pytest.raises(CheckpointError, match="train.optimizer=muon, not adamw"):
         restore(other, find_checkpoint(run_dir), force=True)
 
 
 def test_muon_on_a_torch_without_it_is_one_clear_error(make_config, monkeypatch):
     monkeypatch.delattr(torch.optim, "Muon")
-    with pytest.raises(ConfigError, match=r"train.optimizer=muon needs torch.optim.Muon \(torch >= 2.9\)"):
+    with pytest.raises(ConfigError, match=r"train.optimizer=muon \(every profile's default\) needs torch.optim.Muon, "
+                                          r"torch >= 2.9; this is torch") as refused:
         build(make_config(*MUON))
+    assert "train with AdamW: --set train.optimizer=adamw" in refused.value.hint
 
 
 def test_bad_optimizer_settings_are_config_errors(make_config):

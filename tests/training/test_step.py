@@ -87,7 +87,9 @@ def test_the_learning_rate_follows_the_schedule_at_the_state_step(make_config):
     state = TrainState(step=7)
     result = train_step(built, state)
     assert result.lr == lr_at(7, built.total_steps, built.cfg.train)
-    assert all(g["lr"] == result.lr for g in built.optimizer.param_groups)
+    groups = built.optimizer.param_groups
+    assert {g.get("lr_scale", 1.0) for g in groups} == {1.0, built.cfg.train.muon_lr / built.cfg.train.learning_rate}
+    assert all(g["lr"] == pytest.approx(result.lr * g.get("lr_scale", 1.0), rel=1e-12) for g in groups)
 
 
 def test_doc_mask_reaches_the_training_step_and_validation(make_config):
