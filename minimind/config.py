@@ -186,8 +186,10 @@ class TrainConfig:
     samples_per_step: int | None = _f(None, "batch_size auto: samples per optimizer step per process "
                                             "(null = the batch_size set before auto x accumulation_steps)")
     learning_rate: float = _f(5e-4, "peak learning rate")
-    optimizer: str = _f("adamw", "adamw, or muon: Muon (torch >= 2.9) for the hidden weight matrices, AdamW "
-                                 "(learning_rate, weight_decay, betas) for embeddings, norms and the MoE router")
+    optimizer: str = _f("adamw", "muon (every shipped profile): Muon (torch >= 2.9) for the hidden weight "
+                                 "matrices, AdamW (learning_rate, weight_decay, betas) for embeddings, norms and "
+                                 "the MoE router; or adamw for everything (also what a config that names no "
+                                 "optimizer, from before Muon existed, trained with)")
     muon_lr: float = _f(0.02, "muon: peak learning rate of the Muon matrices; the lr schedule scales it like "
                               "learning_rate")
     muon_weight_decay: float = _f(0.0, "muon: decoupled weight decay of the Muon matrices")

@@ -79,8 +79,9 @@ def _show(raw: dict, progress: Progress, task, outcome: Seen):
         if event.params_active != event.params_total:
             params += f" ({event.params_active or 0:,} active)"
         resumed = f", resumed from step {start}" if event.resumed_from else ""
+        optimizer = f", {event.optimizer}" if event.optimizer else ""
         say(f"[bold]{escape(str(event.run))}[/]: {params}, {total} steps, device {event.device}, "
-            f"dtype {event.dtype}, {event.world_size} process(es){resumed}")
+            f"dtype {event.dtype}{optimizer}, {event.world_size} process(es){resumed}")
     elif isinstance(event, Step):
         info = (f"loss {event.loss:.4f}  lr {event.lr:.2e}  {event.tokens_per_s:,.0f} tok/s"
                 if event.loss is not None else "")

@@ -4,7 +4,9 @@ The estimate (``estimate``) adds up, for the chosen dtype:
 
   params      fp32 weights (4 bytes each), plus their bf16/fp16 copies under autocast
   grads       fp32 gradients (4 bytes per parameter)
-  optimizer   AdamW's two fp32 moments (8 bytes per parameter)
+  optimizer   AdamW's two fp32 moments (8 bytes per parameter); Muon keeps one momentum buffer for
+              its matrices, so under the profiles' Muon this part is an upper bound (by 4 bytes
+              per matrix weight: 86 MiB for default, 350 MiB for moe)
   activations what autograd keeps for the backward pass of one micro-batch: per token and block
               the residual stream and RMSNorm outputs (fp32), the q/k/v projections, RoPE
               operands, attention inputs and output, and the four SwiGLU tensors (in the autocast
@@ -85,7 +87,7 @@ class MemoryEstimate:
         out = [f"memory estimate at micro-batch {self.batch_size}:",
                f"  parameters   {self.params_mib:9.1f} MiB",
                f"  gradients    {self.grads_mib:9.1f} MiB",
-               f"  optimizer    {self.optimizer_mib:9.1f} MiB (AdamW moments)",
+               f"  optimizer    {self.optimizer_mib:9.1f} MiB (AdamW's two moments; Muon's one is less)",
                f"  activations  {self.activations_mib:9.1f} MiB (one micro-batch)"]
         if self.runtime_mib:
             out.append(f"  runtime      {self.runtime_mib:9.1f} MiB (Python, torch)")

@@ -82,6 +82,7 @@ def test_pretrain_runs_to_the_end(tmp_path, small_dataset):
                    "--run", "r1", "--max-steps", "6", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "done: 6 steps" in proc.stdout and "pretrain_64.pth" in proc.stdout
+    assert "6 steps, device cpu, dtype fp32, muon, 1 process(es)" in proc.stdout  # what it trains with
     run_dir = tmp_path / "out" / "runs" / "r1"
     assert read_events(run_dir / "events.jsonl")[-1]["type"] == "run_finished"
     # The same name again is refused with a hint to resume.
