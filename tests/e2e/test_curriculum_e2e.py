@@ -4,11 +4,11 @@ a SIGKILL in the middle of a phase resumes bitwise-exactly, and 2 DDP ranks matc
 import pytest
 
 from minimind.events import read_events, validate_event
-from tests.e2e.conftest import finished_run, kill_then_resume, losses_by_step, make_run
+from tests.e2e.conftest import EXACT_OPTIMIZER, finished_run, kill_then_resume, losses_by_step, make_run
 from tests.e2e.test_ddp import torchrun
 
 # SMALL: max_seq_len 32, 16 steps, checkpoints every 5. Phases: 8 tokens for steps 1-4, 16 for 5-8, 32 after.
-CURRICULUM = ["data.seq_len_schedule=[[0, 8], [0.25, 16], [0.5, 32]]"]
+CURRICULUM = ["data.seq_len_schedule=[[0, 8], [0.25, 16], [0.5, 32]]", EXACT_OPTIMIZER]  # two ranks vs one at 1e-5
 
 
 @pytest.fixture(scope="module")

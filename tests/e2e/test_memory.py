@@ -8,6 +8,7 @@ from minimind.config import resolve
 from minimind.events import read_events
 from minimind.training.memory import SAFETY_MARGIN, estimate
 from tests.e2e.conftest import (
+    EXACT_OPTIMIZER,
     SMALL,
     kill,
     last_step,
@@ -22,11 +23,11 @@ from tests.e2e.conftest import (
 
 def test_an_oom_split_trains_what_that_split_trains_from_the_start_and_resume_keeps_it(tmp_path, small_dataset):
     reference = make_run(tmp_path, small_dataset, "ref", ["train.max_steps=10", "train.batch_size=2",
-                                                          "train.accumulation_steps=4"])
+                                                          "train.accumulation_steps=4", EXACT_OPTIMIZER])
     code, _, err = run_to_end(reference)
     assert code == 0, err
     # micro-step 3 is the first of step 2 (4 x 2): out of memory there, the step reruns as 2 x 4
-    run_dir = make_run(tmp_path, small_dataset, "oom", ["train.max_steps=10"])
+    run_dir = make_run(tmp_path, small_dataset, "oom", ["train.max_steps=10", EXACT_OPTIMIZER])
     proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_OOM_MICRO_STEPS="3", MINIMIND_FAULT_STEP_SLEEP="0.3"))
     wait_for(lambda: last_step(run_dir) >= 6)
     kill(proc)

@@ -13,6 +13,7 @@ from minimind.training.memory import Split
 from minimind.training.oom import OOMRecovery
 from minimind.training.state import TrainState
 from minimind.training.step import evaluate, train_step
+from tests.e2e.conftest import EXACT_OPTIMIZER
 from tests.training.test_oom import Recorded
 
 
@@ -50,14 +51,11 @@ def test_a_step_trains_the_same_weights_however_it_is_split(make_config, packing
     a mean over the step's tokens, so three steps end at the same weights (fp32). At MiniMind's
     learning rate: AdamW turns the summation-order noise of a near-zero gradient into up to one lr of
     update, which a larger lr would show as a difference above the tolerance. AdamW, not the
-    profiles' Muon: Muon orthogonalises each momentum matrix in bf16, which magnifies that same
-    summation-order noise along the matrix's smallest singular directions (measured ~1e-3 after
-    three steps), so it cannot tell a wrong token mean from rounding. The gradient is the
-    optimizer's input and the same for both."""
+    profiles' Muon: see EXACT_OPTIMIZER."""
     results = {}
     for b, a in [(8, 1), (4, 2), (1, 8)]:
         built = build(make_config(f"train.batch_size={b}", f"train.accumulation_steps={a}",
-                                  f"data.packing={packing}", "train.learning_rate=5e-4", "train.optimizer=adamw"))
+                                  f"data.packing={packing}", "train.learning_rate=5e-4", EXACT_OPTIMIZER))
         state, losses = TrainState(), []
         for _ in range(3):
             r = train_step(built, state)
