@@ -261,7 +261,8 @@ def run_bench(cfg: Config, steps: int, warmup: int, batch_size: int | None = Non
 
 def matches(ref: Reference, r: BenchResult) -> bool:
     return (re.search(ref.device, r.device_name) is not None and ref.profile == r.profile and ref.dtype == r.dtype
-            and ref.compile == r.compile and ref.optimizer == r.optimizer and ref.batch_size == r.batch_size and ref.seq_len == r.seq_len
+            and ref.compile == r.compile and ref.optimizer == r.optimizer
+            and ref.batch_size == r.batch_size and ref.seq_len == r.seq_len
             and ref.params == r.params_total and (ref.threads is None or ref.threads == r.threads)
             and (ref.native_bf16 is None or ref.native_bf16 == r.native_bf16))
 

@@ -51,7 +51,7 @@ def make_optimizer(model: nn.Module, cfg: Config):
     matrices = muon_params(model)
     chosen = {id(p) for p in matrices}
     muon = torch.optim.Muon([{"params": matrices, "lr_scale": t.muon_lr / t.learning_rate}], lr=t.muon_lr,
-                    weight_decay=t.muon_weight_decay, momentum=t.muon_momentum, nesterov=True)
+                            weight_decay=t.muon_weight_decay, momentum=t.muon_momentum, nesterov=True)
     return MuonWithAdamW(muon, _adamw([p for p in params if id(p) not in chosen], cfg))
 
 
