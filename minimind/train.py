@@ -140,4 +140,6 @@ def train(run_dir: Path, *, dist, reporter, resume_from: Path | None = None, ini
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from minimind import distributed
+
+    distributed.exit_process(main())
