@@ -29,7 +29,7 @@ class Reference:
     threads: int | None = None  # CPU: torch threads
     native_bf16: bool | None = None  # CPU: AVX512-BF16 or AMX
     note: str = ""
-    optimizer: str = "adamw"  # every row before the profiles switched to Muon (2026-12-05) is AdamW
+    optimizer: str = "adamw"  # the rows from before the profiles switched to Muon (2026-12-05) are all AdamW
 
     def to_dict(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -37,7 +37,7 @@ class Reference:
 
 H200 = "benchmarks/RESULTS.md, Training throughput > GPU (H200), the run after the trainer split (2026-11-28, torch 2.11)"
 INTEL_AMX = "benchmarks/RESULTS.md, Training throughput (Intel CPU with AMX, 2 cores, idle)"
-EPYC = "benchmarks/RESULTS.md, minimind bench on a CPU (AMD EPYC with AVX512-BF16, 2 cores, shared)"
+EPYC = "benchmarks/RESULTS.md, minimind bench on an idle CPU, AdamW and Muon (AMD EPYC with AVX512-BF16, 2 cores)"
 
 REFERENCES: tuple[Reference, ...] = (
     Reference(r"\bH200\b", "NVIDIA H200", "default", "bf16", True, 32, 512, DEFAULT_PARAMS, 719_000, H200,
@@ -51,12 +51,20 @@ REFERENCES: tuple[Reference, ...] = (
               threads=2, native_bf16=True),
     Reference(r"Intel", "Intel CPU with AMX", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 1_703, INTEL_AMX,
               threads=2, native_bf16=True),
-    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 450, EPYC,
-              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
-    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "fp32", False, 4, 512, DEFAULT_PARAMS, 135, EPYC,
-              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
-    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "bf16", True, 4, 512, MOE_PARAMS, 174, EPYC,
-              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
-    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "fp32", False, 4, 512, MOE_PARAMS, 89, EPYC,
-              threads=2, native_bf16=True, note="measured on a shared machine (load average about 4 on 2 cores)"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 2_820, EPYC,
+              threads=2, native_bf16=True),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "bf16", True, 4, 512, DEFAULT_PARAMS, 1_887, EPYC,
+              threads=2, native_bf16=True, optimizer="muon"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "fp32", False, 4, 512, DEFAULT_PARAMS, 1_064, EPYC,
+              threads=2, native_bf16=True),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "default", "fp32", False, 4, 512, DEFAULT_PARAMS, 887, EPYC,
+              threads=2, native_bf16=True, optimizer="muon"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "bf16", True, 4, 512, MOE_PARAMS, 1_051, EPYC,
+              threads=2, native_bf16=True),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "bf16", True, 4, 512, MOE_PARAMS, 623, EPYC,
+              threads=2, native_bf16=True, optimizer="muon"),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "fp32", False, 4, 512, MOE_PARAMS, 338, EPYC,
+              threads=2, native_bf16=True),
+    Reference(r"AMD EPYC", "AMD EPYC with AVX512-BF16", "moe", "fp32", False, 4, 512, MOE_PARAMS, 280, EPYC,
+              threads=2, native_bf16=True, optimizer="muon"),
 )
