@@ -69,8 +69,11 @@ def exit_process(code: int) -> None:
     failed: 3 of 87 two-process runs on a loaded 2-core CPU. Everything the trainer owns (events,
     checkpoints, the run lock) is closed before this call."""
     if _joined:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a reader that went away, or a closed stream: exit all the same
+                pass
         os._exit(code)
     sys.exit(code)
 
