@@ -6,7 +6,7 @@ import pytest
 
 from minimind.events import read_events
 from tests.conftest import run_cli
-from tests.e2e.conftest import SMALL, kill, last_step, make_run, start, wait_for
+from tests.e2e.conftest import SMALL, kill, last_step, make_run, start, trainer_env, wait_for
 
 ARGS = ["--profile", "tiny", "--no-tui", *[a for s in SMALL for a in ("--set", s)]]
 
@@ -39,7 +39,9 @@ def test_resume_skips_a_damaged_newest_checkpoint_and_the_trainer_restores_the_v
 
 def test_resume_with_a_new_length_continues_the_lr_without_a_jump(tmp_path, small_dataset):
     run_dir = make_run(tmp_path, small_dataset, "long", ["train.max_steps=60"])
-    proc = start(run_dir)
+    # Killed between steps 11 and 14, so the newest checkpoint is step 10: slow steps leave the kill
+    # 2 s to land (on a loaded machine an unslowed run once reached step 15 first).
+    proc = start(run_dir, env=trainer_env(MINIMIND_FAULT_STEP_SLEEP="0.5"))
     wait_for(lambda: last_step(run_dir) >= 11)
     kill(proc)
     before = _lrs(read_events(run_dir / "events.jsonl"))
